@@ -1,0 +1,20 @@
+SWIFT ?= swift
+
+.PHONY: all build test run bench clean
+
+all: build
+
+build:
+	$(SWIFT) build
+
+# The whole test suite (unit tests and the fixtures under Fixtures/).
+test:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# The main job on a bundled scenario.
+run:
+	$(SWIFT) run smmuv3 demo
+
+clean:
+	rm -rf .build

@@ -1,0 +1,389 @@
+/// A device with memory-mapped registers, mapped on a ``Bus``.
+///
+/// Subclass it and override the accessors. The bus calls them with the offset from the
+/// mapping base and the access size in bytes (1, 2, 4 or 8; the bus itself never splits or
+/// merges accesses, so a device sees exactly what the CPU issued and applies its own rules
+/// for unsupported sizes or alignment).
+open class MMIODevice {
+    /// Creates a device.
+    public init() {}
+
+    /// A short name used in traces.
+    open var deviceName: String { "device" }
+
+    /// Reads `size` bytes at `offset`. The default reads as zero.
+    open func mmioRead(offset: UInt64, size: Int) -> UInt64 { 0 }
+
+    /// Writes the low `size` bytes of `value` at `offset`. The default ignores the write.
+    open func mmioWrite(offset: UInt64, value: UInt64, size: Int) {}
+
+    /// The name of the register at `offset`, if any (used in traces).
+    open func registerName(offset: UInt64) -> String? { nil }
+}
+
+/// Which accesses a fault-injection rule applies to.
+public struct AccessKinds: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// Device reads.
+    public static let read = AccessKinds(rawValue: 1)
+    /// Device writes (including MSIs).
+    public static let write = AccessKinds(rawValue: 2)
+    /// Both.
+    public static let readWrite: AccessKinds = [.read, .write]
+}
+
+/// A handle returned when a fault is injected, used to remove it.
+public struct FaultHandle: Sendable, Hashable {
+    let id: Int
+}
+
+/// Fault injection on device (DMA) accesses: address ranges that return an external abort,
+/// and MSIs that are silently dropped. CPU accesses are never affected, so a test can still
+/// set up tables in a range whose device accesses abort.
+public final class FaultInjector {
+    struct AbortRule {
+        let handle: FaultHandle
+        let range: ClosedRange<UInt64>
+        let kinds: AccessKinds
+        var remaining: Int?
+    }
+
+    struct DropRule {
+        let handle: FaultHandle
+        let range: ClosedRange<UInt64>
+        var remaining: Int?
+    }
+
+    private var abortRules: [AbortRule] = []
+    private var dropRules: [DropRule] = []
+    private var nextID = 0
+
+    /// Whether any rule is installed (checked first on every device access).
+    public private(set) var isActive = false
+    /// The number of device accesses that were aborted by a rule.
+    public private(set) var abortsInjected = 0
+    /// The number of MSIs that were dropped by a rule.
+    public private(set) var msisDropped = 0
+
+    init() {}
+
+    /// Makes device accesses of `kinds` that touch `range` return an external abort, for the
+    /// next `count` matching accesses (forever when `count` is nil). A rule whose count is used
+    /// up is removed. A `count` below 1 installs nothing.
+    @discardableResult
+    public func injectAbort(_ range: ClosedRange<UInt64>, on kinds: AccessKinds = .readWrite, count: Int? = nil) -> FaultHandle {
+        let handle = makeHandle()
+        if let count, count < 1 { return handle }
+        abortRules.append(AbortRule(handle: handle, range: range, kinds: kinds, remaining: count))
+        isActive = true
+        return handle
+    }
+
+    /// Makes the next `count` MSIs (all of them when nil) whose address is in `range`
+    /// disappear: no memory write and no abort.
+    @discardableResult
+    public func dropMSIs(to range: ClosedRange<UInt64>, count: Int? = nil) -> FaultHandle {
+        let handle = makeHandle()
+        if let count, count < 1 { return handle }
+        dropRules.append(DropRule(handle: handle, range: range, remaining: count))
+        isActive = true
+        return handle
+    }
+
+    /// Removes one rule.
+    public func remove(_ handle: FaultHandle) {
+        abortRules.removeAll { $0.handle == handle }
+        dropRules.removeAll { $0.handle == handle }
+        isActive = !abortRules.isEmpty || !dropRules.isEmpty
+    }
+
+    /// Removes every rule.
+    public func removeAll() {
+        abortRules.removeAll()
+        dropRules.removeAll()
+        isActive = false
+    }
+
+    private func makeHandle() -> FaultHandle {
+        nextID += 1
+        return FaultHandle(id: nextID)
+    }
+
+    /// Whether a device access of `length` bytes at `address` aborts (consuming one use).
+    func aborts(_ address: UInt64, length: Int, kind: AccessKinds) -> Bool {
+        let last = address &+ UInt64(max(length, 1) - 1)
+        for index in abortRules.indices {
+            let rule = abortRules[index]
+            guard rule.kinds.contains(kind), rule.range.lowerBound <= last, address <= rule.range.upperBound else { continue }
+            if let remaining = rule.remaining {
+                if remaining <= 1 {
+                    abortRules.remove(at: index)
+                    isActive = !abortRules.isEmpty || !dropRules.isEmpty
+                } else {
+                    abortRules[index].remaining = remaining - 1
+                }
+            }
+            abortsInjected += 1
+            return true
+        }
+        return false
+    }
+
+    /// Whether an MSI to `address` is dropped (consuming one use).
+    func dropsMSI(to address: UInt64) -> Bool {
+        for index in dropRules.indices {
+            let rule = dropRules[index]
+            guard rule.range.contains(address) else { continue }
+            if let remaining = rule.remaining {
+                if remaining <= 1 {
+                    dropRules.remove(at: index)
+                    isActive = !abortRules.isEmpty || !dropRules.isEmpty
+                } else {
+                    dropRules[index].remaining = remaining - 1
+                }
+            }
+            msisDropped += 1
+            return true
+        }
+        return false
+    }
+}
+
+/// The system bus: routes CPU MMIO accesses to mapped devices by physical address, gives
+/// devices DMA access to memory, and delivers MSIs as real memory writes. Little-endian.
+///
+/// Two kinds of access exist:
+/// - CPU accesses (`read32(at:)`, `write64(_:at:)`, ...): what a driver does. They reach a
+///   mapped device or memory and are never affected by fault injection.
+/// - Device accesses (`dmaRead64(at:)`, `dmaWrite32(_:at:)`, ...): what the SMMU and
+///   endpoints do. They return `nil`/`false` for an external abort: an address outside the
+///   52-bit physical space, or a range made to abort by ``faults``.
+public final class Bus {
+    struct Region {
+        let base: UInt64
+        let size: UInt64
+        let device: MMIODevice
+        @inline(__always) func contains(_ address: UInt64) -> Bool { address &- base < size && address >= base }
+    }
+
+    /// The physical memory behind the bus.
+    public let memory: PhysicalMemory
+    /// The interrupt fabric.
+    public let interrupts: InterruptController
+    /// The platform trace.
+    public let trace: Trace
+    /// The platform's virtual clock.
+    public let clock: VirtualClock
+    /// Fault injection on device accesses.
+    public let faults = FaultInjector()
+
+    private var regions: [Region] = []
+    private var mmioLow: UInt64 = .max
+    private var mmioHigh: UInt64 = 0
+
+    /// Creates a bus with empty memory, no devices and a trace recording `traceCategories`.
+    public init(traceCategories: TraceCategory = []) {
+        let clock = VirtualClock()
+        self.clock = clock
+        self.memory = PhysicalMemory()
+        self.trace = Trace(enabled: traceCategories, clock: clock)
+        self.interrupts = InterruptController(trace: trace)
+    }
+
+    /// Errors from ``map(_:at:size:)``.
+    public enum MappingError: Error, Equatable, CustomStringConvertible {
+        /// The new window overlaps an existing device window.
+        case overlap(base: UInt64, size: UInt64, existing: String)
+        /// The window is empty, wraps around or leaves the physical space.
+        case invalidWindow(base: UInt64, size: UInt64)
+
+        public var description: String {
+            switch self {
+            case .overlap(let base, let size, let existing):
+                "MMIO window \(hex(base))+\(hex(size)) overlaps \(existing)"
+            case .invalidWindow(let base, let size):
+                "invalid MMIO window \(hex(base))+\(hex(size))"
+            }
+        }
+    }
+
+    /// Maps `device` at `[base, base + size)`.
+    public func map(_ device: MMIODevice, at base: UInt64, size: UInt64) throws(MappingError) {
+        guard size > 0, PhysicalMemory.contains(base, length: Int(clamping: size)) else {
+            throw .invalidWindow(base: base, size: size)
+        }
+        for region in regions where base < region.base &+ region.size && region.base < base &+ size {
+            throw .overlap(base: base, size: size, existing: region.device.deviceName)
+        }
+        regions.append(Region(base: base, size: size, device: device))
+        regions.sort { $0.base < $1.base }
+        mmioLow = min(mmioLow, base)
+        mmioHigh = max(mmioHigh, base &+ size &- 1)
+    }
+
+    @inline(__always)
+    private func region(at address: UInt64) -> Region? {
+        guard address >= mmioLow, address <= mmioHigh else { return nil }
+        for region in regions where region.contains(address) { return region }
+        return nil
+    }
+
+    // MARK: CPU accesses
+
+    private func cpuRead(_ address: UInt64, size: Int) -> UInt64 {
+        if let region = region(at: address) {
+            let offset = address &- region.base
+            let value = region.device.mmioRead(offset: offset, size: size)
+            if trace.isEnabled(.mmio) { traceMMIO(region, offset: offset, size: size, value: value, write: false) }
+            return value
+        }
+        switch size {
+        case 1: return UInt64(memory.read8(at: address))
+        case 2: return UInt64(memory.read16(at: address))
+        case 4: return UInt64(memory.read32(at: address))
+        default: return memory.read64(at: address)
+        }
+    }
+
+    private func cpuWrite(_ value: UInt64, _ address: UInt64, size: Int) {
+        if let region = region(at: address) {
+            let offset = address &- region.base
+            if trace.isEnabled(.mmio) { traceMMIO(region, offset: offset, size: size, value: value, write: true) }
+            region.device.mmioWrite(offset: offset, value: value, size: size)
+            return
+        }
+        switch size {
+        case 1: memory.write8(UInt8(truncatingIfNeeded: value), at: address)
+        case 2: memory.write16(UInt16(truncatingIfNeeded: value), at: address)
+        case 4: memory.write32(UInt32(truncatingIfNeeded: value), at: address)
+        default: memory.write64(value, at: address)
+        }
+    }
+
+    private func traceMMIO(_ region: Region, offset: UInt64, size: Int, value: UInt64, write: Bool) {
+        let name = region.device.registerName(offset: offset).map { " " + $0 } ?? ""
+        let arrow = write ? "<-" : "->"
+        trace.record(.mmio, "\(write ? "W" : "R")\(size * 8) \(region.device.deviceName)+\(hex(offset, digits: 5))\(name) \(arrow) \(hex(value, digits: size * 2))")
+    }
+
+    /// CPU 8-bit read (memory or MMIO).
+    public func read8(at address: UInt64) -> UInt8 { UInt8(truncatingIfNeeded: cpuRead(address, size: 1)) }
+    /// CPU 16-bit read (memory or MMIO).
+    public func read16(at address: UInt64) -> UInt16 { UInt16(truncatingIfNeeded: cpuRead(address, size: 2)) }
+    /// CPU 32-bit read (memory or MMIO).
+    public func read32(at address: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: cpuRead(address, size: 4)) }
+    /// CPU 64-bit read (memory or MMIO).
+    public func read64(at address: UInt64) -> UInt64 { cpuRead(address, size: 8) }
+    /// CPU 8-bit write (memory or MMIO).
+    public func write8(_ value: UInt8, at address: UInt64) { cpuWrite(UInt64(value), address, size: 1) }
+    /// CPU 16-bit write (memory or MMIO).
+    public func write16(_ value: UInt16, at address: UInt64) { cpuWrite(UInt64(value), address, size: 2) }
+    /// CPU 32-bit write (memory or MMIO).
+    public func write32(_ value: UInt32, at address: UInt64) { cpuWrite(UInt64(value), address, size: 4) }
+    /// CPU 64-bit write (memory or MMIO).
+    public func write64(_ value: UInt64, at address: UInt64) { cpuWrite(value, address, size: 8) }
+
+    // MARK: Device (DMA) accesses
+
+    @inline(__always)
+    private func deviceAccessAborts(_ address: UInt64, length: Int, kind: AccessKinds) -> Bool {
+        if !PhysicalMemory.contains(address, length: length) { return true }
+        return faults.isActive && faults.aborts(address, length: length, kind: kind)
+    }
+
+    /// Device 32-bit read; `nil` on external abort.
+    public func dmaRead32(at address: UInt64) -> UInt32? {
+        if deviceAccessAborts(address, length: 4, kind: .read) { noteAbort(address, 4, write: false); return nil }
+        if let region = region(at: address) {
+            return UInt32(truncatingIfNeeded: region.device.mmioRead(offset: address &- region.base, size: 4))
+        }
+        let value = memory.read32(at: address)
+        trace.record(.dma, "R32 \(hex(address, digits: 13)) -> \(hex(value, digits: 8))")
+        return value
+    }
+
+    /// Device 64-bit read; `nil` on external abort.
+    public func dmaRead64(at address: UInt64) -> UInt64? {
+        if deviceAccessAborts(address, length: 8, kind: .read) { noteAbort(address, 8, write: false); return nil }
+        if let region = region(at: address) {
+            return region.device.mmioRead(offset: address &- region.base, size: 8)
+        }
+        let value = memory.read64(at: address)
+        trace.record(.dma, "R64 \(hex(address, digits: 13)) -> \(hex(value, digits: 16))")
+        return value
+    }
+
+    /// Device 32-bit write; `false` on external abort.
+    @discardableResult
+    public func dmaWrite32(_ value: UInt32, at address: UInt64) -> Bool {
+        if deviceAccessAborts(address, length: 4, kind: .write) { noteAbort(address, 4, write: true); return false }
+        if let region = region(at: address) {
+            region.device.mmioWrite(offset: address &- region.base, value: UInt64(value), size: 4)
+            return true
+        }
+        trace.record(.dma, "W32 \(hex(address, digits: 13)) <- \(hex(value, digits: 8))")
+        memory.write32(value, at: address)
+        return true
+    }
+
+    /// Device 64-bit write; `false` on external abort.
+    @discardableResult
+    public func dmaWrite64(_ value: UInt64, at address: UInt64) -> Bool {
+        if deviceAccessAborts(address, length: 8, kind: .write) { noteAbort(address, 8, write: true); return false }
+        if let region = region(at: address) {
+            region.device.mmioWrite(offset: address &- region.base, value: value, size: 8)
+            return true
+        }
+        trace.record(.dma, "W64 \(hex(address, digits: 13)) <- \(hex(value, digits: 16))")
+        memory.write64(value, at: address)
+        return true
+    }
+
+    /// Device read of `buffer.count` bytes; `false` (buffer untouched) on external abort.
+    /// MMIO windows are not readable in bulk: a bulk read touching one aborts.
+    public func dmaRead(at address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        if deviceAccessAborts(address, length: buffer.count, kind: .read) { noteAbort(address, buffer.count, write: false); return false }
+        if overlapsMMIO(address, length: buffer.count) { noteAbort(address, buffer.count, write: false); return false }
+        memory.read(at: address, into: buffer)
+        trace.record(.dma, "R\(buffer.count * 8) \(hex(address, digits: 13))")
+        return true
+    }
+
+    /// Device write of the bytes of `buffer`; `false` (memory untouched) on external abort.
+    /// MMIO windows are not writable in bulk: a bulk write touching one aborts.
+    @discardableResult
+    public func dmaWrite(at address: UInt64, from buffer: UnsafeRawBufferPointer) -> Bool {
+        if deviceAccessAborts(address, length: buffer.count, kind: .write) { noteAbort(address, buffer.count, write: true); return false }
+        if overlapsMMIO(address, length: buffer.count) { noteAbort(address, buffer.count, write: true); return false }
+        memory.write(at: address, from: buffer)
+        trace.record(.dma, "W\(buffer.count * 8) \(hex(address, digits: 13))")
+        return true
+    }
+
+    @inline(__always)
+    private func overlapsMMIO(_ address: UInt64, length: Int) -> Bool {
+        let last = address &+ UInt64(max(length, 1) - 1)
+        guard last >= mmioLow, address <= mmioHigh else { return false }
+        return regions.contains { $0.base <= last && address <= $0.base &+ $0.size &- 1 }
+    }
+
+    private func noteAbort(_ address: UInt64, _ length: Int, write: Bool) {
+        trace.record(.dma, "\(write ? "W" : "R")\(length * 8) \(hex(address, digits: 13)) EXTERNAL ABORT")
+    }
+
+    /// Performs an MSI: a 32-bit device write of `data` to `address` on behalf of `source`,
+    /// recorded by ``interrupts``. Returns what happened; `.aborted` must be logged by the
+    /// sender as the architecture says.
+    @discardableResult
+    public func deliverMSI(address: UInt64, data: UInt32, source: String) -> MSIOutcome {
+        let outcome: MSIOutcome
+        if faults.isActive && faults.dropsMSI(to: address) {
+            outcome = .dropped
+        } else {
+            outcome = dmaWrite32(data, at: address) ? .delivered : .aborted
+        }
+        interrupts.noteMSI(address: address, data: data, outcome: outcome, source: source)
+        return outcome
+    }
+}

@@ -1,0 +1,790 @@
+import Platform
+
+/// A raw 16-byte command queue entry: two little-endian doublewords (§4.1.1).
+public struct CommandEntry: Hashable, Sendable, CustomStringConvertible {
+    /// Bits [63:0].
+    public var dw0: UInt64
+    /// Bits [127:64].
+    public var dw1: UInt64
+
+    /// Creates an entry from its two doublewords.
+    @inlinable
+    public init(dw0: UInt64, dw1: UInt64) {
+        self.dw0 = dw0
+        self.dw1 = dw1
+    }
+
+    /// The opcode byte.
+    @inlinable public var opcode: UInt8 { UInt8(truncatingIfNeeded: dw0) }
+
+    /// The command decoded as far as it can be (every architected opcode accepted), or why not.
+    public var decoded: Result<Command, IllegalCommand> {
+        Command.decode(self, features: .permissive)
+    }
+
+    /// A readable rendering, e.g. `CMD_CFGI_STE sid=0x10 leaf`.
+    public var description: String {
+        switch decoded {
+        case .success(let command): command.description
+        case .failure(let illegal): "\(CommandOpcode.name(of: opcode)) [\(illegal.reason)] dw0=\(hex(dw0, digits: 16)) dw1=\(hex(dw1, digits: 16))"
+        }
+    }
+}
+
+/// Command opcodes (§4.1.1). Opcodes not listed are Reserved.
+public enum CommandOpcode: UInt8, CaseIterable, Sendable {
+    case prefetchConfig = 0x01
+    case prefetchAddress = 0x02
+    case cfgiSTE = 0x03
+    case cfgiSTERange = 0x04
+    case cfgiCD = 0x05
+    case cfgiCDAll = 0x06
+    case cfgiVMSPIDM = 0x07
+    case tlbiNHAll = 0x10
+    case tlbiNHASID = 0x11
+    case tlbiNHVA = 0x12
+    case tlbiNHVAA = 0x13
+    case tlbiEL3All = 0x18
+    case tlbiEL3VA = 0x1A
+    case tlbiEL2All = 0x20
+    case tlbiEL2ASID = 0x21
+    case tlbiEL2VA = 0x22
+    case tlbiEL2VAA = 0x23
+    case tlbiS12VMAll = 0x28
+    case tlbiS2IPA = 0x2A
+    case tlbiNSNHAll = 0x30
+    case atcInv = 0x40
+    case priResp = 0x41
+    case resume = 0x44
+    case stallTerm = 0x45
+    case sync = 0x46
+    case tlbiSEL2All = 0x50
+    case tlbiSEL2ASID = 0x51
+    case tlbiSEL2VA = 0x52
+    case tlbiSEL2VAA = 0x53
+    case tlbiSS12VMAll = 0x58
+    case tlbiSS2IPA = 0x5A
+    case tlbiSNHAll = 0x60
+    case dptiAll = 0x70
+    case dptiPA = 0x73
+
+    /// The spec name, e.g. `CMD_TLBI_NH_VA`.
+    public var specName: String {
+        switch self {
+        case .prefetchConfig: "CMD_PREFETCH_CONFIG"
+        case .prefetchAddress: "CMD_PREFETCH_ADDR"
+        case .cfgiSTE: "CMD_CFGI_STE"
+        case .cfgiSTERange: "CMD_CFGI_STE_RANGE"
+        case .cfgiCD: "CMD_CFGI_CD"
+        case .cfgiCDAll: "CMD_CFGI_CD_ALL"
+        case .cfgiVMSPIDM: "CMD_CFGI_VMS_PIDM"
+        case .tlbiNHAll: "CMD_TLBI_NH_ALL"
+        case .tlbiNHASID: "CMD_TLBI_NH_ASID"
+        case .tlbiNHVA: "CMD_TLBI_NH_VA"
+        case .tlbiNHVAA: "CMD_TLBI_NH_VAA"
+        case .tlbiEL3All: "CMD_TLBI_EL3_ALL"
+        case .tlbiEL3VA: "CMD_TLBI_EL3_VA"
+        case .tlbiEL2All: "CMD_TLBI_EL2_ALL"
+        case .tlbiEL2ASID: "CMD_TLBI_EL2_ASID"
+        case .tlbiEL2VA: "CMD_TLBI_EL2_VA"
+        case .tlbiEL2VAA: "CMD_TLBI_EL2_VAA"
+        case .tlbiS12VMAll: "CMD_TLBI_S12_VMALL"
+        case .tlbiS2IPA: "CMD_TLBI_S2_IPA"
+        case .tlbiNSNHAll: "CMD_TLBI_NSNH_ALL"
+        case .atcInv: "CMD_ATC_INV"
+        case .priResp: "CMD_PRI_RESP"
+        case .resume: "CMD_RESUME"
+        case .stallTerm: "CMD_STALL_TERM"
+        case .sync: "CMD_SYNC"
+        case .tlbiSEL2All: "CMD_TLBI_S_EL2_ALL"
+        case .tlbiSEL2ASID: "CMD_TLBI_S_EL2_ASID"
+        case .tlbiSEL2VA: "CMD_TLBI_S_EL2_VA"
+        case .tlbiSEL2VAA: "CMD_TLBI_S_EL2_VAA"
+        case .tlbiSS12VMAll: "CMD_TLBI_S_S12_VMALL"
+        case .tlbiSS2IPA: "CMD_TLBI_S_S2_IPA"
+        case .tlbiSNHAll: "CMD_TLBI_SNH_ALL"
+        case .dptiAll: "CMD_DPTI_ALL"
+        case .dptiPA: "CMD_DPTI_PA"
+        }
+    }
+
+    /// The spec name of any opcode byte (`CMD_RESERVED_0x09`, `CMD_IMPDEF_0x80` otherwise).
+    public static func name(of opcode: UInt8) -> String {
+        if let known = CommandOpcode(rawValue: opcode) { return known.specName }
+        return (0x80...0x8F).contains(opcode) ? "CMD_IMPDEF_\(hex(opcode, digits: 2))" : "CMD_RESERVED_\(hex(opcode, digits: 2))"
+    }
+}
+
+/// Bit layouts of the command fields (§4.1.6, §4.2–§4.7). `DW0.*` are bits of the first
+/// doubleword, `DW1.*` of the second. Positions follow the Linux header where the spec's
+/// diagrams are images; CMD_PREFETCH_ADDR's NS and Stride positions are provisional.
+public enum Cmd {
+    /// Fields of the first doubleword.
+    public enum DW0 {
+        public static let opcode = BitField(7, 0)
+        public static let global = BitField(bit: 9)
+        public static let ssec = BitField(bit: 10)
+        public static let ssv = BitField(bit: 11)
+        public static let substreamID = BitField(31, 12)
+        public static let streamID = BitField(63, 32)
+        /// TLBI range multiplier.
+        public static let num = BitField(16, 12)
+        /// TLBI range scale ([24:20]; bit 25 only exists when IDR5.DS == 1).
+        public static let scale = BitField(24, 20)
+        /// TLBI SCALE bit 25 (RES0 without IDR5.DS).
+        public static let scaleDS = BitField(bit: 25)
+        public static let vmid = BitField(47, 32)
+        public static let asid = BitField(63, 48)
+        /// CMD_RESUME action: 1 = retry.
+        public static let resumeAc = BitField(bit: 12)
+        /// CMD_RESUME abort: 1 = abort (when Ac == 0).
+        public static let resumeAb = BitField(bit: 13)
+        /// CMD_SYNC completion signal.
+        public static let syncCS = BitField(13, 12)
+        /// CMD_SYNC MSI shareability.
+        public static let syncMSH = BitField(23, 22)
+        /// CMD_SYNC MSI memory attributes.
+        public static let syncMSIAttr = BitField(27, 24)
+        /// CMD_SYNC MSI data.
+        public static let syncMSIData = BitField(63, 32)
+    }
+
+    /// Fields of the second doubleword.
+    public enum DW1 {
+        public static let leaf = BitField(bit: 0)
+        public static let range = BitField(4, 0)
+        public static let ttl128 = BitField(bit: 7)
+        public static let ttl = BitField(9, 8)
+        public static let tg = BitField(11, 10)
+        /// Virtual address fields: Address[63:12].
+        public static let virtualAddress = AddressField(63, 12)
+        /// Physical/IPA fields: Address[51:12] (bits [55:52] are RES0 in SMMUv3.1–3.3).
+        public static let physicalAddress = AddressField(51, 12)
+        public static let prefetchSize = BitField(4, 0)
+        public static let prefetchNS = BitField(bit: 7)
+        public static let prefetchStride = BitField(11, 8)
+        public static let atcSize = BitField(5, 0)
+        public static let prgIndex = BitField(8, 0)
+        public static let priResp = BitField(13, 12)
+        public static let stag = BitField(15, 0)
+        /// CMD_SYNC MSIAddress[51:2] (bits [55:52] RES0 in SMMUv3.1–3.3).
+        public static let msiAddress = AddressField(51, 2)
+    }
+}
+
+/// The TLBI range and level-hint fields (§4.4.1.1) plus Leaf.
+public struct TLBIScope: Hashable, Sendable, CustomStringConvertible {
+    /// Leaf == 1: only last-level entries need invalidating.
+    public var leaf: Bool
+    /// NUM: range multiplier.
+    public var num: UInt8
+    /// SCALE: range scale.
+    public var scale: UInt8
+    /// TG: 0 = no range/hint, 1 = 4 KB, 2 = 16 KB, 3 = 64 KB.
+    public var granule: UInt8
+    /// TTL: level hint (0 = none).
+    public var ttl: UInt8
+
+    /// A plain (non-range) invalidation.
+    public static func single(leaf: Bool = false) -> TLBIScope {
+        TLBIScope(leaf: leaf, num: 0, scale: 0, granule: 0, ttl: 0)
+    }
+
+    /// Creates a scope.
+    public init(leaf: Bool, num: UInt8, scale: UInt8, granule: UInt8, ttl: UInt8) {
+        self.leaf = leaf
+        self.num = num
+        self.scale = scale
+        self.granule = granule
+        self.ttl = ttl
+    }
+
+    /// The granule size in bytes (0 when TG == 0).
+    public var granuleBytes: UInt64 {
+        switch granule {
+        case 1: 4096
+        case 2: 16384
+        case 3: 65536
+        default: 0
+        }
+    }
+
+    /// The number of bytes a range invalidation covers, `(NUM+1) * 2^SCALE * granule`, or
+    /// nil when TG == 0 (a single-address invalidation). Saturates at 2^64 - 1.
+    public var rangeBytes: UInt64? {
+        guard granule != 0 else { return nil }
+        let units = UInt64(num) + 1
+        let shift = UInt64(scale) + UInt64(granuleBytes.trailingZeroBitCount)
+        guard shift < 64 else { return .max }
+        let (bytes, overflow) = units.multipliedReportingOverflow(by: UInt64(1) << shift)
+        return overflow ? .max : bytes
+    }
+
+    public var description: String {
+        var parts: [String] = []
+        if leaf { parts.append("leaf") }
+        if granule != 0 {
+            parts.append("tg=\(granuleBytes / 1024)K num=\(num) scale=\(scale)")
+            if ttl != 0 { parts.append("ttl=\(ttl)") }
+        }
+        return parts.joined(separator: " ")
+    }
+}
+
+/// CMD_PRI_RESP response codes (§4.5.2). Linux names them DENY, FAIL and SUCC.
+public enum PRIResponse: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// 0b00 ResponseFailure (Linux PRI_RESP_DENY): PCIe Response Failure.
+    case responseFailure = 0
+    /// 0b01 InvalidRequest (Linux PRI_RESP_FAIL): PCIe Invalid Request.
+    case invalidRequest = 1
+    /// 0b10 Success (Linux PRI_RESP_SUCC).
+    case success = 2
+
+    public var description: String {
+        switch self {
+        case .responseFailure: "ResponseFailure"
+        case .invalidRequest: "InvalidRequest"
+        case .success: "Success"
+        }
+    }
+}
+
+/// What CMD_RESUME does with a stalled transaction (§4.7.1).
+public enum ResumeAction: Sendable, Hashable, CustomStringConvertible {
+    /// Ac == 1: retry the transaction (re-translated as if new).
+    case retry
+    /// Ac == 0, Ab == 1: terminate with an abort to the client.
+    case abort
+    /// Ac == 0, Ab == 0: terminate as RAZ/WI (when TERM_MODEL == 0).
+    case terminate
+
+    public var description: String {
+        switch self {
+        case .retry: "retry"
+        case .abort: "abort"
+        case .terminate: "terminate"
+        }
+    }
+}
+
+/// How CMD_SYNC signals completion (§4.7.3).
+public enum SyncCompletion: UInt8, Sendable, Hashable, CustomStringConvertible {
+    /// SIG_NONE: software polls CMDQ_CONS.
+    case none = 0
+    /// SIG_IRQ: MSI (when supported and MSIAddress != 0) and the wired CMD_SYNC interrupt.
+    case irq = 1
+    /// SIG_SEV: a WFE wake-up (when IDR0.SEV == 1).
+    case sev = 2
+
+    public var description: String {
+        switch self {
+        case .none: "SIG_NONE"
+        case .irq: "SIG_IRQ"
+        case .sev: "SIG_SEV"
+        }
+    }
+}
+
+/// CMD_SYNC parameters.
+public struct SyncParameters: Hashable, Sendable {
+    /// CS: the completion signal.
+    public var completion: SyncCompletion
+    /// MSIAddress[51:2] (zero: no MSI).
+    public var msiAddress: UInt64
+    /// MSIData.
+    public var msiData: UInt32
+    /// MSIAttr (STE.MemAttr encoding).
+    public var msiAttributes: UInt8
+    /// MSH: MSI shareability.
+    public var msiShareability: UInt8
+
+    /// Creates CMD_SYNC parameters.
+    public init(completion: SyncCompletion = .none, msiAddress: UInt64 = 0, msiData: UInt32 = 0, msiAttributes: UInt8 = 0, msiShareability: UInt8 = 0) {
+        self.completion = completion
+        self.msiAddress = msiAddress
+        self.msiData = msiData
+        self.msiAttributes = msiAttributes
+        self.msiShareability = msiShareability
+    }
+}
+
+/// A decoded command (§4). Encode with ``entry``; decode with ``decode(_:features:)``.
+public enum Command: Hashable, Sendable, CustomStringConvertible {
+    case prefetchConfig(streamID: UInt32, substreamID: UInt32?)
+    case prefetchAddress(streamID: UInt32, substreamID: UInt32?, address: UInt64, size: UInt8, stride: UInt8)
+    case cfgiSTE(streamID: UInt32, leaf: Bool)
+    /// CMD_CFGI_STE_RANGE with Range < 31: 2^(range+1) StreamIDs.
+    case cfgiSTERange(streamID: UInt32, range: UInt8)
+    /// CMD_CFGI_ALL (CMD_CFGI_STE_RANGE with Range == 31).
+    case cfgiAll
+    case cfgiCD(streamID: UInt32, substreamID: UInt32, leaf: Bool)
+    case cfgiCDAll(streamID: UInt32)
+    case tlbiNHAll(vmid: UInt16)
+    case tlbiNHASID(vmid: UInt16, asid: UInt16)
+    case tlbiNHVA(vmid: UInt16, asid: UInt16, address: UInt64, scope: TLBIScope)
+    case tlbiNHVAA(vmid: UInt16, address: UInt64, scope: TLBIScope)
+    case tlbiEL2All
+    case tlbiEL2ASID(asid: UInt16)
+    case tlbiEL2VA(asid: UInt16, address: UInt64, scope: TLBIScope)
+    case tlbiEL2VAA(address: UInt64, scope: TLBIScope)
+    case tlbiS12VMAll(vmid: UInt16)
+    case tlbiS2IPA(vmid: UInt16, address: UInt64, scope: TLBIScope)
+    case tlbiNSNHAll
+    case atcInv(streamID: UInt32, substreamID: UInt32?, global: Bool, address: UInt64, size: UInt8)
+    case priResp(streamID: UInt32, substreamID: UInt32?, prgIndex: UInt16, response: PRIResponse)
+    case resume(streamID: UInt32, stag: UInt16, action: ResumeAction)
+    case stallTerm(streamID: UInt32)
+    case sync(SyncParameters)
+
+    /// The opcode.
+    public var opcode: CommandOpcode {
+        switch self {
+        case .prefetchConfig: .prefetchConfig
+        case .prefetchAddress: .prefetchAddress
+        case .cfgiSTE: .cfgiSTE
+        case .cfgiSTERange, .cfgiAll: .cfgiSTERange
+        case .cfgiCD: .cfgiCD
+        case .cfgiCDAll: .cfgiCDAll
+        case .tlbiNHAll: .tlbiNHAll
+        case .tlbiNHASID: .tlbiNHASID
+        case .tlbiNHVA: .tlbiNHVA
+        case .tlbiNHVAA: .tlbiNHVAA
+        case .tlbiEL2All: .tlbiEL2All
+        case .tlbiEL2ASID: .tlbiEL2ASID
+        case .tlbiEL2VA: .tlbiEL2VA
+        case .tlbiEL2VAA: .tlbiEL2VAA
+        case .tlbiS12VMAll: .tlbiS12VMAll
+        case .tlbiS2IPA: .tlbiS2IPA
+        case .tlbiNSNHAll: .tlbiNSNHAll
+        case .atcInv: .atcInv
+        case .priResp: .priResp
+        case .resume: .resume
+        case .stallTerm: .stallTerm
+        case .sync: .sync
+        }
+    }
+
+    /// The spec name (`CMD_CFGI_ALL` for the Range == 31 form).
+    public var name: String {
+        if case .cfgiAll = self { return "CMD_CFGI_ALL" }
+        return opcode.specName
+    }
+}
+
+// MARK: Encoding
+
+extension Command {
+    private static func withSubstream(_ dw0: UInt64, _ substreamID: UInt32?) -> UInt64 {
+        guard let substreamID else { return dw0 }
+        return Cmd.DW0.substreamID.inserting(UInt64(substreamID), into: dw0) | Cmd.DW0.ssv.mask
+    }
+
+    private static func scoped(_ dw0: UInt64, _ scope: TLBIScope) -> UInt64 {
+        Cmd.DW0.scale.inserting(UInt64(scope.scale), into: Cmd.DW0.num.inserting(UInt64(scope.num), into: dw0))
+    }
+
+    private static func scopedDW1(_ address: UInt64, _ field: AddressField, _ scope: TLBIScope) -> UInt64 {
+        var dw1 = field.extract(address) | Cmd.DW1.leaf.place(scope.leaf)
+        dw1 = Cmd.DW1.ttl.inserting(UInt64(scope.ttl), into: dw1)
+        return Cmd.DW1.tg.inserting(UInt64(scope.granule), into: dw1)
+    }
+
+    /// The 16-byte queue entry for this command (fields wider than their encoding are truncated).
+    public var entry: CommandEntry {
+        let op = UInt64(opcode.rawValue)
+        func sid(_ streamID: UInt32) -> UInt64 { op | Cmd.DW0.streamID.place(UInt64(streamID)) }
+        func vmid(_ value: UInt16) -> UInt64 { op | Cmd.DW0.vmid.place(UInt64(value)) }
+        func asid(_ value: UInt16) -> UInt64 { Cmd.DW0.asid.place(UInt64(value)) }
+        switch self {
+        case .prefetchConfig(let streamID, let substreamID):
+            return CommandEntry(dw0: Command.withSubstream(sid(streamID), substreamID), dw1: 0)
+        case .prefetchAddress(let streamID, let substreamID, let address, let size, let stride):
+            var dw1 = Cmd.DW1.virtualAddress.extract(address) | Cmd.DW1.prefetchSize.place(UInt64(size))
+            dw1 |= Cmd.DW1.prefetchStride.place(UInt64(stride))
+            return CommandEntry(dw0: Command.withSubstream(sid(streamID), substreamID), dw1: dw1)
+        case .cfgiSTE(let streamID, let leaf):
+            return CommandEntry(dw0: sid(streamID), dw1: Cmd.DW1.leaf.place(leaf))
+        case .cfgiSTERange(let streamID, let range):
+            return CommandEntry(dw0: sid(streamID), dw1: Cmd.DW1.range.place(UInt64(range)))
+        case .cfgiAll:
+            return CommandEntry(dw0: op, dw1: Cmd.DW1.range.place(31))
+        case .cfgiCD(let streamID, let substreamID, let leaf):
+            return CommandEntry(dw0: Cmd.DW0.substreamID.inserting(UInt64(substreamID), into: sid(streamID)), dw1: Cmd.DW1.leaf.place(leaf))
+        case .cfgiCDAll(let streamID):
+            return CommandEntry(dw0: sid(streamID), dw1: 0)
+        case .tlbiNHAll(let value), .tlbiS12VMAll(let value):
+            return CommandEntry(dw0: vmid(value), dw1: 0)
+        case .tlbiNHASID(let vmidValue, let asidValue):
+            return CommandEntry(dw0: vmid(vmidValue) | asid(asidValue), dw1: 0)
+        case .tlbiNHVA(let vmidValue, let asidValue, let address, let scope):
+            return CommandEntry(dw0: Command.scoped(vmid(vmidValue) | asid(asidValue), scope), dw1: Command.scopedDW1(address, Cmd.DW1.virtualAddress, scope))
+        case .tlbiNHVAA(let vmidValue, let address, let scope):
+            return CommandEntry(dw0: Command.scoped(vmid(vmidValue), scope), dw1: Command.scopedDW1(address, Cmd.DW1.virtualAddress, scope))
+        case .tlbiEL2All, .tlbiNSNHAll:
+            return CommandEntry(dw0: op, dw1: 0)
+        case .tlbiEL2ASID(let asidValue):
+            return CommandEntry(dw0: op | asid(asidValue), dw1: 0)
+        case .tlbiEL2VA(let asidValue, let address, let scope):
+            return CommandEntry(dw0: Command.scoped(op | asid(asidValue), scope), dw1: Command.scopedDW1(address, Cmd.DW1.virtualAddress, scope))
+        case .tlbiEL2VAA(let address, let scope):
+            return CommandEntry(dw0: Command.scoped(op, scope), dw1: Command.scopedDW1(address, Cmd.DW1.virtualAddress, scope))
+        case .tlbiS2IPA(let vmidValue, let address, let scope):
+            return CommandEntry(dw0: Command.scoped(vmid(vmidValue), scope), dw1: Command.scopedDW1(address, Cmd.DW1.physicalAddress, scope))
+        case .atcInv(let streamID, let substreamID, let global, let address, let size):
+            let dw0 = Command.withSubstream(sid(streamID), substreamID) | Cmd.DW0.global.place(global)
+            return CommandEntry(dw0: dw0, dw1: Cmd.DW1.virtualAddress.extract(address) | Cmd.DW1.atcSize.place(UInt64(size)))
+        case .priResp(let streamID, let substreamID, let prgIndex, let response):
+            let dw1 = Cmd.DW1.prgIndex.place(UInt64(prgIndex)) | Cmd.DW1.priResp.place(UInt64(response.rawValue))
+            return CommandEntry(dw0: Command.withSubstream(sid(streamID), substreamID), dw1: dw1)
+        case .resume(let streamID, let stag, let action):
+            var dw0 = sid(streamID)
+            switch action {
+            case .retry: dw0 |= Cmd.DW0.resumeAc.mask
+            case .abort: dw0 |= Cmd.DW0.resumeAb.mask
+            case .terminate: break
+            }
+            return CommandEntry(dw0: dw0, dw1: Cmd.DW1.stag.place(UInt64(stag)))
+        case .stallTerm(let streamID):
+            return CommandEntry(dw0: sid(streamID), dw1: 0)
+        case .sync(let parameters):
+            var dw0 = op | Cmd.DW0.syncCS.place(UInt64(parameters.completion.rawValue))
+            dw0 |= Cmd.DW0.syncMSH.place(UInt64(parameters.msiShareability))
+            dw0 |= Cmd.DW0.syncMSIAttr.place(UInt64(parameters.msiAttributes))
+            dw0 |= Cmd.DW0.syncMSIData.place(UInt64(parameters.msiData))
+            return CommandEntry(dw0: dw0, dw1: Cmd.DW1.msiAddress.extract(parameters.msiAddress))
+        }
+    }
+}
+
+// MARK: Decoding and validation
+
+/// What the command decoder may accept: the implemented features that make commands legal
+/// or ILLEGAL (§4.1.3).
+public struct CommandFeatures: Sendable, Hashable {
+    public var stage1: Bool
+    public var stage2: Bool
+    public var hypervisor: Bool
+    public var ats: Bool
+    public var pri: Bool
+    /// Whether RESUME and STALL_TERM exist (STALL_MODEL != 0b01).
+    public var stalls: Bool
+    /// IDR5.DS: the 6-bit SCALE and 16 KB TTL=1 encodings.
+    public var ds: Bool
+    /// Whether non-zero RES0 fields are ILLEGAL.
+    public var checksReservedFields: Bool
+
+    /// Creates a feature set.
+    public init(stage1: Bool, stage2: Bool, hypervisor: Bool, ats: Bool, pri: Bool, stalls: Bool, ds: Bool, checksReservedFields: Bool) {
+        self.stage1 = stage1
+        self.stage2 = stage2
+        self.hypervisor = hypervisor
+        self.ats = ats
+        self.pri = pri
+        self.stalls = stalls
+        self.ds = ds
+        self.checksReservedFields = checksReservedFields
+    }
+
+    /// Everything implemented and reserved fields ignored: the most a decoder can accept.
+    public static let permissive = CommandFeatures(stage1: true, stage2: true, hypervisor: true, ats: true, pri: true, stalls: true, ds: false, checksReservedFields: false)
+
+    /// The features of a configured SMMU.
+    public init(_ configuration: SMMUConfiguration) {
+        self.init(
+            stage1: configuration.stage1, stage2: configuration.stage2,
+            hypervisor: configuration.hypervisor && configuration.stage1 && configuration.stage2,
+            ats: configuration.ats, pri: configuration.pri && configuration.ats,
+            stalls: configuration.stallModel != .terminateOnly, ds: false,
+            checksReservedFields: configuration.checksReservedCommandFields)
+    }
+}
+
+/// Why a command is ILLEGAL (CERROR_ILL, §4.1.3).
+public enum IllegalCommandReason: Hashable, Sendable, CustomStringConvertible {
+    /// A Reserved or IMPLEMENTATION DEFINED opcode this SMMU does not implement.
+    case reservedOpcode
+    /// A command that only exists on the Secure (or another) command queue.
+    case notOnThisQueue
+    /// SSec == 1 on the Non-secure command queue (§4.1.6).
+    case secureStreamOnNonSecureQueue
+    /// The command needs a feature this SMMU does not implement.
+    case unsupported(String)
+    /// A parameter value the spec defines as ILLEGAL.
+    case invalidParameter(String)
+    /// Non-zero RES0 bits (reported as masks of the two doublewords).
+    case reservedBitsSet(dw0: UInt64, dw1: UInt64)
+
+    public var description: String {
+        switch self {
+        case .reservedOpcode: "reserved opcode"
+        case .notOnThisQueue: "not valid on the Non-secure command queue"
+        case .secureStreamOnNonSecureQueue: "SSec=1 on the Non-secure command queue"
+        case .unsupported(let feature): "needs \(feature)"
+        case .invalidParameter(let what): "invalid parameter: \(what)"
+        case .reservedBitsSet(let dw0, let dw1): "RES0 bits set (dw0 \(hex(dw0)), dw1 \(hex(dw1)))"
+        }
+    }
+}
+
+/// A command that raises CERROR_ILL, with the reason.
+public struct IllegalCommand: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The opcode byte.
+    public let opcode: UInt8
+    /// Why it is ILLEGAL.
+    public let reason: IllegalCommandReason
+
+    public var description: String { "\(CommandOpcode.name(of: opcode)): \(reason)" }
+}
+
+extension Command {
+    private typealias Masks = (dw0: UInt64, dw1: UInt64)
+
+    /// The defined (non-RES0) bits of each doubleword of an opcode's layout.
+    private static func definedBits(_ opcode: CommandOpcode, features: CommandFeatures) -> Masks {
+        let op = Cmd.DW0.opcode.mask
+        let sid = Cmd.DW0.streamID.mask | Cmd.DW0.ssec.mask
+        let ssid = Cmd.DW0.ssv.mask | Cmd.DW0.substreamID.mask
+        let range = Cmd.DW0.num.mask | Cmd.DW0.scale.mask | (features.ds ? Cmd.DW0.scaleDS.mask : 0)
+        let rangeDW1 = Cmd.DW1.leaf.mask | Cmd.DW1.ttl.mask | Cmd.DW1.tg.mask
+        switch opcode {
+        case .prefetchConfig: return (op | sid | ssid, 0)
+        case .prefetchAddress:
+            return (op | sid | ssid, Cmd.DW1.prefetchSize.mask | Cmd.DW1.prefetchStride.mask | Cmd.DW1.virtualAddress.bits.mask)
+        case .cfgiSTE: return (op | sid, Cmd.DW1.leaf.mask)
+        case .cfgiSTERange: return (op | sid, Cmd.DW1.range.mask)
+        case .cfgiCD: return (op | sid | Cmd.DW0.substreamID.mask, Cmd.DW1.leaf.mask)
+        case .cfgiCDAll: return (op | sid, 0)
+        case .tlbiNHAll, .tlbiS12VMAll: return (op | Cmd.DW0.vmid.mask, 0)
+        case .tlbiNHASID: return (op | Cmd.DW0.vmid.mask | Cmd.DW0.asid.mask, 0)
+        case .tlbiNHVA: return (op | range | Cmd.DW0.vmid.mask | Cmd.DW0.asid.mask, rangeDW1 | Cmd.DW1.virtualAddress.bits.mask)
+        case .tlbiNHVAA: return (op | range | Cmd.DW0.vmid.mask, rangeDW1 | Cmd.DW1.virtualAddress.bits.mask)
+        case .tlbiEL2All, .tlbiNSNHAll: return (op, 0)
+        case .tlbiEL2ASID: return (op | Cmd.DW0.asid.mask, 0)
+        case .tlbiEL2VA: return (op | range | Cmd.DW0.asid.mask, rangeDW1 | Cmd.DW1.virtualAddress.bits.mask)
+        case .tlbiEL2VAA: return (op | range, rangeDW1 | Cmd.DW1.virtualAddress.bits.mask)
+        case .tlbiS2IPA: return (op | range | Cmd.DW0.vmid.mask, rangeDW1 | Cmd.DW1.physicalAddress.bits.mask)
+        case .atcInv: return (op | Cmd.DW0.global.mask | ssid | Cmd.DW0.streamID.mask, Cmd.DW1.atcSize.mask | Cmd.DW1.virtualAddress.bits.mask)
+        case .priResp: return (op | ssid | Cmd.DW0.streamID.mask, Cmd.DW1.prgIndex.mask | Cmd.DW1.priResp.mask)
+        case .resume: return (op | sid | Cmd.DW0.resumeAc.mask | Cmd.DW0.resumeAb.mask, Cmd.DW1.stag.mask)
+        case .stallTerm: return (op | sid, 0)
+        case .sync:
+            let dw0 = op | Cmd.DW0.syncCS.mask | Cmd.DW0.syncMSH.mask | Cmd.DW0.syncMSIAttr.mask | Cmd.DW0.syncMSIData.mask
+            return (dw0, Cmd.DW1.msiAddress.bits.mask)
+        default: return (.max, .max)
+        }
+    }
+
+    /// The feature an opcode needs that this SMMU lacks, if any (the opcode is then Reserved).
+    private static func missingFeature(_ opcode: CommandOpcode, _ features: CommandFeatures) -> String? {
+        switch opcode {
+        case .cfgiCD, .cfgiCDAll, .tlbiNHAll, .tlbiNHASID, .tlbiNHVA, .tlbiNHVAA:
+            features.stage1 ? nil : "stage 1 (IDR0.S1P)"
+        case .tlbiEL2All, .tlbiEL2ASID, .tlbiEL2VA, .tlbiEL2VAA:
+            features.hypervisor ? nil : "EL2 (IDR0.Hyp)"
+        case .tlbiS12VMAll, .tlbiS2IPA:
+            features.stage2 ? nil : "stage 2 (IDR0.S2P)"
+        case .atcInv:
+            features.ats ? nil : "ATS (IDR0.ATS)"
+        case .priResp:
+            features.pri ? nil : "PRI (IDR0.PRI)"
+        case .resume, .stallTerm:
+            features.stalls ? nil : "stalls (IDR0.STALL_MODEL != 0b01)"
+        default:
+            nil
+        }
+    }
+
+    private static func scope(_ entry: CommandEntry) -> TLBIScope {
+        TLBIScope(
+            leaf: Cmd.DW1.leaf.isSet(entry.dw1),
+            num: UInt8(Cmd.DW0.num.extract(entry.dw0)),
+            scale: UInt8(Cmd.DW0.scale.extract(entry.dw0)),
+            granule: UInt8(Cmd.DW1.tg.extract(entry.dw1)),
+            ttl: UInt8(Cmd.DW1.ttl.extract(entry.dw1)))
+    }
+
+    /// Checks the range/level-hint fields (§4.4.1.1). When TG == 0 the NUM, SCALE and TTL
+    /// fields are RES0 (reported through `reservedBits`).
+    private static func checkScope(_ entry: CommandEntry, features: CommandFeatures, reservedDW0: inout UInt64, reservedDW1: inout UInt64) -> IllegalCommandReason? {
+        let scope = scope(entry)
+        if scope.granule == 0 {
+            reservedDW0 |= entry.dw0 & (Cmd.DW0.num.mask | Cmd.DW0.scale.mask)
+            reservedDW1 |= entry.dw1 & Cmd.DW1.ttl.mask
+            return nil
+        }
+        if scope.num == 0 && scope.scale == 0 && scope.ttl == 0 {
+            return .invalidParameter("TG != 0 with NUM == 0, SCALE == 0 and TTL == 0 is Reserved")
+        }
+        if scope.granule == 2 && scope.ttl == 1 && !features.ds {
+            return .invalidParameter("TTL == 0b01 with a 16 KB TG needs IDR5.DS")
+        }
+        return nil
+    }
+
+    /// Decodes `entry`, checking it against `features` exactly as the command processor does
+    /// before executing it: every reason for CERROR_ILL is reported (§4.1.3).
+    public static func decode(_ entry: CommandEntry, features: CommandFeatures) -> Result<Command, IllegalCommand> {
+        func illegal(_ reason: IllegalCommandReason) -> Result<Command, IllegalCommand> {
+            .failure(IllegalCommand(opcode: entry.opcode, reason: reason))
+        }
+        guard let opcode = CommandOpcode(rawValue: entry.opcode) else { return illegal(.reservedOpcode) }
+        switch opcode {
+        case .cfgiVMSPIDM, .dptiAll, .dptiPA: return illegal(.reservedOpcode)
+        case .tlbiEL3All, .tlbiEL3VA, .tlbiSEL2All, .tlbiSEL2ASID, .tlbiSEL2VA, .tlbiSEL2VAA, .tlbiSS12VMAll, .tlbiSS2IPA, .tlbiSNHAll:
+            return illegal(.notOnThisQueue)
+        default: break
+        }
+
+        // Feature checks take precedence over field checks: the opcode is Reserved here.
+        if let missing = missingFeature(opcode, features) { return illegal(.unsupported(missing)) }
+
+        let defined = definedBits(opcode, features: features)
+        var reservedDW0 = entry.dw0 & ~defined.dw0
+        var reservedDW1 = entry.dw1 & ~defined.dw1
+        let dw0 = entry.dw0, dw1 = entry.dw1
+
+        if defined.dw0 & Cmd.DW0.ssec.mask != 0 && Cmd.DW0.ssec.isSet(dw0) {
+            return illegal(.secureStreamOnNonSecureQueue)
+        }
+        let streamID = UInt32(Cmd.DW0.streamID.extract(dw0))
+        let substreamID: UInt32? = Cmd.DW0.ssv.isSet(dw0) ? UInt32(Cmd.DW0.substreamID.extract(dw0)) : nil
+        if defined.dw0 & Cmd.DW0.ssv.mask != 0 && substreamID == nil {
+            // Without SSV the SubstreamID field is not used; treat non-zero bits as RES0.
+            reservedDW0 |= dw0 & Cmd.DW0.substreamID.mask
+        }
+        let vmid = UInt16(Cmd.DW0.vmid.extract(dw0))
+        let asid = UInt16(Cmd.DW0.asid.extract(dw0))
+
+        let command: Command
+        switch opcode {
+        case .prefetchConfig:
+            command = .prefetchConfig(streamID: streamID, substreamID: substreamID)
+        case .prefetchAddress:
+            command = .prefetchAddress(
+                streamID: streamID, substreamID: substreamID, address: Cmd.DW1.virtualAddress.extract(dw1),
+                size: UInt8(Cmd.DW1.prefetchSize.extract(dw1)), stride: UInt8(Cmd.DW1.prefetchStride.extract(dw1)))
+        case .cfgiSTE:
+            command = .cfgiSTE(streamID: streamID, leaf: Cmd.DW1.leaf.isSet(dw1))
+        case .cfgiSTERange:
+            let range = UInt8(Cmd.DW1.range.extract(dw1))
+            command = range == 31 ? .cfgiAll : .cfgiSTERange(streamID: streamID, range: range)
+        case .cfgiCD:
+            command = .cfgiCD(streamID: streamID, substreamID: UInt32(Cmd.DW0.substreamID.extract(dw0)), leaf: Cmd.DW1.leaf.isSet(dw1))
+        case .cfgiCDAll:
+            command = .cfgiCDAll(streamID: streamID)
+        case .tlbiNHAll:
+            command = .tlbiNHAll(vmid: vmid)
+        case .tlbiNHASID:
+            command = .tlbiNHASID(vmid: vmid, asid: asid)
+        case .tlbiNHVA, .tlbiNHVAA, .tlbiEL2VA, .tlbiEL2VAA, .tlbiS2IPA:
+            if let reason = checkScope(entry, features: features, reservedDW0: &reservedDW0, reservedDW1: &reservedDW1) {
+                return illegal(reason)
+            }
+            let scope = scope(entry)
+            let va = Cmd.DW1.virtualAddress.extract(dw1)
+            switch opcode {
+            case .tlbiNHVA: command = .tlbiNHVA(vmid: vmid, asid: asid, address: va, scope: scope)
+            case .tlbiNHVAA: command = .tlbiNHVAA(vmid: vmid, address: va, scope: scope)
+            case .tlbiEL2VA: command = .tlbiEL2VA(asid: asid, address: va, scope: scope)
+            case .tlbiEL2VAA: command = .tlbiEL2VAA(address: va, scope: scope)
+            default: command = .tlbiS2IPA(vmid: vmid, address: Cmd.DW1.physicalAddress.extract(dw1), scope: scope)
+            }
+        case .tlbiEL2All:
+            command = .tlbiEL2All
+        case .tlbiEL2ASID:
+            command = .tlbiEL2ASID(asid: asid)
+        case .tlbiS12VMAll:
+            command = .tlbiS12VMAll(vmid: vmid)
+        case .tlbiNSNHAll:
+            command = .tlbiNSNHAll
+        case .atcInv:
+            let size = UInt8(Cmd.DW1.atcSize.extract(dw1))
+            // §4.5.1: Size > 52 is ILLEGAL or an UNKNOWN span; the model treats it as ILLEGAL.
+            if size > 52 { return illegal(.invalidParameter("ATC_INV Size \(size) > 52")) }
+            command = .atcInv(streamID: streamID, substreamID: substreamID, global: Cmd.DW0.global.isSet(dw0), address: Cmd.DW1.virtualAddress.extract(dw1), size: size)
+        case .priResp:
+            guard let response = PRIResponse(rawValue: UInt8(Cmd.DW1.priResp.extract(dw1))) else {
+                return illegal(.invalidParameter("PRI_RESP Resp == 0b11"))
+            }
+            command = .priResp(streamID: streamID, substreamID: substreamID, prgIndex: UInt16(Cmd.DW1.prgIndex.extract(dw1)), response: response)
+        case .resume:
+            let action: ResumeAction = Cmd.DW0.resumeAc.isSet(dw0) ? .retry : (Cmd.DW0.resumeAb.isSet(dw0) ? .abort : .terminate)
+            command = .resume(streamID: streamID, stag: UInt16(Cmd.DW1.stag.extract(dw1)), action: action)
+        case .stallTerm:
+            command = .stallTerm(streamID: streamID)
+        case .sync:
+            guard let completion = SyncCompletion(rawValue: UInt8(Cmd.DW0.syncCS.extract(dw0))) else {
+                return illegal(.invalidParameter("CMD_SYNC CS == 0b11"))
+            }
+            command = .sync(SyncParameters(
+                completion: completion, msiAddress: Cmd.DW1.msiAddress.extract(dw1),
+                msiData: UInt32(Cmd.DW0.syncMSIData.extract(dw0)), msiAttributes: UInt8(Cmd.DW0.syncMSIAttr.extract(dw0)),
+                msiShareability: UInt8(Cmd.DW0.syncMSH.extract(dw0))))
+        default:
+            return illegal(.reservedOpcode)
+        }
+
+        if features.checksReservedFields && (reservedDW0 != 0 || reservedDW1 != 0) {
+            return illegal(.reservedBitsSet(dw0: reservedDW0, dw1: reservedDW1))
+        }
+        return .success(command)
+    }
+}
+
+// MARK: Description
+
+extension Command {
+    private static func sid(_ value: UInt32) -> String { "sid=\(hex(value))" }
+    private static func ssid(_ value: UInt32?) -> String { value.map { " ssid=\(hex($0))" } ?? "" }
+    private static func suffix(_ scope: TLBIScope) -> String {
+        let text = scope.description
+        return text.isEmpty ? "" : " " + text
+    }
+
+    public var description: String {
+        switch self {
+        case .prefetchConfig(let streamID, let substreamID):
+            return "\(name) \(Command.sid(streamID))\(Command.ssid(substreamID))"
+        case .prefetchAddress(let streamID, let substreamID, let address, let size, let stride):
+            return "\(name) \(Command.sid(streamID))\(Command.ssid(substreamID)) addr=\(hex(address)) size=\(size) stride=\(stride)"
+        case .cfgiSTE(let streamID, let leaf):
+            return "\(name) \(Command.sid(streamID))\(leaf ? " leaf" : "")"
+        case .cfgiSTERange(let streamID, let range):
+            return "\(name) \(Command.sid(streamID)) range=\(range)"
+        case .cfgiAll, .tlbiEL2All, .tlbiNSNHAll:
+            return name
+        case .cfgiCD(let streamID, let substreamID, let leaf):
+            return "\(name) \(Command.sid(streamID)) ssid=\(hex(substreamID))\(leaf ? " leaf" : "")"
+        case .cfgiCDAll(let streamID), .stallTerm(let streamID):
+            return "\(name) \(Command.sid(streamID))"
+        case .tlbiNHAll(let vmid), .tlbiS12VMAll(let vmid):
+            return "\(name) vmid=\(hex(vmid))"
+        case .tlbiNHASID(let vmid, let asid):
+            return "\(name) vmid=\(hex(vmid)) asid=\(hex(asid))"
+        case .tlbiNHVA(let vmid, let asid, let address, let scope):
+            return "\(name) vmid=\(hex(vmid)) asid=\(hex(asid)) va=\(hex(address))\(Command.suffix(scope))"
+        case .tlbiNHVAA(let vmid, let address, let scope):
+            return "\(name) vmid=\(hex(vmid)) va=\(hex(address))\(Command.suffix(scope))"
+        case .tlbiEL2ASID(let asid):
+            return "\(name) asid=\(hex(asid))"
+        case .tlbiEL2VA(let asid, let address, let scope):
+            return "\(name) asid=\(hex(asid)) va=\(hex(address))\(Command.suffix(scope))"
+        case .tlbiEL2VAA(let address, let scope):
+            return "\(name) va=\(hex(address))\(Command.suffix(scope))"
+        case .tlbiS2IPA(let vmid, let address, let scope):
+            return "\(name) vmid=\(hex(vmid)) ipa=\(hex(address))\(Command.suffix(scope))"
+        case .atcInv(let streamID, let substreamID, let global, let address, let size):
+            return "\(name) \(Command.sid(streamID))\(Command.ssid(substreamID))\(global ? " global" : "") addr=\(hex(address)) size=\(size)"
+        case .priResp(let streamID, let substreamID, let prgIndex, let response):
+            return "\(name) \(Command.sid(streamID))\(Command.ssid(substreamID)) prgi=\(hex(prgIndex)) resp=\(response)"
+        case .resume(let streamID, let stag, let action):
+            return "\(name) \(Command.sid(streamID)) stag=\(hex(stag)) \(action)"
+        case .sync(let parameters):
+            var text = "\(name) \(parameters.completion)"
+            if parameters.completion == .irq || parameters.msiAddress != 0 {
+                text += " msi=\(hex(parameters.msiAddress)) data=\(hex(parameters.msiData))"
+            }
+            return text
+        }
+    }
+}

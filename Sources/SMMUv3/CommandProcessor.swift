@@ -1,0 +1,434 @@
+import Platform
+
+/// Command queue error codes reported in CMDQ_CONS.ERR (§7.1).
+public enum CommandError: UInt8, Error, Sendable, Hashable, CustomStringConvertible {
+    /// CERROR_ILL: an ILLEGAL command.
+    case illegal = 0x01
+    /// CERROR_ABT: an external abort fetching the command.
+    case abort = 0x02
+    /// CERROR_ATC_INV_SYNC: a CMD_SYNC found an ATC invalidation that did not complete.
+    case atcInvalidationSync = 0x03
+
+    public var description: String {
+        switch self {
+        case .illegal: "CERROR_ILL"
+        case .abort: "CERROR_ABT"
+        case .atcInvalidationSync: "CERROR_ATC_INV_SYNC"
+        }
+    }
+}
+
+/// Why a consumed command had no effect.
+public enum NoEffectReason: Hashable, Sendable, CustomStringConvertible {
+    /// Prefetch commands are hints; the model does not prefetch (§4.2 permits doing nothing).
+    case prefetchHint
+    /// SMMUEN == 0: the command is consumed and IGNORED (§6.3.9.6).
+    case smmuDisabled
+    /// No endpoint implementing ATS is attached to the StreamID.
+    case noATSEndpoint
+    /// No stalled transaction matches the StreamID (and STAG).
+    case noStalledTransaction
+    /// The StreamID or SubstreamID parameter is out of range (§4.1.7: no effect).
+    case outOfRange
+
+    public var description: String {
+        switch self {
+        case .prefetchHint: "prefetch hint, nothing prefetched"
+        case .smmuDisabled: "ignored: SMMUEN == 0"
+        case .noATSEndpoint: "no ATS endpoint for this StreamID"
+        case .noStalledTransaction: "no matching stalled transaction"
+        case .outOfRange: "parameter out of range: no effect"
+        }
+    }
+}
+
+/// What a consumed command did.
+public enum CommandEffect: Hashable, Sendable, CustomStringConvertible {
+    /// Consumed without effect.
+    case noEffect(NoEffectReason)
+    /// A configuration or TLB invalidation removed `entries` cached entries.
+    case invalidated(entries: Int)
+    /// ATS invalidation requests were sent to `endpoints` endpoints.
+    case atcInvalidationSent(endpoints: Int)
+    /// A PRG Response was sent.
+    case prgResponseSent(PRGResponse)
+    /// Stalled transactions were resumed or terminated.
+    case stallsResolved(count: Int)
+    /// CMD_SYNC completed and signalled as requested (`msi` is nil when no MSI was sent).
+    case syncCompleted(SyncCompletion, msi: MSIOutcome?)
+
+    public var description: String {
+        switch self {
+        case .noEffect(let reason): reason.description
+        case .invalidated(let entries): "invalidated \(entries) cached entr\(entries == 1 ? "y" : "ies")"
+        case .atcInvalidationSent(let endpoints): "ATS invalidation sent to \(endpoints) endpoint(s)"
+        case .prgResponseSent(let response): "sent \(response)"
+        case .stallsResolved(let count): "\(count) stalled transaction(s) resolved"
+        case .syncCompleted(let completion, let msi):
+            "completed, \(completion)" + (msi.map { ", MSI \($0)" } ?? "")
+        }
+    }
+}
+
+/// The outcome of processing one command queue entry.
+public enum CommandOutcome: Hashable, Sendable, CustomStringConvertible {
+    /// The command was consumed (CONS moved past it).
+    case consumed(CommandEffect)
+    /// The command raised a command queue error: CONS stays on it, CMDQ_CONS.ERR holds the
+    /// code and GERROR.CMDQ_ERR is active.
+    case error(CommandError, detail: String)
+
+    public var description: String {
+        switch self {
+        case .consumed(let effect): effect.description
+        case .error(let error, let detail): "\(error): \(detail)"
+        }
+    }
+}
+
+/// One step of the command processor: which entry it processed and what happened.
+public struct CommandStep: Hashable, Sendable, CustomStringConvertible {
+    /// CMDQ_CONS (index and wrap) of the entry.
+    public let consumerIndex: UInt32
+    /// The physical address the entry was fetched from.
+    public let address: UInt64
+    /// The raw entry, or nil when the fetch aborted.
+    public let entry: CommandEntry?
+    /// The decoded command, or nil when the entry was ILLEGAL or not fetched.
+    public let command: Command?
+    /// What happened.
+    public let outcome: CommandOutcome
+
+    public var description: String {
+        let what = command?.description ?? entry?.description ?? "<fetch aborted>"
+        return "[\(consumerIndex)] \(what): \(outcome)"
+    }
+}
+
+/// Why the command processor cannot make progress, or how many commands are waiting.
+public enum CommandQueueStatus: Hashable, Sendable {
+    /// CMDQEN (acknowledged) is 0.
+    case disabled
+    /// GERROR.CMDQ_ERR is active.
+    case error(CommandError?)
+    /// CONS equals PROD.
+    case empty
+    /// PROD and CONS are inconsistent (§3.5.1); the model consumes nothing until software
+    /// makes them consistent.
+    case inconsistent
+    /// `count` commands are ready to be consumed.
+    case ready(count: Int)
+}
+
+extension SMMU {
+    /// The state of the command queue as the command processor sees it.
+    public var commandQueueStatus: CommandQueueStatus {
+        if !Reg.CR0.cmdqen.isSet(cr0ack) { return .disabled }
+        if errorActive(Reg.GERROR.cmdqErr) {
+            return .error(CommandError(rawValue: UInt8(Reg.Queue.consErr.extract(UInt64(cmdq.cons)))))
+        }
+        if cmdq.isEmpty { return .empty }
+        if !cmdq.isConsistent { return .inconsistent }
+        return .ready(count: Int(cmdq.geometry.count(prod: cmdq.prod, cons: cmdq.cons)))
+    }
+
+    /// Consumes commands until the queue is empty, disabled or stopped by an error, and
+    /// returns the steps taken. In automatic mode this runs on every write that can unblock
+    /// the queue; in stepped mode call it (or ``stepCommand()``) explicitly.
+    @discardableResult
+    public func runCommandQueue() -> [CommandStep] {
+        guard !processingCommands else { return [] }
+        processingCommands = true
+        defer { processingCommands = false }
+        var steps: [CommandStep] = []
+        while let step = processOneCommand() {
+            if configuration.commandProcessing == .stepped { steps.append(step) }
+        }
+        return steps
+    }
+
+    /// Executes exactly one command and returns what it was and what it did, or nil when
+    /// nothing can be consumed (see ``commandQueueStatus``). A breakpoint in the
+    /// `execute*` function of a command stops on it.
+    @discardableResult
+    public func stepCommand() -> CommandStep? {
+        guard !processingCommands else { return nil }
+        processingCommands = true
+        defer { processingCommands = false }
+        return processOneCommand()
+    }
+
+    private func processOneCommand() -> CommandStep? {
+        guard Reg.CR0.cmdqen.isSet(cr0ack), !errorActive(Reg.GERROR.cmdqErr) else { return nil }
+        let geometry = cmdq.geometry
+        let cons = cmdq.consPointer
+        if cmdq.isEmpty { return nil }
+        if !cmdq.isConsistent {
+            if !reportedInconsistentCommandQueue {
+                reportedInconsistentCommandQueue = true
+                diagnose(.inconsistentQueue("cmdq"), "command queue PROD \(geometry.describe(cmdq.prodPointer)) and CONS \(geometry.describe(cons)) are inconsistent: not consuming (§3.5.1)")
+            }
+            return nil
+        }
+        let wasFull = cmdq.isFull
+        let address = cmdq.slotAddress(cons)
+        guard let dw0 = bus.dmaRead64(at: address), let dw1 = bus.dmaRead64(at: address &+ 8) else {
+            return fail(.abort, detail: "external abort fetching the command at \(hex(address))", at: cons, address: address, entry: nil, command: nil)
+        }
+        let entry = CommandEntry(dw0: dw0, dw1: dw1)
+        let command: Command
+        switch Command.decode(entry, features: commandFeatures) {
+        case .success(let decoded):
+            command = decoded
+        case .failure(let illegal):
+            return fail(.illegal, detail: illegal.reason.description, at: cons, address: address, entry: entry, command: nil)
+        }
+
+        let effect: CommandEffect
+        switch execute(command) {
+        case .success(let result):
+            effect = result
+        case .failure(let error):
+            return fail(error, detail: "CMD_SYNC found incomplete ATC invalidations", at: cons, address: address, entry: entry, command: command)
+        }
+
+        cmdq.cons = (cmdq.cons & ~geometry.pointerMask) | geometry.increment(cons)
+        statistics.commandsConsumed += 1
+        bus.trace.record(.queue, "\(source("cmdq")): CONS -> \(geometry.describe(cmdq.consPointer))")
+        var finalEffect = effect
+        if case .sync(let parameters) = command {
+            // Completion is signalled only once CONS has passed the CMD_SYNC (§4.7.3).
+            finalEffect = signalSyncCompletion(parameters)
+        }
+        bus.trace.record(.command, "\(source("cmdq")): [\(geometry.describe(cons))] \(command) -> \(finalEffect)")
+        if wasFull && configuration.sev {
+            // §4.1.2: a WFE wake-up when a previously full command queue becomes non-full.
+            bus.interrupts.sendEvent(source: source("cmdq"))
+        }
+        return CommandStep(consumerIndex: cons, address: address, entry: entry, command: command, outcome: .consumed(finalEffect))
+    }
+
+    /// Stops the queue on the command at `cons` with `error` (§7.1): CMDQ_CONS.ERR is
+    /// written first, then GERROR.CMDQ_ERR activates.
+    private func fail(_ error: CommandError, detail: String, at cons: UInt32, address: UInt64, entry: CommandEntry?, command: Command?) -> CommandStep {
+        cmdq.cons = Reg.Queue.consErr.inserting(UInt32(error.rawValue), into: cmdq.cons)
+        statistics.commandErrors += 1
+        let what = command?.description ?? entry?.description ?? "<fetch aborted>"
+        bus.trace.record(.command, "\(source("cmdq")): [\(cmdq.geometry.describe(cons))] \(what) -> \(error): \(detail)")
+        raiseGlobalError(Reg.GERROR.cmdqErr)
+        return CommandStep(consumerIndex: cons, address: address, entry: entry, command: command, outcome: .error(error, detail: detail))
+    }
+
+    /// Dispatches one decoded command to its function.
+    private func execute(_ command: Command) -> Result<CommandEffect, CommandError> {
+        switch command {
+        case .prefetchConfig(let streamID, let substreamID):
+            return .success(executePrefetchConfig(streamID: streamID, substreamID: substreamID))
+        case .prefetchAddress(let streamID, let substreamID, let address, let size, let stride):
+            return .success(executePrefetchAddress(streamID: streamID, substreamID: substreamID, address: address, size: size, stride: stride))
+        case .cfgiSTE(let streamID, let leaf):
+            return .success(executeCFGISTE(streamID: streamID, leaf: leaf))
+        case .cfgiSTERange(let streamID, let range):
+            return .success(executeCFGISTERange(streamID: streamID, range: range))
+        case .cfgiAll:
+            return .success(executeCFGIAll())
+        case .cfgiCD(let streamID, let substreamID, let leaf):
+            return .success(executeCFGICD(streamID: streamID, substreamID: substreamID, leaf: leaf))
+        case .cfgiCDAll(let streamID):
+            return .success(executeCFGICDAll(streamID: streamID))
+        case .tlbiNHAll(let vmid):
+            return .success(executeTLBINHAll(vmid: vmid))
+        case .tlbiNHASID(let vmid, let asid):
+            return .success(executeTLBINHASID(vmid: vmid, asid: asid))
+        case .tlbiNHVA(let vmid, let asid, let address, let scope):
+            return .success(executeTLBINHVA(vmid: vmid, asid: asid, address: address, scope: scope))
+        case .tlbiNHVAA(let vmid, let address, let scope):
+            return .success(executeTLBINHVAA(vmid: vmid, address: address, scope: scope))
+        case .tlbiEL2All:
+            return .success(executeTLBIEL2All())
+        case .tlbiEL2ASID(let asid):
+            return .success(executeTLBIEL2ASID(asid: asid))
+        case .tlbiEL2VA(let asid, let address, let scope):
+            return .success(executeTLBIEL2VA(asid: asid, address: address, scope: scope))
+        case .tlbiEL2VAA(let address, let scope):
+            return .success(executeTLBIEL2VAA(address: address, scope: scope))
+        case .tlbiS12VMAll(let vmid):
+            return .success(executeTLBIS12VMAll(vmid: vmid))
+        case .tlbiS2IPA(let vmid, let address, let scope):
+            return .success(executeTLBIS2IPA(vmid: vmid, address: address, scope: scope))
+        case .tlbiNSNHAll:
+            return .success(executeTLBINSNHAll())
+        case .atcInv(let streamID, let substreamID, let global, let address, let size):
+            return .success(executeATCInv(streamID: streamID, substreamID: substreamID, global: global, address: address, size: size))
+        case .priResp(let streamID, let substreamID, let prgIndex, let response):
+            return .success(executePRIResp(streamID: streamID, substreamID: substreamID, prgIndex: prgIndex, response: response))
+        case .resume(let streamID, let stag, let action):
+            return .success(executeResume(streamID: streamID, stag: stag, action: action))
+        case .stallTerm(let streamID):
+            return .success(executeStallTerm(streamID: streamID))
+        case .sync:
+            return executeSync()
+        }
+    }
+
+    // MARK: One function per command (§4.2–§4.7)
+
+    /// CMD_PREFETCH_CONFIG (§4.2.1).
+    func executePrefetchConfig(streamID: UInt32, substreamID: UInt32?) -> CommandEffect {
+        .noEffect(isEnabled ? .prefetchHint : .smmuDisabled)
+    }
+
+    /// CMD_PREFETCH_ADDR (§4.2.2).
+    func executePrefetchAddress(streamID: UInt32, substreamID: UInt32?, address: UInt64, size: UInt8, stride: UInt8) -> CommandEffect {
+        .noEffect(isEnabled ? .prefetchHint : .smmuDisabled)
+    }
+
+    /// CMD_CFGI_STE (§4.3.1).
+    func executeCFGISTE(streamID: UInt32, leaf: Bool) -> CommandEffect {
+        .invalidated(entries: invalidateConfiguration(streamIDs: streamID...streamID, includeL1: !leaf))
+    }
+
+    /// CMD_CFGI_STE_RANGE (§4.3.2): 2^(Range+1) StreamIDs, aligned.
+    func executeCFGISTERange(streamID: UInt32, range: UInt8) -> CommandEffect {
+        let span = UInt64(1) << (UInt64(range) + 1)
+        let first = UInt64(streamID) & ~(span - 1)
+        let last = min(first + span - 1, UInt64(UInt32.max))
+        return .invalidated(entries: invalidateConfiguration(streamIDs: UInt32(first)...UInt32(last), includeL1: true))
+    }
+
+    /// CMD_CFGI_ALL (§4.3.6).
+    func executeCFGIAll() -> CommandEffect {
+        .invalidated(entries: invalidateConfiguration(streamIDs: 0...UInt32.max, includeL1: true))
+    }
+
+    /// CMD_CFGI_CD (§4.3.3).
+    func executeCFGICD(streamID: UInt32, substreamID: UInt32, leaf: Bool) -> CommandEffect {
+        .invalidated(entries: invalidateContextDescriptors(streamID: streamID, substreamID: substreamID, includeL1: !leaf))
+    }
+
+    /// CMD_CFGI_CD_ALL (§4.3.4).
+    func executeCFGICDAll(streamID: UInt32) -> CommandEffect {
+        .invalidated(entries: invalidateContextDescriptors(streamID: streamID, substreamID: nil, includeL1: true))
+    }
+
+    /// CMD_TLBI_NH_ALL (§4.4.2.1).
+    func executeTLBINHAll(vmid: UInt16) -> CommandEffect {
+        .invalidated(entries: invalidateTLB(.nhAll(vmid: vmid)))
+    }
+
+    /// CMD_TLBI_NH_ASID (§4.4.2.2).
+    func executeTLBINHASID(vmid: UInt16, asid: UInt16) -> CommandEffect {
+        .invalidated(entries: invalidateTLB(.nhASID(vmid: vmid, asid: asid)))
+    }
+
+    /// CMD_TLBI_NH_VA (§4.4.2.4).
+    func executeTLBINHVA(vmid: UInt16, asid: UInt16, address: UInt64, scope: TLBIScope) -> CommandEffect {
+        .invalidated(entries: invalidateTLB(.nhVA(vmid: vmid, asid: asid, address: address, scope: scope)))
+    }
+
+    /// CMD_TLBI_NH_VAA (§4.4.2.3).
+    func executeTLBINHVAA(vmid: UInt16, address: UInt64, scope: TLBIScope) -> CommandEffect {
+        .invalidated(entries: invalidateTLB(.nhVAA(vmid: vmid, address: address, scope: scope)))
+    }
+
+    /// CMD_TLBI_EL2_ALL (§4.4.2.7).
+    func executeTLBIEL2All() -> CommandEffect {
+        .invalidated(entries: invalidateTLB(.el2All))
+    }
+
+    /// CMD_TLBI_EL2_ASID (§4.4.2.10).
+    func executeTLBIEL2ASID(asid: UInt16) -> CommandEffect {
+        .invalidated(entries: invalidateTLB(.el2ASID(asid: asid)))
+    }
+
+    /// CMD_TLBI_EL2_VA (§4.4.2.8).
+    func executeTLBIEL2VA(asid: UInt16, address: UInt64, scope: TLBIScope) -> CommandEffect {
+        .invalidated(entries: invalidateTLB(.el2VA(asid: asid, address: address, scope: scope)))
+    }
+
+    /// CMD_TLBI_EL2_VAA (§4.4.2.9).
+    func executeTLBIEL2VAA(address: UInt64, scope: TLBIScope) -> CommandEffect {
+        .invalidated(entries: invalidateTLB(.el2VAA(address: address, scope: scope)))
+    }
+
+    /// CMD_TLBI_S12_VMALL (§4.4.3.2).
+    func executeTLBIS12VMAll(vmid: UInt16) -> CommandEffect {
+        .invalidated(entries: invalidateTLB(.s12VMAll(vmid: vmid)))
+    }
+
+    /// CMD_TLBI_S2_IPA (§4.4.3.1).
+    func executeTLBIS2IPA(vmid: UInt16, address: UInt64, scope: TLBIScope) -> CommandEffect {
+        .invalidated(entries: invalidateTLB(.s2IPA(vmid: vmid, address: address, scope: scope)))
+    }
+
+    /// CMD_TLBI_NSNH_ALL (§4.4.4.1).
+    func executeTLBINSNHAll() -> CommandEffect {
+        .invalidated(entries: invalidateTLB(.nsnhAll))
+    }
+
+    /// CMD_ATC_INV (§4.5.1): IGNORED when SMMUEN == 0.
+    func executeATCInv(streamID: UInt32, substreamID: UInt32?, global: Bool, address: UInt64, size: UInt8) -> CommandEffect {
+        guard isEnabled else { return .noEffect(.smmuDisabled) }
+        return sendATCInvalidation(streamID: streamID, substreamID: substreamID, global: global, address: address, size: size)
+    }
+
+    /// CMD_PRI_RESP (§4.5.2): IGNORED when SMMUEN == 0. With SSIDSIZE == 0 the SSV
+    /// parameter behaves as 0.
+    func executePRIResp(streamID: UInt32, substreamID: UInt32?, prgIndex: UInt16, response: PRIResponse) -> CommandEffect {
+        guard isEnabled else { return .noEffect(.smmuDisabled) }
+        let pasid = configuration.substreamIDBits == 0 ? nil : substreamID
+        let message = PRGResponse(streamID: streamID, substreamID: pasid, prgIndex: prgIndex, code: PRGResponseCode(response), automatic: false)
+        sendPRGResponse(message)
+        return .prgResponseSent(message)
+    }
+
+    /// CMD_RESUME (§4.7.1).
+    func executeResume(streamID: UInt32, stag: UInt16, action: ResumeAction) -> CommandEffect {
+        resumeStalledTransaction(streamID: streamID, stag: stag, action: action)
+    }
+
+    /// CMD_STALL_TERM (§4.7.2).
+    func executeStallTerm(streamID: UInt32) -> CommandEffect {
+        terminateStalledTransactions(streamID: streamID)
+    }
+
+    /// CMD_SYNC (§4.7.3): completes once every earlier command has completed. All earlier
+    /// commands complete when consumed in this model except ATC invalidations, whose
+    /// completion is checked here.
+    func executeSync() -> Result<CommandEffect, CommandError> {
+        guard atcInvalidationsComplete() else { return .failure(.atcInvalidationSync) }
+        return .success(.syncCompleted(.none, msi: nil))
+    }
+
+    /// Signals a consumed CMD_SYNC as its CS field asks (§4.7.3): SIG_IRQ sends an MSI when
+    /// MSIs are implemented and MSIAddress != 0 (an abort sets MSI_CMDQ_ABT_ERR) and pulses
+    /// the wired CMD_SYNC line; SIG_SEV sends a wake-up when IDR0.SEV == 1.
+    func signalSyncCompletion(_ parameters: SyncParameters) -> CommandEffect {
+        switch parameters.completion {
+        case .none:
+            return .syncCompleted(.none, msi: nil)
+        case .irq:
+            var outcome: MSIOutcome?
+            let address = parameters.msiAddress & oasMask
+            if configuration.msi && address != 0 {
+                let result = bus.deliverMSI(address: address, data: parameters.msiData, source: source("cmdq"))
+                if result == .aborted { raiseGlobalError(Reg.GERROR.msiCmdqAbtErr) }
+                outcome = result
+            }
+            if let lines = configuration.interruptLines {
+                bus.interrupts.pulse(line: lines.commandSync, source: source("cmdq"))
+            }
+            return .syncCompleted(.irq, msi: outcome)
+        case .sev:
+            guard configuration.sev else { return .syncCompleted(.none, msi: nil) }
+            bus.interrupts.sendEvent(source: source("cmdq"))
+            return .syncCompleted(.sev, msi: nil)
+        }
+    }
+
+    /// Sends a PRG Response to the endpoint behind `response.streamID`.
+    func sendPRGResponse(_ response: PRGResponse) {
+        bus.trace.record(.pri, "\(source("pri")): \(response)")
+        onPRGResponse?(response)
+    }
+}

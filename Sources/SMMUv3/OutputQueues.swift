@@ -1,0 +1,202 @@
+import Platform
+
+/// What happened to an event record offered to the event queue (§7.2, §7.4).
+public enum EventQueueOutcome: Hashable, Sendable, CustomStringConvertible {
+    /// Written at `index` (the PROD value before the write).
+    case written(index: UInt32)
+    /// A stall record that could not be written yet: it is kept and written when the queue
+    /// becomes writable (stall records are never discarded, §7.2.1).
+    case heldUntilWritable
+    /// Discarded because the queue is full; this caused (or happened during) an overflow.
+    case discardedQueueFull
+    /// Discarded because EVENTQEN == 0 (not an overflow).
+    case discardedQueueDisabled
+    /// Discarded because EVENTQ_ABT_ERR is active.
+    case discardedAbortError
+    /// The write of the record got an external abort: EVENTQ_ABT_ERR activated and the
+    /// record is lost (synchronous abort: PROD does not move, §7.2.2).
+    case writeAborted
+
+    public var description: String {
+        switch self {
+        case .written(let index): "written at \(index)"
+        case .heldUntilWritable: "held until the queue is writable"
+        case .discardedQueueFull: "discarded: queue full (overflow)"
+        case .discardedQueueDisabled: "discarded: EVENTQEN == 0"
+        case .discardedAbortError: "discarded: EVENTQ_ABT_ERR active"
+        case .writeAborted: "lost: external abort writing the queue"
+        }
+    }
+}
+
+extension SMMU {
+    private var overflowFlagMask: UInt32 { UInt32(truncatingIfNeeded: Reg.Queue.overflowFlag.mask) }
+
+    /// Whether the event queue overflow flags differ (an overflow not yet acknowledged).
+    public var eventQueueOverflowActive: Bool { (eventq.prod ^ eventq.cons) & overflowFlagMask != 0 }
+
+    /// Whether the PRI queue overflow condition is active (§8.1).
+    public var priQueueOverflowActive: Bool { (priq.prod ^ priq.cons) & overflowFlagMask != 0 }
+
+    // MARK: Event queue
+
+    /// Offers an event record to the event queue, applying the full/overflow, disabled and
+    /// abort rules (§7.2, §7.4) and raising the event queue interrupt on an empty to
+    /// non-empty transition. Stall records (Stall == 1) are never discarded.
+    @discardableResult
+    public func recordEvent(_ record: EventRecord) -> EventQueueOutcome {
+        let outcome = writeEvent(record)
+        switch outcome {
+        case .written:
+            statistics.eventsWritten += 1
+        case .heldUntilWritable:
+            pendingStallRecords.append(record)
+        case .discardedQueueFull, .discardedQueueDisabled, .discardedAbortError, .writeAborted:
+            statistics.eventsDiscarded += 1
+        }
+        bus.trace.record(.event, "\(source("evtq")): \(record) -> \(outcome)")
+        return outcome
+    }
+
+    private func writeEvent(_ record: EventRecord) -> EventQueueOutcome {
+        let stall = record.isStall
+        guard Reg.CR0.eventqen.isSet(cr0ack) else { return stall ? .heldUntilWritable : .discardedQueueDisabled }
+        guard !errorActive(Reg.GERROR.eventqAbtErr) else { return stall ? .heldUntilWritable : .discardedAbortError }
+        // An inconsistent PROD/CONS pair is treated as full (§3.5.1 permits this).
+        if eventq.isFull || !eventq.isConsistent {
+            if !eventq.isConsistent {
+                diagnose(.inconsistentQueue("evtq"), "event queue PROD/CONS inconsistent: treated as full")
+            }
+            if stall { return .heldUntilWritable }
+            if !eventQueueOverflowActive {
+                eventq.prod ^= overflowFlagMask
+                statistics.eventQueueOverflows += 1
+                bus.trace.record(.queue, "\(source("evtq")): overflow, PROD.OVFLG -> \(eventq.prod >> 31)")
+            }
+            return .discardedQueueFull
+        }
+        let geometry = eventq.geometry
+        let prod = eventq.prodPointer
+        let address = eventq.slotAddress(prod)
+        let written = withUnsafeBytes(of: (record.dw0.littleEndian, record.dw1.littleEndian, record.dw2.littleEndian, record.dw3.littleEndian)) {
+            bus.dmaWrite(at: address, from: $0)
+        }
+        guard written else {
+            raiseGlobalError(Reg.GERROR.eventqAbtErr)
+            return .writeAborted
+        }
+        let wasEmpty = eventq.isEmpty
+        eventq.prod = (eventq.prod & ~geometry.pointerMask) | geometry.increment(prod)
+        bus.trace.record(.queue, "\(source("evtq")): PROD -> \(geometry.describe(eventq.prodPointer))")
+        if wasEmpty { signalInterrupt(.eventQueue) }
+        return .written(index: prod)
+    }
+
+    /// Writes held stall records while the queue is writable, oldest first.
+    func flushPendingStallRecords() {
+        while let record = pendingStallRecords.first {
+            let outcome = writeEvent(record)
+            if outcome == .heldUntilWritable { return }
+            pendingStallRecords.removeFirst()
+            if case .written = outcome { statistics.eventsWritten += 1 } else { statistics.eventsDiscarded += 1 }
+            bus.trace.record(.event, "\(source("evtq")): held \(record) -> \(outcome)")
+        }
+    }
+
+    /// EVENTQ_CONS write: never guarded (§6.3.96). Freeing space lets held stall records in.
+    func writeEventQueueCons(_ value: UInt32) {
+        let ackBefore = eventQueueOverflowActive
+        eventq.cons = value & (eventq.geometry.pointerMask | overflowFlagMask)
+        bus.trace.record(.queue, "\(source("evtq")): CONS <- \(eventq.geometry.describe(eventq.consPointer))\(ackBefore && !eventQueueOverflowActive ? " (overflow acknowledged)" : "")")
+        if !pendingStallRecords.isEmpty { flushPendingStallRecords() }
+    }
+
+    // MARK: PRI queue
+
+    /// Offers a PRI message (page request or Stop Marker) to the PRI queue (§8): queues it,
+    /// or discards it with or without an automatic PRG Response, following the rules for a
+    /// disabled queue, an active PRIQ_ABT_ERR, a full queue and an active overflow. PRG
+    /// Responses generated here are also passed to ``onPRGResponse``.
+    @discardableResult
+    public func receivePageRequest(_ request: PageRequest) -> PRIMessageOutcome {
+        let outcome = acceptPageRequest(request)
+        switch outcome {
+        case .queued: statistics.priEntriesWritten += 1
+        case .discarded, .autoResponded: statistics.priMessagesDiscarded += 1
+        case .unsupported: break
+        }
+        bus.trace.record(.pri, "\(source("priq")): \(request) -> \(outcome)")
+        if case .autoResponded(let response) = outcome { sendPRGResponse(response) }
+        return outcome
+    }
+
+    private func acceptPageRequest(_ request: PageRequest) -> PRIMessageOutcome {
+        guard configuration.pri else { return .unsupported }
+        let failure = PRGResponse(streamID: request.streamID, substreamID: nil, prgIndex: request.prgIndex, code: .responseFailure, automatic: true)
+        // §8.2: with the effective PRIQEN == 0 or PRIQ_ABT_ERR active nothing is written and
+        // every PPR gets a Response Failure without PASID; Stop Markers get nothing.
+        guard priQueueEffectivelyEnabled, !errorActive(Reg.GERROR.priqAbtErr) else {
+            return request.isStopMarker ? .discarded : .autoResponded(failure)
+        }
+        if !priQueueOverflowActive && (priq.isFull || !priq.isConsistent) {
+            if !priq.isConsistent {
+                diagnose(.inconsistentQueue("priq"), "PRI queue PROD/CONS inconsistent: treated as full")
+            }
+            priq.prod ^= overflowFlagMask
+            statistics.priQueueOverflows += 1
+            bus.trace.record(.queue, "\(source("priq")): overflow, PROD.OVFLG -> \(priq.prod >> 31)")
+        }
+        if priQueueOverflowActive {
+            // §8.1: everything is discarded while the overflow is active. A Last page
+            // request gets an automatic response; L=0 requests and Stop Markers get none.
+            // The LO interrupt still fires for a discarded L=1 message (§6.3.36).
+            if request.last && Reg.IRQCfg.lo.isSet(priqIRQ.attributes) { signalInterrupt(.priQueue) }
+            guard request.last && !request.isStopMarker else { return .discarded }
+            return .autoResponded(overflowResponse(to: request))
+        }
+        let geometry = priq.geometry
+        let prod = priq.prodPointer
+        let entry = PRIQEntry(request)
+        let written = withUnsafeBytes(of: (entry.dw0.littleEndian, entry.dw1.littleEndian)) {
+            bus.dmaWrite(at: priq.slotAddress(prod), from: $0)
+        }
+        guard written else {
+            // The model's PRI queue write aborts are synchronous: the PPR gets an automatic
+            // Response Failure (§8.2); a Stop Marker gets nothing.
+            raiseGlobalError(Reg.GERROR.priqAbtErr)
+            return request.isStopMarker ? .discarded : .autoResponded(failure)
+        }
+        let wasEmpty = priq.isEmpty
+        priq.prod = (priq.prod & ~geometry.pointerMask) | geometry.increment(prod)
+        bus.trace.record(.queue, "\(source("priq")): PROD -> \(geometry.describe(priq.prodPointer))")
+        let lastOnly = Reg.IRQCfg.lo.isSet(priqIRQ.attributes)
+        if lastOnly ? request.last : wasEmpty { signalInterrupt(.priQueue) }
+        return .queued(index: prod)
+    }
+
+    /// The automatic response to a Last page request discarded by an overflow (§8.1).
+    private func overflowResponse(to request: PageRequest) -> PRGResponse {
+        var response = PRGResponse(streamID: request.streamID, substreamID: nil, prgIndex: request.prgIndex, code: .success, automatic: true)
+        guard let pasid = request.substreamID, configuration.substreamIDBits > 0 else { return response }
+        if Reg.IDR3.pps.isSet(idr3) {
+            response.substreamID = pasid
+            return response
+        }
+        switch streamTableEntryForPRIResponse(streamID: request.streamID) {
+        case .some(let ppar):
+            response.substreamID = ppar ? pasid : nil
+        case .none:
+            response.code = .responseFailure
+        }
+        return response
+    }
+
+    /// PRIQ_CONS write: never guarded (§6.3.98). Writing OVACKFLG equal to OVFLG ends the
+    /// overflow condition.
+    func writePRIQueueCons(_ value: UInt32) {
+        guard configuration.pri else { return }
+        let wasActive = priQueueOverflowActive
+        priq.cons = value & (priq.geometry.pointerMask | overflowFlagMask)
+        bus.trace.record(.queue, "\(source("priq")): CONS <- \(priq.geometry.describe(priq.consPointer))\(wasActive && !priQueueOverflowActive ? " (overflow acknowledged)" : "")")
+    }
+}

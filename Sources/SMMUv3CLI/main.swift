@@ -1,0 +1,67 @@
+import Foundation
+import Platform
+import SMMUv3
+import SMMUv3Host
+
+/// `smmuv3`: the command-line front end of the model.
+enum CLI {
+    static let usage = """
+    usage: smmuv3 <command> [options]
+
+    commands:
+      demo [--trace CATEGORIES]   bring an SMMU up through the bus, run commands, provoke
+                                  errors and events, and print the trace
+      decode cmd DW0 DW1          decode a command queue entry
+      decode evt DW0 DW1 DW2 DW3  decode an event record
+      decode pri DW0 DW1          decode a PRI queue entry
+      help                        this text
+
+    CATEGORIES is a comma-separated list of: \(TraceCategory.named.map(\.1).joined(separator: ", ")),
+    or "all" / "standard" (the default).
+    """
+
+    static func main() -> Int32 {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        guard let command = arguments.first else {
+            print(usage)
+            return 2
+        }
+        arguments.removeFirst()
+        do {
+            switch command {
+            case "demo": return try Demo.run(arguments)
+            case "decode": return try Decode.run(arguments)
+            case "help", "--help", "-h":
+                print(usage)
+                return 0
+            default:
+                throw UsageError("unknown command '\(command)'")
+            }
+        } catch let error as UsageError {
+            printError("smmuv3: \(error.message)")
+            return 2
+        } catch {
+            printError("smmuv3: \(error)")
+            return 1
+        }
+    }
+}
+
+/// A command-line mistake: reported with the usage hint and exit status 2.
+struct UsageError: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}
+
+func printError(_ text: String) {
+    var standardError = StandardError()
+    print(text, to: &standardError)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        FileHandle.standardError.write(Data(string.utf8))
+    }
+}
+
+exit(CLI.main())

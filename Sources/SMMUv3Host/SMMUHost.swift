@@ -1,0 +1,293 @@
+import Platform
+import SMMUv3
+
+/// A minimal register-level software agent for an SMMUv3, talking to it only through the
+/// bus, the way a driver does: MMIO register accesses, queue entries written to memory,
+/// PROD/CONS updates and polling of acknowledge registers.
+///
+/// It performs the Linux driver's bring-up order (`arm_smmu_device_reset`), submits commands,
+/// drains the event and PRI queues and acknowledges global errors. It is a test and demo
+/// harness, not the driver port: it keeps no per-device state.
+public final class SMMUHost {
+    /// Where the host puts its tables and queues, and how it configures interrupts.
+    public struct Layout: Sendable, Hashable {
+        /// Linear stream table base (aligned to its size).
+        public var streamTable: UInt64 = 0x4000_0000
+        /// log2 of the number of STEs in the linear stream table.
+        public var streamTableLog2Size = 8
+        /// Command queue base.
+        public var commandQueue: UInt64 = 0x4010_0000
+        /// log2 of the command queue size.
+        public var commandQueueLog2Size = 8
+        /// Event queue base.
+        public var eventQueue: UInt64 = 0x4020_0000
+        /// log2 of the event queue size.
+        public var eventQueueLog2Size = 7
+        /// PRI queue base.
+        public var priQueue: UInt64 = 0x4030_0000
+        /// log2 of the PRI queue size.
+        public var priQueueLog2Size = 7
+        /// When set, interrupts are configured as MSIs to these addresses (GERROR, EVTQ, PRIQ
+        /// at +0, +4, +8); otherwise the MSI addresses stay 0 (wired interrupts only).
+        public var msiDoorbell: UInt64? = 0x4040_0000
+        /// PRIQ_IRQ_CFG2.LO (interrupt on Last requests only).
+        public var priLastOnly = false
+
+        /// The default layout.
+        public init() {}
+    }
+
+    /// What went wrong talking to the SMMU.
+    public enum HostError: Error, Equatable, CustomStringConvertible {
+        /// An acknowledge register did not reach the written value within the poll budget.
+        case acknowledgeTimeout(SMMURegister, expected: UInt32, last: UInt32)
+        /// The command queue has no room and the SMMU is not consuming.
+        case commandQueueFull
+        /// The SMMU reported a command queue error on the command at `index`.
+        case commandError(CommandError?, index: UInt32)
+        /// Commands were written but not consumed (stepped processing, or the queue stopped).
+        case commandsNotConsumed(pending: Int)
+
+        public var description: String {
+            switch self {
+            case .acknowledgeTimeout(let register, let expected, let last):
+                "\(register.name) did not reach \(hex(expected)) (last read \(hex(last)))"
+            case .commandQueueFull: "command queue full and not being consumed"
+            case .commandError(let error, let index):
+                "command queue error \(error.map(\.description) ?? "?") at CONS \(index)"
+            case .commandsNotConsumed(let pending): "\(pending) command(s) written but not consumed"
+            }
+        }
+    }
+
+    /// The bus the SMMU is on.
+    public let bus: Bus
+    /// SMMU_BASE.
+    public let base: UInt64
+    /// The tables and queues in use (set by ``bringUp(layout:)``).
+    public private(set) var layout = Layout()
+    /// How many register reads a poll loop makes before giving up.
+    public var pollBudget = 1000
+
+    private var commandProd: UInt32 = 0
+    private var eventCons: UInt32 = 0
+    private var priCons: UInt32 = 0
+
+    /// Creates a host for the SMMU mapped at `base`.
+    public init(bus: Bus, base: UInt64) {
+        self.bus = bus
+        self.base = base
+    }
+
+    // MARK: Registers
+
+    /// Reads a 32-bit register (or the low half of a 64-bit one).
+    public func read32(_ register: SMMURegister) -> UInt32 { bus.read32(at: base + register.offset) }
+    /// Writes a 32-bit register.
+    public func write32(_ register: SMMURegister, _ value: UInt32) { bus.write32(value, at: base + register.offset) }
+    /// Reads a 64-bit register with one 64-bit access.
+    public func read64(_ register: SMMURegister) -> UInt64 { bus.read64(at: base + register.offset) }
+    /// Writes a 64-bit register with one 64-bit access.
+    public func write64(_ register: SMMURegister, _ value: UInt64) { bus.write64(value, at: base + register.offset) }
+
+    /// Writes `value` to `register` and polls `ack` until it reads back the same value
+    /// (`arm_smmu_write_reg_sync`).
+    public func writeSynchronized(_ register: SMMURegister, _ value: UInt32, ack: SMMURegister) throws(HostError) {
+        write32(register, value)
+        var last: UInt32 = 0
+        for _ in 0..<pollBudget {
+            last = read32(ack)
+            if last == value { return }
+        }
+        throw .acknowledgeTimeout(ack, expected: value, last: last)
+    }
+
+    /// Requests a GBPA update and polls until Update clears (`arm_smmu_update_gbpa`).
+    public func updateGBPA(set: UInt32, clear: UInt32) throws(HostError) {
+        var value: UInt32 = 0
+        for _ in 0..<pollBudget {
+            value = read32(.gbpa)
+            if value & (1 << 31) == 0 { break }
+        }
+        value = (value & ~clear) | set | (1 << 31)
+        write32(.gbpa, value)
+        for _ in 0..<pollBudget {
+            value = read32(.gbpa)
+            if value & (1 << 31) == 0 { return }
+        }
+        throw .acknowledgeTimeout(.gbpa, expected: value & ~(1 << 31), last: value)
+    }
+
+    // MARK: Bring-up
+
+    /// Brings the SMMU up in the Linux driver's order: disable and wait for CR0ACK, CR1 and
+    /// CR2, the stream table, the command queue and CMDQEN, invalidate everything
+    /// (CFGI_ALL, TLBI_EL2_ALL when Hyp, TLBI_NSNH_ALL, CMD_SYNC), the event queue and
+    /// EVENTQEN, the PRI queue and PRIQEN, ATSCHK, the interrupts, then SMMUEN.
+    public func bringUp(layout: Layout = Layout()) throws(HostError) {
+        self.layout = layout
+        let idr0 = read32(.idr0)
+        let hasPRI = idr0 & (1 << 16) != 0
+        let hasATS = idr0 & (1 << 10) != 0
+        let hasHyp = idr0 & (1 << 9) != 0
+
+        if read32(.cr0) & 1 != 0 { try updateGBPA(set: 1 << 20, clear: 0) }
+        try writeSynchronized(.cr0, 0, ack: .cr0ack)
+
+        // CR1: WB cacheable, inner shareable tables and queues; CR2: PTM | RECINVSID.
+        let cacheability: UInt32 = (3 << 10) | (1 << 8) | (1 << 6) | (3 << 4) | (1 << 2) | 1
+        write32(.cr1, cacheability)
+        write32(.cr2, (1 << 2) | (1 << 1))
+
+        write64(.strtabBase, layout.streamTable)
+        write32(.strtabBaseCfg, UInt32(layout.streamTableLog2Size))
+
+        write64(.cmdqBase, layout.commandQueue | UInt64(layout.commandQueueLog2Size) | (1 << 62))
+        write32(.cmdqProd, 0)
+        write32(.cmdqCons, 0)
+        commandProd = 0
+        var enables: UInt32 = 1 << 3
+        try writeSynchronized(.cr0, enables, ack: .cr0ack)
+
+        var invalidate: [Command] = [.cfgiAll, .sync(SyncParameters())]
+        if hasHyp { invalidate.append(.tlbiEL2All) }
+        invalidate += [.tlbiNSNHAll, .sync(SyncParameters())]
+        try submit(invalidate)
+
+        write64(.eventqBase, layout.eventQueue | UInt64(layout.eventQueueLog2Size) | (1 << 62))
+        write32(.eventqProd, 0)
+        write32(.eventqCons, 0)
+        eventCons = 0
+        enables |= 1 << 2
+        try writeSynchronized(.cr0, enables, ack: .cr0ack)
+
+        if hasPRI {
+            write64(.priqBase, layout.priQueue | UInt64(layout.priQueueLog2Size) | (1 << 62))
+            write32(.priqProd, 0)
+            write32(.priqCons, 0)
+            priCons = 0
+            enables |= 1 << 1
+            try writeSynchronized(.cr0, enables, ack: .cr0ack)
+        }
+
+        if hasATS {
+            enables |= 1 << 4
+            try writeSynchronized(.cr0, enables, ack: .cr0ack)
+        }
+
+        try writeSynchronized(.irqCtrl, 0, ack: .irqCtrlAck)
+        if let doorbell = layout.msiDoorbell {
+            write64(.gerrorIrqCfg0, doorbell)
+            write32(.gerrorIrqCfg1, 0)
+            write32(.gerrorIrqCfg2, 0x1)
+            write64(.eventqIrqCfg0, doorbell + 4)
+            write32(.eventqIrqCfg1, 1)
+            write32(.eventqIrqCfg2, 0x1)
+            if hasPRI {
+                write64(.priqIrqCfg0, doorbell + 8)
+                write32(.priqIrqCfg1, 2)
+            }
+        }
+        if hasPRI { write32(.priqIrqCfg2, (layout.priLastOnly ? 1 << 31 : 0) | (layout.msiDoorbell == nil ? 0 : 0x1)) }
+        var irqs: UInt32 = (1 << 2) | 1
+        if hasPRI { irqs |= 1 << 1 }
+        try writeSynchronized(.irqCtrl, irqs, ack: .irqCtrlAck)
+
+        enables |= 1
+        try writeSynchronized(.cr0, enables, ack: .cr0ack)
+    }
+
+    // MARK: Commands
+
+    private var commandIndex: QueueIndex { QueueIndex(log2Size: layout.commandQueueLog2Size) }
+
+    /// Writes `commands` into the command queue at PROD, advances PROD once, and checks that
+    /// the SMMU consumed them (automatic processing). Stops at the first command error.
+    public func submit(_ commands: [Command]) throws(HostError) {
+        try write(commands.map(\.entry))
+        let geometry = commandIndex
+        let cons = read32(.cmdqCons)
+        if (read32(.gerror) ^ read32(.gerrorn)) & 1 != 0 {
+            throw .commandError(CommandError(rawValue: UInt8((cons >> 24) & 0x7F)), index: cons & geometry.pointerMask)
+        }
+        let pending = geometry.count(prod: commandProd, cons: cons)
+        if pending != 0 { throw .commandsNotConsumed(pending: Int(pending)) }
+    }
+
+    /// Writes raw entries into the command queue at PROD and advances PROD, without waiting
+    /// for them to be consumed. Throws when the queue has no room.
+    public func write(_ entries: [CommandEntry]) throws(HostError) {
+        let geometry = commandIndex
+        var cons = read32(.cmdqCons)
+        for entry in entries {
+            if geometry.isFull(prod: commandProd, cons: cons) {
+                // Publish what is written so far and let the SMMU make room.
+                write32(.cmdqProd, commandProd)
+                cons = read32(.cmdqCons)
+                if geometry.isFull(prod: commandProd, cons: cons) { throw .commandQueueFull }
+            }
+            let slot = layout.commandQueue + UInt64(geometry.index(commandProd)) * 16
+            bus.write64(entry.dw0, at: slot)
+            bus.write64(entry.dw1, at: slot + 8)
+            commandProd = geometry.increment(commandProd)
+        }
+        write32(.cmdqProd, commandProd)
+    }
+
+    /// Moves the host's copy of CMDQ_PROD back to CMDQ_CONS (allowed while CMDQ_ERR is
+    /// active, §7.1) so that the next write replaces the failed command.
+    public func rewindCommandQueueToConsumer() {
+        commandProd = read32(.cmdqCons) & commandIndex.pointerMask
+        write32(.cmdqProd, commandProd)
+    }
+
+    // MARK: Global errors
+
+    /// Acknowledges every active global error by writing GERRORN = GERROR (as Linux's
+    /// GERROR handler does) and returns the bits that were active.
+    @discardableResult
+    public func acknowledgeGlobalErrors() -> UInt32 {
+        let gerror = read32(.gerror)
+        let active = gerror ^ read32(.gerrorn)
+        if active != 0 { write32(.gerrorn, gerror) }
+        return active
+    }
+
+    // MARK: Output queues
+
+    /// Reads every event record between CONS and PROD, then writes CONS once with the new
+    /// read index and OVACKFLG = OVFLG (acknowledging any overflow).
+    public func drainEvents() -> (records: [EventRecord], overflowed: Bool) {
+        let geometry = QueueIndex(log2Size: layout.eventQueueLog2Size)
+        let prod = read32(.eventqProd)
+        let overflowed = (prod ^ eventCons) & (1 << 31) != 0
+        var records: [EventRecord] = []
+        var cons = eventCons & geometry.pointerMask
+        while !geometry.isEmpty(prod: prod, cons: cons) {
+            let slot = layout.eventQueue + UInt64(geometry.index(cons)) * 32
+            records.append(EventRecord(dw0: bus.read64(at: slot), dw1: bus.read64(at: slot + 8), dw2: bus.read64(at: slot + 16), dw3: bus.read64(at: slot + 24)))
+            cons = geometry.increment(cons)
+        }
+        eventCons = cons | (prod & (1 << 31))
+        write32(.eventqCons, eventCons)
+        return (records, overflowed)
+    }
+
+    /// Reads every PRI queue entry between CONS and PROD, then writes CONS once with the new
+    /// read index and OVACKFLG = OVFLG (the §8.1.1 recovery step).
+    public func drainPRIQueue() -> (entries: [PRIQEntry], overflowed: Bool) {
+        let geometry = QueueIndex(log2Size: layout.priQueueLog2Size)
+        let prod = read32(.priqProd)
+        let overflowed = (prod ^ priCons) & (1 << 31) != 0
+        var entries: [PRIQEntry] = []
+        var cons = priCons & geometry.pointerMask
+        while !geometry.isEmpty(prod: prod, cons: cons) {
+            let slot = layout.priQueue + UInt64(geometry.index(cons)) * 16
+            entries.append(PRIQEntry(dw0: bus.read64(at: slot), dw1: bus.read64(at: slot + 8)))
+            cons = geometry.increment(cons)
+        }
+        priCons = cons | (prod & (1 << 31))
+        write32(.priqCons, priCons)
+        return (entries, overflowed)
+    }
+}

@@ -1,0 +1,135 @@
+import Testing
+@testable import Platform
+
+/// A device that records accesses and answers reads with offset + size.
+final class RecordingDevice: MMIODevice {
+    var writes: [(offset: UInt64, value: UInt64, size: Int)] = []
+    override var deviceName: String { "rec" }
+    override func mmioRead(offset: UInt64, size: Int) -> UInt64 { offset &+ UInt64(size) }
+    override func mmioWrite(offset: UInt64, value: UInt64, size: Int) { writes.append((offset, value, size)) }
+    override func registerName(offset: UInt64) -> String? { offset == 0 ? "CTRL" : nil }
+}
+
+@Suite struct BusTests {
+    @Test func cpuAccessesReachTheMappedDeviceOrMemory() throws {
+        let bus = Bus()
+        let device = RecordingDevice()
+        try bus.map(device, at: 0x1000_0000, size: 0x1000)
+        #expect(bus.read32(at: 0x1000_0010) == 0x14)
+        #expect(bus.read64(at: 0x1000_0020) == 0x28)
+        bus.write32(0xAB, at: 0x1000_0004)
+        bus.write64(0xCD, at: 0x1000_0008)
+        #expect(device.writes.map(\.offset) == [4, 8])
+        #expect(device.writes.map(\.size) == [4, 8])
+        bus.write32(0x55, at: 0x1000_1000)
+        #expect(bus.memory.read32(at: 0x1000_1000) == 0x55)
+        #expect(device.writes.count == 2)
+    }
+
+    @Test func overlappingOrEmptyWindowsAreRejected() throws {
+        let bus = Bus()
+        try bus.map(RecordingDevice(), at: 0x2000, size: 0x1000)
+        #expect(throws: Bus.MappingError.overlap(base: 0x2800, size: 0x1000, existing: "rec")) {
+            try bus.map(RecordingDevice(), at: 0x2800, size: 0x1000)
+        }
+        #expect(throws: Bus.MappingError.invalidWindow(base: 0x9000, size: 0)) {
+            try bus.map(RecordingDevice(), at: 0x9000, size: 0)
+        }
+        try bus.map(RecordingDevice(), at: 0x3000, size: 0x1000)
+    }
+
+    @Test func injectedAbortsHitOnlyDeviceAccessesOfTheChosenKind() {
+        let bus = Bus()
+        bus.faults.injectAbort(0x5000...0x5FFF, on: .read)
+        bus.memory.write64(42, at: 0x5000)
+        #expect(bus.dmaRead64(at: 0x5000) == nil)
+        #expect(bus.dmaRead32(at: 0x4FFE) == nil, "an access overlapping the range aborts")
+        #expect(bus.dmaWrite64(7, at: 0x5008))
+        #expect(bus.read64(at: 0x5000) == 42, "CPU accesses are not affected")
+        #expect(bus.dmaRead64(at: 0x6000) == 0)
+        #expect(bus.faults.abortsInjected == 2)
+    }
+
+    @Test func countedAbortsExpireAndCanBeRemoved() {
+        let bus = Bus()
+        bus.faults.injectAbort(0x1000...0x1007, count: 2)
+        #expect(bus.dmaRead64(at: 0x1000) == nil)
+        #expect(!bus.dmaWrite64(1, at: 0x1000))
+        #expect(bus.dmaRead64(at: 0x1000) == 0, "the rule expired after two aborts")
+        let handle = bus.faults.injectAbort(0x2000...0x2FFF)
+        #expect(bus.dmaRead64(at: 0x2000) == nil)
+        bus.faults.remove(handle)
+        #expect(bus.dmaRead64(at: 0x2000) == 0)
+        #expect(!bus.faults.isActive)
+    }
+
+    @Test func deviceAccessesOutsideThePhysicalSpaceAbort() {
+        let bus = Bus()
+        #expect(bus.dmaRead64(at: 1 << 52) == nil)
+        #expect(bus.dmaRead64(at: .max - 3) == nil)
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let ok = buffer.withUnsafeMutableBytes { bus.dmaRead(at: (1 << 52) - 8, into: $0) }
+        #expect(!ok)
+    }
+
+    @Test func msisAreMemoryWritesThatCanBeDroppedOrAborted() {
+        let bus = Bus()
+        #expect(bus.deliverMSI(address: 0x8000, data: 0x11, source: "t") == .delivered)
+        #expect(bus.memory.read32(at: 0x8000) == 0x11)
+        bus.faults.dropMSIs(to: 0x8000...0x8003, count: 1)
+        #expect(bus.deliverMSI(address: 0x8000, data: 0x22, source: "t") == .dropped)
+        #expect(bus.memory.read32(at: 0x8000) == 0x11)
+        bus.faults.injectAbort(0x9000...0x9003, on: .write)
+        #expect(bus.deliverMSI(address: 0x9000, data: 0x33, source: "t") == .aborted)
+        #expect(bus.deliverMSI(address: 0x8000, data: 0x44, source: "t") == .delivered)
+        #expect(bus.interrupts.deliveredMSICount == 2)
+        #expect(bus.interrupts.deliveredMSIs.map(\.data) == [0x11, 0x44])
+        #expect(bus.faults.msisDropped == 1)
+    }
+
+    @Test func msisToAnMMIOWindowReachTheDevice() throws {
+        let bus = Bus()
+        let doorbell = RecordingDevice()
+        try bus.map(doorbell, at: 0x0800_0000, size: 0x1_0000)
+        #expect(bus.deliverMSI(address: 0x0800_0040, data: 9, source: "t") == .delivered)
+        #expect(doorbell.writes.first?.offset == 0x40)
+        #expect(doorbell.writes.first?.value == 9)
+    }
+
+    @Test func wiredPulsesAreCountedAndReported() {
+        let bus = Bus()
+        var seen: [Int] = []
+        bus.interrupts.onWiredInterrupt = { seen.append($0) }
+        bus.interrupts.pulse(line: 3, source: "a")
+        bus.interrupts.pulse(line: 3, source: "a")
+        bus.interrupts.sendEvent(source: "b")
+        #expect(bus.interrupts.pulses(on: 3) == 2)
+        #expect(bus.interrupts.sendEventCount == 1)
+        #expect(seen == [3, 3])
+        #expect(bus.interrupts.records.count == 3)
+    }
+
+    @Test func traceRecordsOnlyEnabledCategoriesAndIsDeterministic() throws {
+        func run() throws -> [String] {
+            let bus = Bus(traceCategories: [.mmio])
+            try bus.map(RecordingDevice(), at: 0x1000, size: 0x100)
+            bus.write32(5, at: 0x1000)
+            _ = bus.read32(at: 0x1004)
+            bus.interrupts.pulse(line: 1, source: "x")
+            _ = bus.dmaRead64(at: 0)
+            return bus.trace.lines.map(\.description)
+        }
+        let first = try run()
+        #expect(first == [
+            "[000000] mmio    W32 rec+0x00000 CTRL <- 0x00000005",
+            "[000001] mmio    R32 rec+0x00004 -> 0x00000008",
+        ])
+        #expect(try run() == first)
+    }
+
+    @Test func traceCategoryNamesParse() {
+        #expect(TraceCategory(names: "mmio,cmd") == [.mmio, .command])
+        #expect(TraceCategory(names: "all") == .all)
+        #expect(TraceCategory(names: "bogus") == nil)
+    }
+}
