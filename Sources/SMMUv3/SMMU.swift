@@ -371,7 +371,9 @@ public final class SMMU: MMIODevice {
         case .strtabBaseCfg: return UInt64(strtabBaseCfg)
         case .cmdqBase: return cmdq.base
         case .cmdqProd: return UInt64(cmdq.prod)
-        case .cmdqCons: return UInt64(cmdq.cons)
+        // Index bits above the wrap flag of the SMMU-owned pointers read as zero at the current
+        // LOG2SIZE (§6.3.28, §6.3.95, §6.3.97).
+        case .cmdqCons: return UInt64(cmdq.cons & (cmdq.geometry.pointerMask | UInt32(truncatingIfNeeded: Reg.Queue.consErr.mask)))
         case .eventqBase: return eventq.base
         case .eventqIrqCfg0: return eventqIRQ.address
         case .eventqIrqCfg1: return UInt64(eventqIRQ.data)
@@ -380,9 +382,9 @@ public final class SMMU: MMIODevice {
         case .priqIrqCfg0: return priqIRQ.address
         case .priqIrqCfg1: return UInt64(priqIRQ.data)
         case .priqIrqCfg2: return UInt64(priqIRQ.attributes)
-        case .eventqProd: return UInt64(eventq.prod)
+        case .eventqProd: return UInt64(eventq.prod & (eventq.geometry.pointerMask | UInt32(truncatingIfNeeded: Reg.Queue.overflowFlag.mask)))
         case .eventqCons: return UInt64(eventq.cons)
-        case .priqProd: return UInt64(priq.prod)
+        case .priqProd: return UInt64(priq.prod & (priq.geometry.pointerMask | UInt32(truncatingIfNeeded: Reg.Queue.overflowFlag.mask)))
         case .priqCons: return UInt64(priq.cons)
         }
     }
