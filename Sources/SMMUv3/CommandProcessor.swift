@@ -194,16 +194,16 @@ extension SMMU {
 
         cmdq.cons = (cmdq.cons & ~geometry.pointerMask) | geometry.increment(cons)
         statistics.commandsConsumed += 1
-        bus.trace.record(.queue, "\(source("cmdq")): CONS -> \(geometry.describe(cmdq.consPointer))")
+        bus.trace.record(.queue, "\(names.cmdq): CONS -> \(geometry.describe(cmdq.consPointer))")
         var finalEffect = effect
         if case .sync(let parameters) = command {
             // Completion is signalled only once CONS has passed the CMD_SYNC (§4.7.3).
             finalEffect = signalSyncCompletion(parameters)
         }
-        bus.trace.record(.command, "\(source("cmdq")): [\(geometry.describe(cons))] \(command) -> \(finalEffect)")
+        bus.trace.record(.command, "\(names.cmdq): [\(geometry.describe(cons))] \(command) -> \(finalEffect)")
         if wasFull && configuration.sev {
             // §4.1.2: a WFE wake-up when a previously full command queue becomes non-full.
-            bus.interrupts.sendEvent(source: source("cmdq"))
+            bus.interrupts.sendEvent(source: names.cmdq)
         }
         return CommandStep(consumerIndex: cons, address: address, entry: entry, command: command, outcome: .consumed(finalEffect))
     }
@@ -214,7 +214,7 @@ extension SMMU {
         cmdq.cons = Reg.Queue.consErr.inserting(UInt32(error.rawValue), into: cmdq.cons)
         statistics.commandErrors += 1
         let what = command?.description ?? entry?.description ?? "<fetch aborted>"
-        bus.trace.record(.command, "\(source("cmdq")): [\(cmdq.geometry.describe(cons))] \(what) -> \(error): \(detail)")
+        bus.trace.record(.command, "\(names.cmdq): [\(cmdq.geometry.describe(cons))] \(what) -> \(error): \(detail)")
         raiseGlobalError(Reg.GERROR.cmdqErr)
         return CommandStep(consumerIndex: cons, address: address, entry: entry, command: command, outcome: .error(error, detail: detail))
     }
@@ -411,24 +411,24 @@ extension SMMU {
             var outcome: MSIOutcome?
             let address = parameters.msiAddress & oasMask
             if configuration.msi && address != 0 {
-                let result = bus.deliverMSI(address: address, data: parameters.msiData, source: source("cmdq"))
+                let result = bus.deliverMSI(address: address, data: parameters.msiData, source: names.cmdq)
                 if result == .aborted { raiseGlobalError(Reg.GERROR.msiCmdqAbtErr) }
                 outcome = result
             }
             if let lines = configuration.interruptLines {
-                bus.interrupts.pulse(line: lines.commandSync, source: source("cmdq"))
+                bus.interrupts.pulse(line: lines.commandSync, source: names.cmdq)
             }
             return .syncCompleted(.irq, msi: outcome)
         case .sev:
             guard configuration.sev else { return .syncCompleted(.none, msi: nil) }
-            bus.interrupts.sendEvent(source: source("cmdq"))
+            bus.interrupts.sendEvent(source: names.cmdq)
             return .syncCompleted(.sev, msi: nil)
         }
     }
 
     /// Sends a PRG Response to the endpoint behind `response.streamID`.
     func sendPRGResponse(_ response: PRGResponse) {
-        bus.trace.record(.pri, "\(source("pri")): \(response)")
+        bus.trace.record(.pri, "\(names.pri): \(response)")
         onPRGResponse?(response)
     }
 }

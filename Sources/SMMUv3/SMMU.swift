@@ -78,6 +78,7 @@ public final class SMMU: MMIODevice {
     let identification: [UInt32]
     /// Mask of the physical address bits below OAS.
     let oasMask: UInt64
+    let names: SourceNames
 
     var cr0: UInt32 = 0
     var cr0ack: UInt32 = 0
@@ -153,6 +154,7 @@ public final class SMMU: MMIODevice {
         idr5 = configuration.idr5
         identification = configuration.identificationRegisters
         oasMask = UInt64.lowBits(configuration.oasBits)
+        names = SourceNames(configuration.name)
         cmdq = QueueRegisters(maxLog2: configuration.commandQueueMaxLog2, entryBytes: 16)
         eventq = QueueRegisters(maxLog2: configuration.eventQueueMaxLog2, entryBytes: 32)
         priq = QueueRegisters(maxLog2: configuration.pri ? configuration.priQueueMaxLog2 : 0, entryBytes: 16)
@@ -198,8 +200,24 @@ public final class SMMU: MMIODevice {
     /// Hook for state owned by later layers (caches, stalls); reset with the registers.
     func resetTranslationState() {}
 
-    /// The trace source name for a sub-unit, e.g. `smmu.evtq`.
-    func source(_ unit: String) -> String { "\(configuration.name).\(unit)" }
+    /// Trace and interrupt source names of the sub-units, e.g. `smmu.evtq` (built once).
+    struct SourceNames {
+        let cmdq: String
+        let evtq: String
+        let priq: String
+        let gerror: String
+        let pri: String
+        let xlat: String
+
+        init(_ name: String) {
+            cmdq = name + ".cmdq"
+            evtq = name + ".evtq"
+            priq = name + ".priq"
+            gerror = name + ".gerror"
+            pri = name + ".pri"
+            xlat = name + ".xlat"
+        }
+    }
 
     func diagnose(_ kind: SMMUDiagnostic.Kind, _ message: String) {
         diagnostics.append(SMMUDiagnostic(time: bus.clock.now, kind: kind, message: message))
@@ -430,7 +448,7 @@ public final class SMMU: MMIODevice {
             strtabBaseCfg = value & mask
         case .cmdqProd:
             cmdq.prod = value & UInt32(truncatingIfNeeded: Reg.Queue.indexField.mask)
-            bus.trace.record(.queue, "\(source("cmdq")): PROD <- \(cmdq.geometry.describe(cmdq.prodPointer))")
+            bus.trace.record(.queue, "\(names.cmdq): PROD <- \(cmdq.geometry.describe(cmdq.prodPointer))")
             if configuration.commandProcessing == .automatic { runCommandQueue() }
         case .cmdqCons:
             guard !guardedByCR0(Reg.CR0.cmdqen) else { return ignoreGuarded(register, "CR0.CMDQEN") }
@@ -698,11 +716,11 @@ public final class SMMU: MMIODevice {
         let enable: BitField, msi: IRQConfiguration, line: Int?, abortBit: BitField, name: String
         switch interrupt {
         case .eventQueue:
-            (enable, msi, line, abortBit, name) = (Reg.IRQCtrl.eventqIrqen, eventqIRQ, configuration.interruptLines?.eventQueue, Reg.GERROR.msiEventqAbtErr, source("evtq"))
+            (enable, msi, line, abortBit, name) = (Reg.IRQCtrl.eventqIrqen, eventqIRQ, configuration.interruptLines?.eventQueue, Reg.GERROR.msiEventqAbtErr, names.evtq)
         case .priQueue:
-            (enable, msi, line, abortBit, name) = (Reg.IRQCtrl.priqIrqen, priqIRQ, configuration.interruptLines?.priQueue, Reg.GERROR.msiPriqAbtErr, source("priq"))
+            (enable, msi, line, abortBit, name) = (Reg.IRQCtrl.priqIrqen, priqIRQ, configuration.interruptLines?.priQueue, Reg.GERROR.msiPriqAbtErr, names.priq)
         case .globalError:
-            (enable, msi, line, abortBit, name) = (Reg.IRQCtrl.gerrorIrqen, gerrorIRQ, configuration.interruptLines?.globalError, Reg.GERROR.msiGerrorAbtErr, source("gerror"))
+            (enable, msi, line, abortBit, name) = (Reg.IRQCtrl.gerrorIrqen, gerrorIRQ, configuration.interruptLines?.globalError, Reg.GERROR.msiGerrorAbtErr, names.gerror)
         }
         guard enable.isSet(irqCtrlAck) else {
             bus.trace.record(.interrupt, "\(name): interrupt not signalled (IRQ_CTRLACK enable clear)")
