@@ -171,6 +171,16 @@ public struct SMMUConfiguration: Sendable, Hashable {
     /// EVENTQ/PRIQ PROD and CONS registers (§6.2.1; Linux ARM_SMMU_OPT_PAGE0_REGS_ONLY).
     /// When false they are RAZ/WI.
     public var page0AliasesPage1Registers = false
+    /// The most leaf translations the TLB holds; when full it is flushed (a deterministic
+    /// replacement policy).
+    public var tlbCapacity = 16384
+    /// The most STEs (and, separately, CDs) the configuration cache holds; flushed when full.
+    public var configurationCacheCapacity = 4096
+    /// Checked mode at reset: every cache hit is compared with memory (see ``SMMU/checkedMode``).
+    public var checkedMode = false
+    /// How long (in virtual clock ticks) CMD_SYNC waits for ATS invalidation completions before
+    /// failing with CERROR_ATC_INV_SYNC.
+    public var atcInvalidationTimeout: UInt64 = 1_000_000
     /// SMMU_GBPA value at reset (Update=0; the rest is IMPLEMENTATION DEFINED, §6.3.14).
     /// The default bypasses with incoming attributes (SHCFG=0b01).
     public var gbpaResetValue: UInt32 = 0x0000_1000
@@ -208,6 +218,7 @@ public struct SMMUConfiguration: Sendable, Hashable {
             try fail("IIDR fields out of range")
         }
         if acknowledgeLatency < 0 { try fail("acknowledgeLatency must not be negative") }
+        if tlbCapacity < 1 || configurationCacheCapacity < 1 { try fail("cache capacities must be at least 1") }
     }
 }
 
@@ -253,9 +264,12 @@ extension SMMUConfiguration {
     /// SMMU_IDR2 (§6.3.3): no VATOS.
     public var idr2: UInt32 { 0 }
 
-    /// SMMU_IDR3 (§6.3.4): range invalidation (mandatory in v3.2) and PPS.
+    /// SMMU_IDR3 (§6.3.4): range invalidation, XNX and HAD (all mandatory in v3.2 for the
+    /// stages they concern) and PPS.
     public var idr3: UInt32 {
         var value: UInt64 = Reg.IDR3.ril.mask
+        value |= Reg.IDR3.had.place(stage1)
+        value |= Reg.IDR3.xnx.place(stage2)
         value |= Reg.IDR3.pps.place(pri && priPASIDOnOverflow)
         return UInt32(truncatingIfNeeded: value)
     }

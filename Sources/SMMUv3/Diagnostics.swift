@@ -21,6 +21,12 @@ public struct SMMUDiagnostic: Hashable, Sendable, CustomStringConvertible {
         /// A queue's PROD/CONS pair is inconsistent (§3.5.1); the model stops consuming
         /// (command queue) or treats the queue as full (output queues).
         case inconsistentQueue(String)
+        /// Checked mode: a cached STE, L1STD, CD or L1CD differs from memory (a change not
+        /// followed by the CFGI command that should follow it).
+        case staleConfiguration(streamID: UInt32)
+        /// Checked mode: a TLB entry differs from what the translation tables now give (a
+        /// change not followed by the TLBI command that should follow it).
+        case staleTranslation(streamID: UInt32)
         /// GERRORN toggled a bit whose error was not active (§7.5: CONSTRAINED
         /// UNPREDICTABLE); the model stores it, so the bit reads as an active error.
         case inactiveErrorToggled(UInt32)

@@ -147,6 +147,7 @@ public enum Reg {
     /// SMMU_IDR3 (§6.3.4).
     public enum IDR3 {
         public static let had = BitField(bit: 2)
+        public static let xnx = BitField(bit: 4)
         public static let pps = BitField(bit: 5)
         public static let fwb = BitField(bit: 8)
         public static let stt = BitField(bit: 9)

@@ -106,6 +106,27 @@ public final class SMMU: MMIODevice {
     var processingCommands = false
     var reportedInconsistentCommandQueue = false
 
+    /// The TLB (leaf translations, §3.17).
+    let tlb: TLB
+    /// The STE cache, by StreamID.
+    let steCache: FastTable<UInt64, CachedSTE>
+    /// The CD cache, by StreamID and CD index.
+    let cdCache: FastTable<UInt64, CachedCD>
+    /// Checked mode: every cache hit is compared with memory, and a difference (a structure or
+    /// translation changed without the invalidation that should follow) is reported as a
+    /// diagnostic. The cached value is still used, as hardware would.
+    public var checkedMode: Bool
+    var stalledTransactions: [StalledTransaction] = []
+    var nextSTAG: UInt16 = 0
+    /// ATS invalidations sent and not yet known to be complete (checked by CMD_SYNC).
+    var pendingATCInvalidations: [(request: ATCInvalidation, response: ATCInvalidationResponse)] = []
+    /// Called when a stalled transaction is resolved by CMD_RESUME (retry, abort or
+    /// terminate), CMD_STALL_TERM or SMMUEN being cleared, with the new outcome.
+    public var onStallResolved: ((InboundTransaction, TransactionOutcome) -> Void)?
+    /// Delivers ATS Invalidate Requests to the endpoint behind a StreamID (§3.9.1.4). Nil when
+    /// no ATS endpoint is attached: CMD_ATC_INV then has no effect.
+    public var onATCInvalidation: ((ATCInvalidation) -> ATCInvalidationResponse)?
+
     /// Stall event records waiting for the event queue to become writable (§7.2.1: stall
     /// records are never discarded).
     public internal(set) var pendingStallRecords: [EventRecord] = []
@@ -158,6 +179,10 @@ public final class SMMU: MMIODevice {
         cmdq = QueueRegisters(maxLog2: configuration.commandQueueMaxLog2, entryBytes: 16)
         eventq = QueueRegisters(maxLog2: configuration.eventQueueMaxLog2, entryBytes: 32)
         priq = QueueRegisters(maxLog2: configuration.pri ? configuration.priQueueMaxLog2 : 0, entryBytes: 16)
+        tlb = TLB(capacity: configuration.tlbCapacity)
+        steCache = FastTable(capacityLimit: configuration.configurationCacheCapacity)
+        cdCache = FastTable(capacityLimit: configuration.configurationCacheCapacity)
+        checkedMode = configuration.checkedMode
         super.init()
         reset()
         do {
@@ -197,8 +222,16 @@ public final class SMMU: MMIODevice {
         resetTranslationState()
     }
 
-    /// Hook for state owned by later layers (caches, stalls); reset with the registers.
-    func resetTranslationState() {}
+    /// Caches, stalls and pending invalidations return to their reset state (caches reset
+    /// empty in the model; §3.11 lets them hold anything, so software must invalidate anyway).
+    func resetTranslationState() {
+        tlb.flush()
+        steCache.removeAll()
+        cdCache.removeAll()
+        stalledTransactions.removeAll()
+        pendingATCInvalidations.removeAll()
+        nextSTAG = 0
+    }
 
     /// Trace and interrupt source names of the sub-units, e.g. `smmu.evtq` (built once).
     struct SourceNames {
@@ -581,9 +614,11 @@ public final class SMMU: MMIODevice {
         }
     }
 
-    /// SMMUEN 1 -> 0 side effects (§6.3.9.6): stalled transactions are marked for abort,
-    /// the effective PRIQEN becomes 0. Later layers extend this.
-    func smmuDisabled() {}
+    /// SMMUEN 1 -> 0 side effects (§6.3.9.6): stalled transactions are aborted (their STAGs
+    /// recycled); the effective PRIQEN becomes 0. No cache is invalidated.
+    func smmuDisabled() {
+        abortAllStalledTransactions()
+    }
 
     private func writeCR1(_ value: UInt32) {
         var new = value & Reg.CR1.defined

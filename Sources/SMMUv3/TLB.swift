@@ -1,0 +1,242 @@
+import Platform
+
+/// The translation regime of cached translations (§3.3.3): with the VMID and ASID it makes a
+/// translation unique.
+enum StreamWorld: UInt8 {
+    case el1 = 0
+    case el2 = 1
+    case el2E2H = 2
+}
+
+/// What a TLB entry translates.
+enum TLBEntryKind: UInt8 {
+    /// Stage 1 only: VA to PA.
+    case stage1 = 0
+    /// Stage 2 only (or the stage-2 part of a nested walk): IPA to PA.
+    case stage2 = 1
+    /// Nested stage 1 + stage 2 combined: VA to PA.
+    case nested = 2
+}
+
+/// Access permissions as a bitmask: privileged/unprivileged read, write and execute.
+struct Permissions: OptionSet, BitwiseCopyable, Hashable {
+    let rawValue: UInt8
+    static let privilegedRead = Permissions(rawValue: 1 << 0)
+    static let privilegedWrite = Permissions(rawValue: 1 << 1)
+    static let privilegedExecute = Permissions(rawValue: 1 << 2)
+    static let unprivilegedRead = Permissions(rawValue: 1 << 3)
+    static let unprivilegedWrite = Permissions(rawValue: 1 << 4)
+    static let unprivilegedExecute = Permissions(rawValue: 1 << 5)
+    static let all = Permissions(rawValue: 0x3F)
+
+    /// The permission an access needs.
+    @inline(__always)
+    static func needed(read: Bool, instruction: Bool, privileged: Bool) -> Permissions {
+        let base: UInt8 = read ? (instruction ? 1 << 2 : 1 << 0) : 1 << 1
+        return Permissions(rawValue: privileged ? base : base << 3)
+    }
+}
+
+/// The tag of a TLB entry: StreamWorld, VMID, ASID (or global), and kind.
+struct TLBTag: Equatable, BitwiseCopyable {
+    var bits: UInt64
+
+    @inline(__always)
+    init(kind: TLBEntryKind, world: StreamWorld, vmid: UInt16, asid: UInt16, global: Bool) {
+        bits = UInt64(asid) | UInt64(vmid) << 16 | UInt64(world.rawValue) << 32 | (global ? 1 << 34 : 0) | UInt64(kind.rawValue) << 35
+    }
+
+    @inline(__always) var asid: UInt16 { UInt16(truncatingIfNeeded: bits) }
+    @inline(__always) var vmid: UInt16 { UInt16(truncatingIfNeeded: bits >> 16) }
+    @inline(__always) var world: StreamWorld { StreamWorld(rawValue: UInt8(truncatingIfNeeded: bits >> 32) & 3) ?? .el1 }
+    @inline(__always) var isGlobal: Bool { bits & (1 << 34) != 0 }
+    @inline(__always) var kind: TLBEntryKind { TLBEntryKind(rawValue: UInt8(truncatingIfNeeded: bits >> 35) & 3) ?? .stage1 }
+
+    /// The same tag for global entries: the ASID is replaced by the global marker and the
+    /// ASET of the inserting CD (global entries match only lookups with the same ASET, §3.17.1).
+    @inline(__always) func globalVariant(aset: Bool) -> TLBTag {
+        var copy = self
+        copy.bits = (bits & ~0xFFFF) | (1 << 34) | (aset ? 1 << 37 : 0)
+        return copy
+    }
+}
+
+/// The key of a TLB entry: tag, input page number and page size.
+struct TLBKey: FastTableKey {
+    var tag: TLBTag
+    /// The input address shifted right by `shift`.
+    var page: UInt64
+    /// log2 of the bytes the entry maps.
+    var shift: UInt8
+
+    @inline(__always) var hash64: UInt64 {
+        (tag.bits &* 0x9E37_79B9_7F4A_7C15) ^ (page &* 0xC2B2_AE3D_27D4_EB4F) ^ UInt64(shift) &* 0x1656_67B1_9E37_79F9
+    }
+}
+
+/// One cached translation.
+struct TLBEntry: BitwiseCopyable {
+    /// The output (physical) address of the start of the mapped block or page.
+    var outputBase: UInt64
+    /// Nested entries: the IPA of the start of the page (for stage-2 fault reports).
+    var ipaBase: UInt64
+    /// Stage-1 permissions (all for stage-2-only entries).
+    var stage1: Permissions
+    /// Stage-2 permissions (all for stage-1-only entries).
+    var stage2: Permissions
+    /// Flags: bit 0 stage-1 writable-clean (dirty update needed), bit 1 stage-2 writable-clean,
+    /// bit 2 the stage-1 page is unprivileged-accessible (PAN).
+    var flags: UInt8
+    /// TG code (1 = 4 KB, 2 = 16 KB, 3 = 64 KB) of the walk that determines the entry.
+    var granule: UInt8
+    /// The level of the leaf (TTL matching).
+    var level: Int8
+    /// The stream that inserted it (checked mode re-walks through its configuration).
+    var streamID: UInt32
+    /// Its SubstreamID, or `UInt32.max` for none.
+    var substreamID: UInt32
+
+    static let stage1DirtyUpdatable: UInt8 = 1 << 0
+    static let stage2DirtyUpdatable: UInt8 = 1 << 1
+    static let unprivilegedAccessible: UInt8 = 1 << 2
+}
+
+/// The model's TLB: leaf translations tagged by StreamWorld, VMID, ASID/global and kind
+/// (§3.17), looked up by trying each page size present. Intermediate table descriptors are
+/// not cached (walk caches are optional, §3.21.1).
+final class TLB {
+    let table: FastTable<TLBKey, TLBEntry>
+    /// Per kind, a bitmask of the page sizes (log2) entries were inserted with.
+    private var shifts: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    /// Per kind, whether global entries were inserted.
+    private var globals: (Bool, Bool, Bool) = (false, false, false)
+    /// Hits and misses (for diagnostics and benchmarks).
+    var hits = 0
+    var misses = 0
+
+    init(capacity: Int) {
+        table = FastTable(capacityLimit: capacity)
+    }
+
+    var count: Int { table.count }
+
+    @inline(__always)
+    private func shiftMask(_ kind: TLBEntryKind) -> UInt64 {
+        switch kind {
+        case .stage1: shifts.0
+        case .stage2: shifts.1
+        case .nested: shifts.2
+        }
+    }
+
+    @inline(__always)
+    private func hasGlobal(_ kind: TLBEntryKind) -> Bool {
+        switch kind {
+        case .stage1: globals.0
+        case .stage2: globals.1
+        case .nested: globals.2
+        }
+    }
+
+    /// Looks up `input` under `tag` (and, for ASID-tagged regimes, the global entries of the
+    /// same tag).
+    @inline(__always)
+    func lookup(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool = false) -> (key: TLBKey, entry: TLBEntry)? {
+        var bits = shiftMask(tag.kind)
+        while bits != 0 {
+            let shift = UInt8(bits.trailingZeroBitCount)
+            bits &= bits &- 1
+            let key = TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)
+            if let entry = table.value(for: key) {
+                hits &+= 1
+                return (key, entry)
+            }
+        }
+        if includeGlobal && hasGlobal(tag.kind) {
+            let global = tag.globalVariant(aset: globalASET)
+            var bits = shiftMask(tag.kind)
+            while bits != 0 {
+                let shift = UInt8(bits.trailingZeroBitCount)
+                bits &= bits &- 1
+                let key = TLBKey(tag: global, page: input >> UInt64(shift), shift: shift)
+                if let entry = table.value(for: key) {
+                    hits &+= 1
+                    return (key, entry)
+                }
+            }
+        }
+        misses &+= 1
+        return nil
+    }
+
+    /// Inserts a translation.
+    func insert(_ entry: TLBEntry, tag: TLBTag, input: UInt64, shift: UInt8) {
+        let key = TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)
+        table.insert(entry, for: key)
+        let bit = UInt64(1) << UInt64(shift)
+        switch tag.kind {
+        case .stage1:
+            shifts.0 |= bit
+            if tag.isGlobal { globals.0 = true }
+        case .stage2:
+            shifts.1 |= bit
+            if tag.isGlobal { globals.1 = true }
+        case .nested:
+            shifts.2 |= bit
+            if tag.isGlobal { globals.2 = true }
+        }
+    }
+
+    /// Removes one entry.
+    func remove(_ key: TLBKey) { table.remove(key) }
+
+    /// Removes everything.
+    @discardableResult
+    func flush() -> Int {
+        shifts = (0, 0, 0)
+        globals = (false, false, false)
+        return table.removeAll()
+    }
+
+    /// Removes every entry matching `predicate`.
+    @discardableResult
+    func remove(where predicate: (TLBKey, TLBEntry) -> Bool) -> Int {
+        table.removeAll(where: predicate)
+    }
+
+    /// Removes the entries of `tags` that map any address in `[address, address + length)`
+    /// and satisfy `filter` (used for VA and IPA invalidations). Probes page by page when
+    /// the range is small, scans otherwise.
+    @discardableResult
+    func removeCovering(address: UInt64, length: UInt64, tags: [TLBTag], filter: (TLBEntry) -> Bool) -> Int {
+        var removed = 0
+        let last = length == 0 ? address : address &+ (length &- 1)
+        let end = last < address ? UInt64.max : last
+        for tag in tags {
+            var bits = shiftMask(tag.kind)
+            while bits != 0 {
+                let shift = UInt64(bits.trailingZeroBitCount)
+                bits &= bits &- 1
+                let first = address >> shift
+                let lastPage = end >> shift
+                if lastPage &- first < 64 {
+                    var page = first
+                    while true {
+                        let key = TLBKey(tag: tag, page: page, shift: UInt8(shift))
+                        if let entry = table.value(for: key), filter(entry) {
+                            table.remove(key)
+                            removed += 1
+                        }
+                        if page == lastPage { break }
+                        page &+= 1
+                    }
+                } else {
+                    removed += table.removeAll { key, entry in
+                        key.tag == tag && key.shift == UInt8(shift) && key.page >= first && key.page <= lastPage && filter(entry)
+                    }
+                }
+            }
+        }
+        return removed
+    }
+}

@@ -1,0 +1,155 @@
+import Platform
+
+/// The scope of a TLB invalidation command (§4.4).
+enum TLBInvalidation {
+    case nhAll(vmid: UInt16)
+    case nhASID(vmid: UInt16, asid: UInt16)
+    case nhVA(vmid: UInt16, asid: UInt16, address: UInt64, scope: TLBIScope)
+    case nhVAA(vmid: UInt16, address: UInt64, scope: TLBIScope)
+    case el2All
+    case el2ASID(asid: UInt16)
+    case el2VA(asid: UInt16, address: UInt64, scope: TLBIScope)
+    case el2VAA(address: UInt64, scope: TLBIScope)
+    case s12VMAll(vmid: UInt16)
+    case s2IPA(vmid: UInt16, address: UInt64, scope: TLBIScope)
+    case nsnhAll
+}
+
+extension SMMU {
+    /// Whether an entry was inserted with the granule and level a range/TTL scope names
+    /// (§4.4.1.1: only those need invalidating; TG == 0 matches everything).
+    @inline(__always)
+    private func matches(_ entry: TLBEntry, _ scope: TLBIScope) -> Bool {
+        guard scope.granule != 0 else { return true }
+        if entry.granule != scope.granule { return false }
+        // With IDR5.DS == 0, TTL == 0b01 for a 16 KB granule is treated as 0b00.
+        let ttl = scope.granule == 2 && scope.ttl == 1 ? 0 : scope.ttl
+        return ttl == 0 || entry.level == Int8(ttl)
+    }
+
+    /// Whether the entry at `key` maps any address in `[start, start + length)`.
+    @inline(__always)
+    private func covers(_ key: TLBKey, start: UInt64, length: UInt64) -> Bool {
+        let shift = UInt64(key.shift)
+        let first = start >> shift
+        let last = (length == 0 ? start : (start &+ (length &- 1) < start ? UInt64.max : start &+ (length &- 1))) >> shift
+        return key.page >= first && key.page <= last
+    }
+
+    /// The tags a VA invalidation probes: non-global with `asid`, and global of either ASET.
+    private func vaTags(kinds: [TLBEntryKind], world: StreamWorld, vmid: UInt16, asid: UInt16, globals: Bool) -> [TLBTag] {
+        var tags: [TLBTag] = []
+        for kind in kinds {
+            let tag = TLBTag(kind: kind, world: world, vmid: vmid, asid: asid, global: false)
+            tags.append(tag)
+            if globals {
+                tags.append(tag.globalVariant(aset: false))
+                tags.append(tag.globalVariant(aset: true))
+            }
+        }
+        return tags
+    }
+
+    /// Removes the TLB entries in `scope` and returns how many (§4.4). Only leaf entries are
+    /// cached, so Leaf does not change the result.
+    func invalidateTLB(_ scope: TLBInvalidation) -> Int {
+        switch scope {
+        case .nhAll(let vmid):
+            return tlb.remove { key, _ in key.tag.world == .el1 && key.tag.kind != .stage2 && key.tag.vmid == vmid }
+        case .nhASID(let vmid, let asid):
+            return tlb.remove { key, _ in
+                key.tag.world == .el1 && key.tag.kind != .stage2 && key.tag.vmid == vmid && !key.tag.isGlobal && key.tag.asid == asid
+            }
+        case .nhVA(let vmid, let asid, let address, let range):
+            let tags = vaTags(kinds: [.stage1, .nested], world: .el1, vmid: vmid, asid: asid, globals: true)
+            return tlb.removeCovering(address: normalizedVA(address), length: range.rangeBytes ?? 1, tags: tags) { matches($0, range) }
+        case .nhVAA(let vmid, let address, let range):
+            let start = normalizedVA(address), length = range.rangeBytes ?? 1
+            return tlb.remove { key, entry in
+                key.tag.world == .el1 && key.tag.kind != .stage2 && key.tag.vmid == vmid && covers(key, start: start, length: length) && matches(entry, range)
+            }
+        case .el2All:
+            return tlb.remove { key, _ in key.tag.world != .el1 }
+        case .el2ASID(let asid):
+            return tlb.remove { key, _ in key.tag.world == .el2E2H && !key.tag.isGlobal && key.tag.asid == asid }
+        case .el2VA(let asid, let address, let range):
+            let e2h = Reg.CR2.e2h.isSet(cr2)
+            let tags = e2h
+                ? vaTags(kinds: [.stage1], world: .el2E2H, vmid: 0, asid: asid, globals: true)
+                : vaTags(kinds: [.stage1], world: .el2, vmid: 0, asid: 0, globals: false)
+            return tlb.removeCovering(address: normalizedVA(address), length: range.rangeBytes ?? 1, tags: tags) { matches($0, range) }
+        case .el2VAA(let address, let range):
+            let world: StreamWorld = Reg.CR2.e2h.isSet(cr2) ? .el2E2H : .el2
+            let start = normalizedVA(address), length = range.rangeBytes ?? 1
+            return tlb.remove { key, entry in key.tag.world == world && covers(key, start: start, length: length) && matches(entry, range) }
+        case .s12VMAll(let vmid):
+            return tlb.remove { key, _ in key.tag.world == .el1 && key.tag.vmid == vmid }
+        case .s2IPA(let vmid, let address, let range):
+            // §4.4.3.1: nested combined entries need not be hit (pair with NH_ALL / NH_VAA).
+            let tag = TLBTag(kind: .stage2, world: .el1, vmid: vmid, asid: 0, global: false)
+            return tlb.removeCovering(address: address, length: range.rangeBytes ?? 1, tags: [tag]) { matches($0, range) }
+        case .nsnhAll:
+            return tlb.remove { key, _ in key.tag.world == .el1 }
+        }
+    }
+
+    // MARK: Checked mode
+
+    /// Compares a TLB hit with what the translation tables in memory give now, and reports a
+    /// difference: a change to the tables (or to the configuration that located them) that was
+    /// not followed by the TLB invalidation that should follow it.
+    func verifyTLBHit(_ hit: (key: TLBKey, entry: TLBEntry), input: UInt64) {
+        let entry = hit.entry
+        let shift = Int(hit.key.shift)
+        let offset = input & UInt64.lowBits(shift)
+        let cachedAddress = entry.outputBase | offset
+        let substreamID: UInt32? = entry.substreamID == .max ? nil : entry.substreamID
+        var now: Result<Mapping, TranslationFailure>
+        if hit.key.tag.kind == .stage2 {
+            switch streamTableEntry(for: entry.streamID, mode: .inspect) {
+            case .success(let ste) where ste.problem == nil && ste.stage2Enabled:
+                let context = Stage2Context(table: ste.stage2, vmid: ste.vmid, checksDeviceTableWalks: ste.s2PTW, streamID: entry.streamID, substreamID: entry.substreamID)
+                now = translateStage2(ipa: input, write: false, context: context, faultClass: .input, mode: .inspect).mapError { .fault($0) }
+            case .success:
+                now = .failure(.silentAbort)
+            case .failure(let failure):
+                now = .failure(.configuration(failure))
+            }
+        } else {
+            var context = ResolvedContext()
+            now = resolve(InboundTransaction(streamID: entry.streamID, substreamID: substreamID, address: input, access: .dataRead), context: &context, mode: .inspect, checksAccess: false)
+        }
+        let describedNow: String
+        switch now {
+        case .success(let mapping):
+            if mapping.outputAddress == cachedAddress && mapping.stage1 == entry.stage1 && mapping.stage2 == entry.stage2 { return }
+            describedNow = "\(hex(mapping.outputAddress)) with \(describe(mapping.stage1.intersection(mapping.stage2)))"
+        case .failure(let failure):
+            describedNow = "no translation (\(failure))"
+        }
+        _ = tlb.table.modify(hit.key) { $0.flags |= TLBEntry.staleReported }
+        let tag = hit.key.tag
+        let missing: String
+        switch (tag.kind, tag.world) {
+        case (.stage2, _): missing = "CMD_TLBI_S2_IPA (or CMD_TLBI_S12_VMALL)"
+        case (_, .el1): missing = "CMD_TLBI_NH_VA (or NH_VAA/NH_ASID/NH_ALL)"
+        default: missing = "CMD_TLBI_EL2_VA (or EL2_ASID/EL2_ALL)"
+        }
+        let ssid = substreamID.map { " SSID \(hex($0))" } ?? ""
+        let space = tag.kind == .stage2 ? "IPA" : "VA"
+        let ids = tag.kind == .stage2 ? "VMID \(tag.vmid)" : (tag.isGlobal ? "global, VMID \(tag.vmid)" : "ASID \(tag.asid), VMID \(tag.vmid)")
+        diagnose(.staleTranslation(streamID: entry.streamID), "TLB entry for SID \(hex(entry.streamID))\(ssid) \(space) \(hex(input)) (\(ids)) maps \(hex(cachedAddress)) with \(describe(entry.stage1.intersection(entry.stage2))), but the tables now give \(describedNow): missing \(missing)")
+    }
+
+    private func describe(_ permissions: Permissions) -> String {
+        var text = ""
+        if permissions.contains(.privilegedRead) { text += "R" }
+        if permissions.contains(.privilegedWrite) { text += "W" }
+        if permissions.contains(.privilegedExecute) { text += "X" }
+        text += "/"
+        if permissions.contains(.unprivilegedRead) { text += "r" }
+        if permissions.contains(.unprivilegedWrite) { text += "w" }
+        if permissions.contains(.unprivilegedExecute) { text += "x" }
+        return text
+    }
+}

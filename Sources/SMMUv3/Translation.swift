@@ -1,0 +1,496 @@
+import Platform
+
+/// A transaction arriving at the SMMU from a client device (§3.1, §13.1).
+public struct InboundTransaction: Hashable, Sendable, CustomStringConvertible {
+    /// How the transaction's address is to be treated.
+    public enum Kind: Hashable, Sendable {
+        /// An ordinary (untranslated) transaction.
+        case untranslated
+        /// A PCIe ATS-Translated transaction: the address is already a PA (§3.9.1.3).
+        case atsTranslated
+        /// A transaction the client marks in a way the SMMU does not support; it is
+        /// terminated with F_UUT carrying `reason` (§7.3.2).
+        case unsupported(reason: UInt16)
+    }
+
+    /// The StreamID.
+    public var streamID: UInt32
+    /// The SubstreamID (PASID), or nil when the transaction has none (SSV == 0).
+    public var substreamID: UInt32?
+    /// The 64-bit input address.
+    public var address: UInt64
+    /// Read/write, instruction/data, privileged/unprivileged as presented (before STE overrides).
+    public var access: AccessAttributes
+    /// Untranslated, ATS-Translated or unsupported.
+    public var kind: Kind
+    /// An opaque token for the issuer (returned with stall resolutions).
+    public var token: UInt64
+
+    /// Creates a transaction.
+    public init(streamID: UInt32, substreamID: UInt32? = nil, address: UInt64, access: AccessAttributes, kind: Kind = .untranslated, token: UInt64 = 0) {
+        self.streamID = streamID
+        self.substreamID = substreamID
+        self.address = address
+        self.access = access
+        self.kind = kind
+        self.token = token
+    }
+
+    /// An unprivileged data read.
+    public static func read(streamID: UInt32, substreamID: UInt32? = nil, address: UInt64) -> InboundTransaction {
+        InboundTransaction(streamID: streamID, substreamID: substreamID, address: address, access: .dataRead)
+    }
+
+    /// An unprivileged data write.
+    public static func write(streamID: UInt32, substreamID: UInt32? = nil, address: UInt64) -> InboundTransaction {
+        InboundTransaction(streamID: streamID, substreamID: substreamID, address: address, access: .dataWrite)
+    }
+
+    public var description: String {
+        let ssid = substreamID.map { " ssid=\(hex($0))" } ?? ""
+        return "sid=\(hex(streamID))\(ssid) \(access) \(hex(address))"
+    }
+}
+
+/// What happened to a transaction.
+public enum TransactionOutcome: Hashable, Sendable, CustomStringConvertible {
+    /// The transaction proceeds to `physicalAddress`.
+    case translated(physicalAddress: UInt64)
+    /// Terminated with an abort to the client; `event` is the event recorded, if any.
+    case aborted(EventType?)
+    /// Terminated as RAZ/WI (reads return zero, writes are ignored); `event` as above.
+    case terminatedRAZ(EventType?)
+    /// Stalled: held until CMD_RESUME or CMD_STALL_TERM with this STAG (§3.12).
+    case stalled(stag: UInt16)
+
+    public var description: String {
+        switch self {
+        case .translated(let address): "-> \(hex(address))"
+        case .aborted(let event): "abort" + (event.map { " (\($0))" } ?? " (silent)")
+        case .terminatedRAZ(let event): "RAZ/WI" + (event.map { " (\($0))" } ?? " (silent)")
+        case .stalled(let stag): "stalled stag=\(hex(stag))"
+        }
+    }
+}
+
+/// Why a transaction could not be translated, before the SMMU decides what to record.
+enum TranslationFailure: Error {
+    case silentAbort
+    case configuration(ConfigurationFailure)
+    case badSTE(STEProblem)
+    case streamDisabled
+    case badCD(CDProblem)
+    /// Stage 1 bypassed (or Config 0b100) and the input exceeds IAS/OAS: stage-1 F_ADDR_SIZE,
+    /// always recorded and aborted (§3.4, §3.12).
+    case bypassAddressSize
+    case fault(WalkFault)
+}
+
+/// A transaction's resolved configuration, kept for fault disposition.
+struct ResolvedContext {
+    var ste = StreamTableEntry()
+    var cd: ContextDescriptor?
+    var access = AccessAttributes.dataRead
+}
+
+/// A stalled transaction awaiting CMD_RESUME or CMD_STALL_TERM.
+struct StalledTransaction {
+    var transaction: InboundTransaction
+    var stag: UInt16
+}
+
+extension SMMU {
+    // MARK: Public entry points
+
+    /// Translates one transaction as the SMMU would (§3.3, §13): GBPA when SMMUEN == 0, the
+    /// stream and CD tables, the TLB and the table walks, recording events, stalling or
+    /// terminating on faults exactly as configured.
+    public func translate(_ transaction: InboundTransaction) -> TransactionOutcome {
+        let outcome: TransactionOutcome
+        switch transaction.kind {
+        case .unsupported(let reason):
+            // §7.3.2: F_UUT uses the incoming attributes; it may be recorded with SMMUEN == 0.
+            let record = EventRecord.unsupportedUpstreamTransaction(streamID: transaction.streamID, substreamID: transaction.substreamID, reason: reason, access: transaction.access, inputAddress: transaction.address)
+            recordEvent(record)
+            outcome = .aborted(.unsupportedUpstreamTransaction)
+        case .atsTranslated:
+            outcome = translateATSTranslated(transaction)
+        case .untranslated:
+            outcome = isEnabled ? translateEnabled(transaction) : globalBypass(transaction)
+        }
+        bus.trace.record(.translation, "\(names.xlat): \(transaction) \(outcome)")
+        return outcome
+    }
+
+    /// SMMUEN == 0: GBPA decides (§3.11, §6.3.14). Bypass keeps the address; an address beyond
+    /// OAS is aborted without an event.
+    private func globalBypass(_ transaction: InboundTransaction) -> TransactionOutcome {
+        if Reg.GBPA.abort.isSet(gbpaEffective) { return .aborted(nil) }
+        if transaction.address >> UInt64(configuration.oasBits) != 0 { return .aborted(nil) }
+        return .translated(physicalAddress: transaction.address)
+    }
+
+    /// ATS-Translated transactions (§3.9.1.3).
+    private func translateATSTranslated(_ transaction: InboundTransaction) -> TransactionOutcome {
+        func forbidden() -> TransactionOutcome {
+            recordEvent(.translationForbidden(streamID: transaction.streamID, substreamID: transaction.substreamID, inputAddress: transaction.address, read: transaction.access.read))
+            return .aborted(.translationForbidden)
+        }
+        guard isEnabled else { return forbidden() }
+        if Reg.CR0.atschk.isSet(cr0ack) {
+            guard case .success(let ste) = streamTableEntry(for: transaction.streamID, mode: .transaction), ste.problem == nil, !ste.isAbort else {
+                return .aborted(nil)
+            }
+            if ste.isBypass || ste.eats != 0b01 { return forbidden() }
+        }
+        // The model aborts (silently) a Translated address beyond OAS (§3.9.1.1).
+        if transaction.address >> UInt64(configuration.oasBits) != 0 { return .aborted(nil) }
+        return .translated(physicalAddress: transaction.address)
+    }
+
+    /// The STE overrides of the incoming attributes (§13.1.2): PRIVCFG for reads and writes,
+    /// INSTCFG for reads; writes are always data.
+    @inline(__always)
+    func effectiveAccess(_ access: AccessAttributes, _ ste: StreamTableEntry) -> AccessAttributes {
+        var result = access
+        switch ste.privCfg {
+        case 0b10: result.privileged = false
+        case 0b11: result.privileged = true
+        default: break
+        }
+        if access.read {
+            switch ste.instCfg {
+            case 0b10: result.instruction = false
+            case 0b11: result.instruction = true
+            default: break
+            }
+        } else {
+            result.instruction = false
+        }
+        return result
+    }
+
+    private func translateEnabled(_ transaction: InboundTransaction) -> TransactionOutcome {
+        var context = ResolvedContext()
+        switch resolve(transaction, context: &context, mode: .transaction, checksAccess: true) {
+        case .success(let mapping):
+            return .translated(physicalAddress: mapping.outputAddress)
+        case .failure(let failure):
+            return dispose(failure, transaction: transaction, context: context)
+        }
+    }
+
+    // MARK: Resolution
+
+    /// Resolves a transaction's configuration and address (SMMUEN == 1). With `checksAccess`
+    /// false (ATS Translation Requests), permissions are computed but not enforced.
+    func resolve(_ transaction: InboundTransaction, context: inout ResolvedContext, mode: WalkMode, checksAccess: Bool) -> Result<Mapping, TranslationFailure> {
+        let streamID = transaction.streamID
+        let ste: StreamTableEntry
+        switch streamTableEntry(for: streamID, mode: mode) {
+        case .success(let found): ste = found
+        case .failure(let failure): return .failure(.configuration(failure))
+        }
+        context.ste = ste
+        if let problem = ste.problem { return .failure(.badSTE(problem)) }
+        if ste.isAbort { return .failure(.silentAbort) }
+        let access = effectiveAccess(transaction.access, ste)
+        context.access = access
+        let oasBits = UInt64(configuration.oasBits)
+        if ste.isBypass {
+            if let substreamID = transaction.substreamID { return .failure(.configuration(.badSubstreamID(substreamID))) }
+            if transaction.address >> oasBits != 0 { return .failure(.bypassAddressSize) }
+            return .success(Mapping(outputAddress: transaction.address, shift: 12, stage1: .all, stage2: .all, flags: 0, ipa: transaction.address, granule: 0, level: 0, cacheable: false))
+        }
+
+        // Substream selection (§5.2 S1DSS/S1CDMax, §7.3.7, §7.3.9).
+        let ssidBits = configuration.substreamIDBits
+        let substreamsEnabled = ste.stage1Enabled && ste.s1CDMax != 0 && ssidBits != 0
+        var cdIndex: UInt32?
+        if let substreamID = transaction.substreamID {
+            guard substreamsEnabled, UInt64(substreamID) >> UInt64(ste.s1CDMax) == 0 else {
+                return .failure(.configuration(.badSubstreamID(substreamID)))
+            }
+            if substreamID == 0 && ste.s1DSS == 0b10 { return .failure(.streamDisabled) }
+            cdIndex = substreamID
+        } else if ste.stage1Enabled {
+            if substreamsEnabled {
+                switch ste.s1DSS {
+                case 0b01: cdIndex = nil
+                case 0b10: cdIndex = 0
+                default: return .failure(.streamDisabled)
+                }
+            } else {
+                cdIndex = 0
+            }
+        }
+
+        let stage2: Stage2Context? = ste.stage2Enabled
+            ? Stage2Context(table: ste.stage2, vmid: ste.vmid, checksDeviceTableWalks: ste.s2PTW, streamID: streamID, substreamID: transaction.substreamID ?? .max)
+            : nil
+
+        guard let index = cdIndex else {
+            // Stage 1 bypassed: the input is the IPA; beyond IAS (== OAS) it is a stage-1
+            // Address Size fault (§3.4).
+            if transaction.address >> oasBits != 0 { return .failure(.bypassAddressSize) }
+            guard let stage2 else {
+                return .success(Mapping(outputAddress: transaction.address, shift: 12, stage1: .all, stage2: .all, flags: 0, ipa: transaction.address, granule: 0, level: 0, cacheable: false))
+            }
+            switch translateStage2(ipa: transaction.address, write: !access.read, context: stage2, faultClass: .input, mode: mode, access: checksAccess ? access : nil) {
+            case .success(let mapping): return .success(mapping)
+            case .failure(let fault):
+                if !checksAccess && fault.type == .permission { return .success(Mapping(outputAddress: transaction.address, shift: 12, stage1: .all, stage2: [], flags: 0, ipa: transaction.address, granule: 0, level: 0, cacheable: false)) }
+                return .failure(.fault(fault))
+            }
+        }
+
+        let cd: ContextDescriptor
+        switch contextDescriptor(streamID: streamID, ste: ste, index: index, reportedSSID: transaction.substreamID ?? 0, stage2: stage2, mode: mode) {
+        case .success(let found): cd = found
+        case .failure(let failure): return .failure(.configuration(failure))
+        }
+        context.cd = cd
+        if let problem = cd.problem { return .failure(.badCD(problem)) }
+        return translateStage1(transaction.address, access: access, ste: ste, cd: cd, stage2: stage2, streamID: streamID, substreamID: transaction.substreamID, mode: mode, checksAccess: checksAccess)
+    }
+
+    /// Sign-extends a VA from bit 55 (the TBI view; equal to the VA for every in-range VA).
+    @inline(__always)
+    func normalizedVA(_ address: UInt64) -> UInt64 {
+        address & (1 << 55) != 0 ? address | 0xFF00_0000_0000_0000 : address & 0x00FF_FFFF_FFFF_FFFF
+    }
+
+    /// Stage 1 (and, when nested, stage 2) translation of a VA (§3.4, §3.17).
+    func translateStage1(_ va: UInt64, access: AccessAttributes, ste: StreamTableEntry, cd: ContextDescriptor, stage2: Stage2Context?, streamID: UInt32, substreamID: UInt32?, mode: WalkMode, checksAccess: Bool) -> Result<Mapping, TranslationFailure> {
+        let upper = va & (1 << 55) != 0
+        let enabled = upper ? cd.table1Enabled : cd.table0Enabled
+        func stage1Fault(_ type: EventType) -> Result<Mapping, TranslationFailure> {
+            .failure(.fault(WalkFault(type: type, stage: .stage1, faultClass: .input)))
+        }
+        // §5.4: a disabled half (EPDx) gives a Translation fault without a walk.
+        guard enabled else { return stage1Fault(.translation) }
+        let table = upper ? cd.table1 : cd.table0
+        let tbi = upper ? cd.tbi1 : cd.tbi0
+        let hierarchicalDisabled = upper ? cd.hierarchicalDisabled1 : cd.hierarchicalDisabled0
+        // §3.4.1: VA[top:inputsize-1] must all equal VA[55] (top = 55 with TBI, else 63).
+        let top = tbi ? 55 : 63
+        let checkedBits = top - Int(table.inputBits) + 2
+        let field = (va >> UInt64(table.inputBits - 1)) & UInt64.lowBits(checkedBits)
+        guard field == 0 || field == UInt64.lowBits(checkedBits) else { return stage1Fault(.translation) }
+        let input = normalizedVA(va)
+
+        let kind: TLBEntryKind = stage2 == nil ? .stage1 : .nested
+        let world = ste.world
+        let tag = TLBTag(kind: kind, world: world, vmid: world == .el1 ? ste.vmid : 0, asid: world == .el2 ? 0 : cd.asid, global: false)
+        let needed = Permissions.needed(read: access.read, instruction: access.instruction, privileged: access.privileged)
+        let panCheck = cd.pan && access.privileged && !access.instruction && world != .el2
+
+        if case .inspect = mode {} else if let hit = tlb.lookup(tag, input: input, includeGlobal: world != .el2, globalASET: cd.aset) {
+            let entry = hit.entry
+            if checkedMode && entry.flags & TLBEntry.staleReported == 0 { verifyTLBHit(hit, input: input) }
+            let offset = input & UInt64.lowBits(Int(hit.key.shift))
+            let mapping = Mapping(outputAddress: entry.outputBase | offset, shift: hit.key.shift, stage1: entry.stage1, stage2: entry.stage2, flags: entry.flags, ipa: entry.ipaBase | offset, granule: entry.granule, level: entry.level, cacheable: true)
+            if !checksAccess { return .success(mapping) }
+            let panFault = panCheck && entry.flags & TLBEntry.unprivilegedAccessible != 0
+            if !panFault && entry.stage1.contains(needed) {
+                if entry.stage2.contains(needed) { return .success(mapping) }
+                if !(entry.flags & TLBEntry.stage2DirtyUpdatable != 0 && !access.read) {
+                    return .failure(.fault(WalkFault(type: .permission, stage: .stage2, faultClass: .input, ipa: entry.ipaBase | offset)))
+                }
+            } else if panFault || !(entry.flags & TLBEntry.stage1DirtyUpdatable != 0 && !access.read) {
+                return stage1Fault(.permission)
+            }
+            // A write to a writable-clean page: walk again to update the dirty state.
+        }
+
+        var leaf: WalkLeaf
+        switch walk(table, stage: .stage1, input: input, nested: stage2, mode: mode) {
+        case .success(let found): leaf = found
+        case .failure(let fault): return .failure(.fault(fault))
+        }
+        if Descriptor.contiguous.isSet(leaf.descriptor), case .transaction = mode, !contiguousGroupIsConsistent(leaf, table: table) {
+            return stage1Fault(.tlbConflict)
+        }
+        // The IPA of the leaf descriptor, for hardware updates through stage 2.
+        let descriptorIPA: UInt64? = stage2 == nil ? nil : leaf.descriptorIPA
+        var cacheable: Bool
+        switch handleAccessFlag(&leaf, table: table, stage: .stage1, nested: stage2, descriptorIPA: descriptorIPA, mode: mode) {
+        case .success(let value): cacheable = value
+        case .failure(let fault): return .failure(.fault(fault))
+        }
+        var (permissions, flags) = stage1Permissions(leaf, world: world, hierarchicalDisabled: hierarchicalDisabled, wxn: cd.wxn, dirtyEnabled: table.hardwareDirty)
+        let panFault = panCheck && flags & TLBEntry.unprivilegedAccessible != 0
+        if checksAccess && panFault { return stage1Fault(.permission) }
+        let wantsWrite = !access.read
+        if wantsWrite && !permissions.contains(needed) && flags & TLBEntry.stage1DirtyUpdatable != 0 {
+            var allowed = false
+            if case .transaction = mode { allowed = true }
+            if case .translationRequest = mode { allowed = true }
+            if allowed {
+                let dirty = (leaf.descriptor & ~Descriptor.ap2.mask) | Descriptor.af.mask
+                if let fault = updateDescriptor(&leaf, to: dirty, stage: .stage1, nested: stage2, descriptorIPA: descriptorIPA) {
+                    return .failure(.fault(fault))
+                }
+                (permissions, flags) = stage1Permissions(leaf, world: world, hierarchicalDisabled: hierarchicalDisabled, wxn: cd.wxn, dirtyEnabled: table.hardwareDirty)
+            }
+        }
+        if checksAccess && !permissions.contains(needed) { return stage1Fault(.permission) }
+
+        let offset = input & UInt64.lowBits(Int(leaf.shift))
+        let ipa = leaf.outputBase | offset
+        var mapping = Mapping(outputAddress: ipa, shift: leaf.shift, stage1: permissions, stage2: .all, flags: flags, ipa: ipa, granule: table.tlbiGranule, level: leaf.level, cacheable: cacheable)
+        if let stage2 {
+            // §3.9.1.2: for a Translation Request stage 2 is not applied when stage 1 grants nothing.
+            if !checksAccess && permissions.isEmpty { return .success(mapping) }
+            switch translateStage2(ipa: ipa, write: wantsWrite, context: stage2, faultClass: .input, mode: mode, access: checksAccess ? access : nil) {
+            case .success(let second):
+                mapping.outputAddress = second.outputAddress
+                mapping.shift = min(leaf.shift, second.shift)
+                mapping.stage2 = second.stage2
+                mapping.flags |= second.flags & (TLBEntry.stage2DirtyUpdatable | TLBEntry.stage2Device)
+                mapping.cacheable = cacheable && second.cacheable
+            case .failure(let fault):
+                if !checksAccess && fault.type == .permission {
+                    mapping.stage2 = []
+                    return .success(mapping)
+                }
+                return .failure(.fault(fault))
+            }
+        }
+        if mapping.cacheable, case .transaction = mode {
+            let global = world != .el2 && !Descriptor.nG.isSet(leaf.descriptor)
+            let insertTag = global ? tag.globalVariant(aset: cd.aset) : tag
+            let pageMask = ~UInt64.lowBits(Int(mapping.shift))
+            let entry = TLBEntry(
+                outputBase: mapping.outputAddress & pageMask, ipaBase: mapping.ipa & pageMask, stage1: mapping.stage1, stage2: mapping.stage2,
+                flags: mapping.flags, granule: mapping.granule, level: mapping.level, streamID: streamID, substreamID: substreamID ?? .max)
+            tlb.insert(entry, tag: insertTag, input: input, shift: mapping.shift)
+        }
+        return .success(mapping)
+    }
+
+    // MARK: Fault disposition
+
+    /// Records, stalls or terminates a failed transaction as its configuration asks (§3.12,
+    /// §5.5, §7.3).
+    func dispose(_ failure: TranslationFailure, transaction: InboundTransaction, context: ResolvedContext) -> TransactionOutcome {
+        let streamID = transaction.streamID
+        let substreamID = transaction.substreamID
+        func abort(_ record: EventRecord) -> TransactionOutcome {
+            recordEvent(record)
+            return .aborted(record.type)
+        }
+        switch failure {
+        case .silentAbort:
+            return .aborted(nil)
+        case .configuration(.badStreamID):
+            guard Reg.CR2.recInvSID.isSet(cr2) else { return .aborted(nil) }
+            return abort(.badStreamID(streamID: streamID, substreamID: substreamID))
+        case .configuration(.steFetch(let address)):
+            return abort(.steFetch(streamID: streamID, substreamID: substreamID, fetchAddress: address))
+        case .configuration(.configurationConflict):
+            return abort(.configurationConflict(streamID: streamID, substreamID: substreamID))
+        case .configuration(.badSubstreamID(let reported)):
+            return abort(.badSubstreamID(streamID: streamID, substreamID: reported))
+        case .configuration(.cdFetch(let address)):
+            return abort(.cdFetch(streamID: streamID, substreamID: substreamID, fetchAddress: address))
+        case .configuration(.stage2(let fault)), .fault(let fault):
+            return disposeFault(fault, transaction: transaction, context: context)
+        case .badSTE:
+            return abort(.badSTE(streamID: streamID, substreamID: substreamID))
+        case .streamDisabled:
+            return abort(.streamDisabled(streamID: streamID, substreamID: substreamID))
+        case .badCD:
+            return abort(.badCD(streamID: streamID, substreamID: substreamID))
+        case .bypassAddressSize:
+            return abort(.translationFault(TranslationFault(type: .addressSize, streamID: streamID, substreamID: substreamID, access: context.access, inputAddress: transaction.address)))
+        }
+    }
+
+    private func disposeFault(_ fault: WalkFault, transaction: InboundTransaction, context: ResolvedContext) -> TransactionOutcome {
+        let streamID = transaction.streamID
+        let substreamID = transaction.substreamID
+        let stage2 = fault.stage == .stage2
+        switch fault.type {
+        case .walkExternalAbort:
+            let record = EventRecord.walkExternalAbort(streamID: streamID, substreamID: substreamID, access: context.access, stage2: stage2, faultClass: fault.faultClass, inputAddress: transaction.address, fetchAddress: fault.fetchAddress)
+            recordEvent(record)
+            return .aborted(.walkExternalAbort)
+        case .tlbConflict:
+            recordEvent(.tlbConflict(streamID: streamID, substreamID: substreamID, access: context.access, stage2: stage2, inputAddress: transaction.address, ipa: fault.ipa))
+            return .aborted(.tlbConflict)
+        default:
+            break
+        }
+        // Stage 1 faults follow CD.S/R/A; stage 2 faults follow STE.S2S/S2R with A == 1.
+        let stall: Bool, record: Bool, abortOnTerminate: Bool
+        if stage2 {
+            (stall, record, abortOnTerminate) = (context.ste.s2Stall, context.ste.s2Record, true)
+        } else if let cd = context.cd {
+            (stall, record, abortOnTerminate) = (cd.stall, cd.record, cd.abort || configuration.terminateAlwaysAborts)
+        } else {
+            (stall, record, abortOnTerminate) = (false, true, true)
+        }
+        var description = TranslationFault(type: fault.type, streamID: streamID, substreamID: substreamID, access: context.access, stage2: stage2, faultClass: fault.faultClass, inputAddress: transaction.address, ipa: fault.ipa, translationTableRead: fault.translationTableRead)
+        if stall && stalledTransactions.count < configuration.stallMax {
+            let stag = allocateSTAG(streamID: streamID)
+            description.stall = true
+            description.stag = stag
+            stalledTransactions.append(StalledTransaction(transaction: transaction, stag: stag))
+            recordEvent(.translationFault(description))
+            return .stalled(stag: stag)
+        }
+        if stall || record { recordEvent(.translationFault(description)) }
+        let event: EventType? = (stall || record) ? fault.type : nil
+        return abortOnTerminate || stall ? .aborted(event) : .terminatedRAZ(event)
+    }
+
+    // MARK: Stalls (§3.12, §4.7.1, §4.7.2)
+
+    /// The transactions stalled now, oldest first (StreamID, STAG, transaction).
+    public var stalled: [(streamID: UInt32, stag: UInt16, transaction: InboundTransaction)] {
+        stalledTransactions.map { ($0.transaction.streamID, $0.stag, $0.transaction) }
+    }
+
+    private func allocateSTAG(streamID: UInt32) -> UInt16 {
+        while true {
+            let candidate = nextSTAG
+            nextSTAG &+= 1
+            if !stalledTransactions.contains(where: { $0.stag == candidate }) { return candidate }
+        }
+    }
+
+    /// CMD_RESUME: resolves the stalled transaction matching StreamID and STAG; a retry
+    /// re-translates it as if newly arrived.
+    func resumeStalledTransaction(streamID: UInt32, stag: UInt16, action: ResumeAction) -> CommandEffect {
+        guard let index = stalledTransactions.firstIndex(where: { $0.transaction.streamID == streamID && $0.stag == stag }) else {
+            return .noEffect(.noStalledTransaction)
+        }
+        let stalled = stalledTransactions.remove(at: index)
+        let outcome: TransactionOutcome
+        switch action {
+        case .retry: outcome = translate(stalled.transaction)
+        case .abort: outcome = .aborted(nil)
+        case .terminate: outcome = configuration.terminateAlwaysAborts ? .aborted(nil) : .terminatedRAZ(nil)
+        }
+        bus.trace.record(.translation, "\(names.xlat): RESUME sid=\(hex(streamID)) stag=\(hex(stag)) \(action): \(stalled.transaction) \(outcome)")
+        onStallResolved?(stalled.transaction, outcome)
+        return .stallsResolved(count: 1)
+    }
+
+    /// CMD_STALL_TERM: every stalled transaction of `streamID` is aborted.
+    func terminateStalledTransactions(streamID: UInt32) -> CommandEffect {
+        let matching = stalledTransactions.filter { $0.transaction.streamID == streamID }
+        guard !matching.isEmpty else { return .noEffect(.noStalledTransaction) }
+        stalledTransactions.removeAll { $0.transaction.streamID == streamID }
+        for stalled in matching { onStallResolved?(stalled.transaction, .aborted(nil)) }
+        return .stallsResolved(count: matching.count)
+    }
+
+    /// SMMUEN 1 -> 0 (§6.3.9.6): all stalled transactions are aborted.
+    func abortAllStalledTransactions() {
+        let all = stalledTransactions
+        stalledTransactions.removeAll()
+        for stalled in all { onStallResolved?(stalled.transaction, .aborted(nil)) }
+    }
+}

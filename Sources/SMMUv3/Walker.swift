@@ -1,0 +1,313 @@
+import Platform
+
+/// The result of translating one address through one or both stages.
+struct Mapping {
+    /// The output address of the access.
+    var outputAddress: UInt64
+    /// log2 of the size of the region the translation is valid for.
+    var shift: UInt8
+    /// Stage-1 permissions (all when stage 1 is bypassed).
+    var stage1: Permissions
+    /// Stage-2 permissions (all when stage 2 is bypassed).
+    var stage2: Permissions
+    /// TLB entry flags (dirty-updatable, unprivileged-accessible, device).
+    var flags: UInt8
+    /// The IPA (nested and stage-2 translations).
+    var ipa: UInt64
+    /// TLBI matching attributes.
+    var granule: UInt8
+    var level: Int8
+    /// Whether the result may be cached (false when AF == 0 with AFFD).
+    var cacheable: Bool
+}
+
+/// How a walk may affect the system.
+enum WalkMode {
+    /// A real transaction: hardware updates are performed and results cached.
+    case transaction
+    /// An ATS Translation Request: like a transaction, but a write is dirtied only when the
+    /// request asks for write access (§13.7).
+    case translationRequest
+    /// Checked-mode verification: reads memory only, no updates, no caching.
+    case inspect
+}
+
+/// Context for the stage-2 part of a translation: the stream's stage-2 table and tags.
+struct Stage2Context {
+    var table: WalkTable
+    var vmid: UInt16
+    var checksDeviceTableWalks: Bool
+    var streamID: UInt32
+    var substreamID: UInt32
+}
+
+extension TLBEntry {
+    static let stage2Device: UInt8 = 1 << 3
+    static let staleReported: UInt8 = 1 << 7
+}
+
+extension SMMU {
+    // MARK: Descriptor access
+
+    /// Reads a descriptor for a walk. `inspect` walks read memory directly (no faults, no trace).
+    @inline(__always)
+    func readDescriptor(_ address: UInt64, mode: WalkMode) -> UInt64? {
+        if case .inspect = mode {
+            return PhysicalMemory.contains(address, length: 8) ? bus.memory.read64(at: address) : nil
+        }
+        return bus.dmaRead64(at: address)
+    }
+
+    // MARK: The walk
+
+    /// Walks `table` for `input` (§3.3, Arm ARM VMSAv8-64): per level, the descriptor fetch
+    /// (through stage 2 when `nested` is given), its validity, and its output address size.
+    /// Access flag and permissions are the caller's, as they depend on the access.
+    func walk(_ table: WalkTable, stage: TranslationStage, input: UInt64, nested: Stage2Context?, mode: WalkMode) -> Result<WalkLeaf, WalkFault> {
+        let faultClass: FaultClass = stage == .stage1 ? .translationTable : .input
+        var level = Int(table.startLevel)
+        var tableAddress = table.base
+        var leaf = WalkLeaf(descriptor: 0, level: 0, shift: 0, outputBase: 0, descriptorAddress: 0)
+        let stride = table.stride
+        while true {
+            let shift = table.levelShift(level)
+            let indexBits = level == Int(table.startLevel) ? Int(table.inputBits) - shift : stride
+            let index = (input >> UInt64(shift)) & UInt64.lowBits(indexBits)
+            let descriptorIPA = tableAddress &+ index &* 8
+            var descriptorAddress = descriptorIPA
+            if let nested {
+                // A stage-1 table access is an IPA translated by stage 2 (§5.4.1).
+                switch translateStage2(ipa: descriptorAddress, write: false, context: nested, faultClass: .translationTable, mode: mode) {
+                case .success(let mapping): descriptorAddress = mapping.outputAddress
+                case .failure(let fault): return .failure(fault)
+                }
+            }
+            guard let descriptor = readDescriptor(descriptorAddress, mode: mode) else {
+                // §7.3.12: an abort fetching a stage-1 descriptor is S2 == 0, CLASS == TT.
+                return .failure(WalkFault(type: .walkExternalAbort, stage: stage, faultClass: faultClass, fetchAddress: descriptorAddress, level: Int8(level)))
+            }
+            guard Descriptor.valid.isSet(descriptor) else {
+                return .failure(WalkFault(type: .translation, stage: stage, faultClass: .input, level: Int8(level)))
+            }
+            let isTable = Descriptor.tableOrPage.isSet(descriptor)
+            if level < 3 && isTable {
+                let next = table.outputAddress(descriptor, shift: Int(table.granuleShift))
+                if next >> UInt64(table.outputBits) != 0 {
+                    return .failure(WalkFault(type: .addressSize, stage: stage, faultClass: .input, level: Int8(level)))
+                }
+                if stage == .stage1 {
+                    leaf.privilegedExecuteNever = leaf.privilegedExecuteNever || Descriptor.pxnTable.isSet(descriptor)
+                    leaf.unprivilegedExecuteNever = leaf.unprivilegedExecuteNever || Descriptor.uxnTable.isSet(descriptor)
+                    leaf.noUnprivileged = leaf.noUnprivileged || Descriptor.apTable0.isSet(descriptor)
+                    leaf.readOnly = leaf.readOnly || Descriptor.apTable1.isSet(descriptor)
+                }
+                tableAddress = next
+                level += 1
+                continue
+            }
+            if level == 3 ? !isTable : !table.blockAllowed(at: level) {
+                return .failure(WalkFault(type: .translation, stage: stage, faultClass: .input, level: Int8(level)))
+            }
+            let output = table.outputAddress(descriptor, shift: shift)
+            if output >> UInt64(table.outputBits) != 0 {
+                return .failure(WalkFault(type: .addressSize, stage: stage, faultClass: .input, level: Int8(level)))
+            }
+            leaf.descriptor = descriptor
+            leaf.level = Int8(level)
+            leaf.shift = UInt8(shift)
+            leaf.outputBase = output
+            leaf.descriptorAddress = descriptorAddress
+            leaf.descriptorIPA = descriptorIPA
+            return .success(leaf)
+        }
+    }
+
+    /// Checks a Contiguous-hinted leaf against the rest of its group (Arm ARM: a misprogrammed
+    /// contiguous group may give a TLB conflict). Returns false when the group is inconsistent.
+    func contiguousGroupIsConsistent(_ leaf: WalkLeaf, table: WalkTable) -> Bool {
+        let entries: UInt64
+        switch (table.granuleShift, leaf.level) {
+        case (12, _): entries = 16
+        case (14, 3): entries = 128
+        case (14, _): entries = 32
+        default: entries = 32
+        }
+        let first = leaf.descriptorAddress & ~(entries * 8 - 1)
+        let groupBase = leaf.outputBase & ~((entries << UInt64(leaf.shift)) - 1)
+        let attributeMask: UInt64 = ~(Descriptor.outputAddress.bits.mask | Descriptor.af.mask | Descriptor.ap2.mask | Descriptor.s2Write.mask | Descriptor.outputAddressHigh64K.mask)
+        for slot in 0..<entries {
+            let descriptor = bus.memory.read64(at: first &+ slot * 8)
+            guard Descriptor.valid.isSet(descriptor), Descriptor.contiguous.isSet(descriptor) else { return false }
+            if descriptor & attributeMask != leaf.descriptor & attributeMask { return false }
+            if table.outputAddress(descriptor, shift: Int(leaf.shift)) != groupBase &+ (slot << UInt64(leaf.shift)) { return false }
+        }
+        return true
+    }
+
+    // MARK: Hardware updates
+
+    /// Writes back a descriptor changed by a hardware update (§3.13). Nested stage-1
+    /// descriptors need stage-2 write permission for their IPA.
+    func updateDescriptor(_ leaf: inout WalkLeaf, to value: UInt64, stage: TranslationStage, nested: Stage2Context?, descriptorIPA: UInt64?) -> WalkFault? {
+        if let nested, let ipa = descriptorIPA {
+            switch translateStage2(ipa: ipa, write: true, context: nested, faultClass: .translationTable, mode: .transaction) {
+            case .success: break
+            case .failure(var fault):
+                fault.translationTableRead = false
+                return fault
+            }
+        }
+        guard bus.dmaWrite64(value, at: leaf.descriptorAddress) else {
+            return WalkFault(type: .walkExternalAbort, stage: stage, faultClass: stage == .stage1 ? .translationTable : .input, fetchAddress: leaf.descriptorAddress, level: leaf.level)
+        }
+        leaf.descriptor = value
+        bus.trace.record(.translation, "\(names.xlat): HTTU \(stage == .stage1 ? "S1" : "S2") descriptor at \(hex(leaf.descriptorAddress)) <- \(hex(value))")
+        return nil
+    }
+
+    /// The access flag step (§3.13.1): AF == 0 is set by hardware with HA, ignored with AFFD,
+    /// and otherwise an Access flag fault. Returns whether the translation may be cached.
+    func handleAccessFlag(_ leaf: inout WalkLeaf, table: WalkTable, stage: TranslationStage, nested: Stage2Context?, descriptorIPA: UInt64?, mode: WalkMode) -> Result<Bool, WalkFault> {
+        if Descriptor.af.isSet(leaf.descriptor) { return .success(true) }
+        if case .inspect = mode { return .success(true) }
+        if table.hardwareAccessFlag {
+            if let fault = updateDescriptor(&leaf, to: leaf.descriptor | Descriptor.af.mask, stage: stage, nested: nested, descriptorIPA: descriptorIPA) {
+                return .failure(fault)
+            }
+            return .success(true)
+        }
+        if table.accessFlagFaultDisabled { return .success(false) }
+        return .failure(WalkFault(type: .access, stage: stage, faultClass: .input, level: leaf.level))
+    }
+
+    // MARK: Permissions
+
+    /// Stage-1 permissions of a leaf (Arm ARM direct permission scheme, §13.4.1): any-EL2
+    /// checks everything as privileged with a single XN; EL0-writable pages are PXN; WXN makes
+    /// writable (or writable-clean) pages execute-never.
+    func stage1Permissions(_ leaf: WalkLeaf, world: StreamWorld, hierarchicalDisabled: Bool, wxn: Bool, dirtyEnabled: Bool) -> (Permissions, flags: UInt8) {
+        let descriptor = leaf.descriptor
+        let tableReadOnly = hierarchicalDisabled ? false : leaf.readOnly
+        let tableNoUnprivileged = hierarchicalDisabled ? false : leaf.noUnprivileged
+        let readOnly = Descriptor.ap2.isSet(descriptor) || tableReadOnly
+        let writableClean = dirtyEnabled && Descriptor.dbm.isSet(descriptor) && Descriptor.ap2.isSet(descriptor) && !tableReadOnly
+        var flags: UInt8 = writableClean ? TLBEntry.stage1DirtyUpdatable : 0
+        var permissions: Permissions = [.privilegedRead]
+        if world == .el2 {
+            let xn = Descriptor.uxn.isSet(descriptor) || (!hierarchicalDisabled && leaf.unprivilegedExecuteNever)
+            if !readOnly { permissions.insert(.privilegedWrite) }
+            if !xn && !(wxn && (!readOnly || writableClean)) { permissions.insert(.privilegedExecute) }
+            // Everything is checked as privileged: unprivileged accesses get the same rights.
+            permissions.formUnion(Permissions(rawValue: permissions.rawValue << 3))
+            return (permissions, flags)
+        }
+        let unprivileged = Descriptor.ap1.isSet(descriptor) && !tableNoUnprivileged
+        if unprivileged { flags |= TLBEntry.unprivilegedAccessible }
+        let pxn = Descriptor.pxn.isSet(descriptor) || (!hierarchicalDisabled && leaf.privilegedExecuteNever)
+        let uxn = Descriptor.uxn.isSet(descriptor) || (!hierarchicalDisabled && leaf.unprivilegedExecuteNever)
+        if !readOnly { permissions.insert(.privilegedWrite) }
+        if unprivileged {
+            permissions.insert(.unprivilegedRead)
+            if !readOnly { permissions.insert(.unprivilegedWrite) }
+        }
+        let privilegedWritable = !readOnly || writableClean
+        let unprivilegedWritable = unprivileged && privilegedWritable
+        if !pxn && !unprivilegedWritable && !(wxn && privilegedWritable) { permissions.insert(.privilegedExecute) }
+        if !uxn && !(wxn && unprivilegedWritable) { permissions.insert(.unprivilegedExecute) }
+        return (permissions, flags)
+    }
+
+    /// Stage-2 permissions of a leaf (S2AP and XN[54:53] with FEAT_XNX, §13.4.3).
+    func stage2Permissions(_ leaf: WalkLeaf, dirtyEnabled: Bool) -> (Permissions, flags: UInt8) {
+        let descriptor = leaf.descriptor
+        var permissions: Permissions = []
+        if Descriptor.s2Read.isSet(descriptor) { permissions.formUnion([.privilegedRead, .unprivilegedRead]) }
+        if Descriptor.s2Write.isSet(descriptor) { permissions.formUnion([.privilegedWrite, .unprivilegedWrite]) }
+        switch (descriptor >> 53) & 3 {
+        case 0b00: permissions.formUnion([.privilegedExecute, .unprivilegedExecute])
+        case 0b01: permissions.insert(.unprivilegedExecute)
+        case 0b11: permissions.insert(.privilegedExecute)
+        default: break
+        }
+        var flags: UInt8 = 0
+        if dirtyEnabled && Descriptor.dbm.isSet(descriptor) && !Descriptor.s2Write.isSet(descriptor) { flags |= TLBEntry.stage2DirtyUpdatable }
+        if Descriptor.s2MemAttr.extract(descriptor) >> 2 == 0 { flags |= TLBEntry.stage2Device }
+        return (permissions, flags)
+    }
+
+    // MARK: Stage 2
+
+    /// Translates an IPA through the stream's stage 2 (§3.3), using and filling the TLB, for
+    /// a transaction's final IPA (`faultClass` .input), a stage-1 table access (.translationTable)
+    /// or a CD fetch (.contextDescriptor). Table and CD accesses are data reads (or, for hardware
+    /// updates of stage-1 descriptors, writes).
+    func translateStage2(ipa: UInt64, write: Bool, context: Stage2Context, faultClass: FaultClass, mode: WalkMode, access: AccessAttributes? = nil) -> Result<Mapping, WalkFault> {
+        let table = context.table
+        let needed: Permissions = access.map { Permissions.needed(read: $0.read, instruction: $0.instruction, privileged: $0.privileged) } ?? (write ? .privilegedWrite : .privilegedRead)
+        func fault(_ type: EventType) -> WalkFault {
+            WalkFault(type: type, stage: .stage2, faultClass: faultClass, ipa: ipa, translationTableRead: !write)
+        }
+        // §3.4: an IPA outside the S2T0SZ range is a stage-2 Translation fault.
+        if ipa >> UInt64(table.inputBits) != 0 { return .failure(fault(.translation)) }
+        let tag = TLBTag(kind: .stage2, world: .el1, vmid: context.vmid, asid: 0, global: false)
+        let tableAccess = faultClass != .input
+        if case .inspect = mode {} else if let hit = tlb.lookup(tag, input: ipa, includeGlobal: false) {
+            let entry = hit.entry
+            if checkedMode { verifyTLBHit(hit, input: ipa) }
+            var allowed = entry.stage2.contains(needed)
+            if tableAccess && context.checksDeviceTableWalks && entry.flags & TLBEntry.stage2Device != 0 { allowed = false }
+            if allowed {
+                let offset = ipa & UInt64.lowBits(Int(hit.key.shift))
+                return .success(Mapping(outputAddress: entry.outputBase | offset, shift: hit.key.shift, stage1: .all, stage2: entry.stage2, flags: entry.flags, ipa: ipa, granule: entry.granule, level: entry.level, cacheable: true))
+            }
+            if !(write && entry.flags & TLBEntry.stage2DirtyUpdatable != 0 && faultClass != .contextDescriptor) {
+                return .failure(fault(.permission))
+            }
+        }
+        var leaf: WalkLeaf
+        switch walk(table, stage: .stage2, input: ipa, nested: nil, mode: mode) {
+        case .success(let found): leaf = found
+        case .failure(var walkFault):
+            walkFault.faultClass = faultClass
+            walkFault.ipa = ipa
+            walkFault.translationTableRead = !write
+            return .failure(walkFault)
+        }
+        if Descriptor.contiguous.isSet(leaf.descriptor), case .transaction = mode, !contiguousGroupIsConsistent(leaf, table: table) {
+            return .failure(fault(.tlbConflict))
+        }
+        var cacheable: Bool
+        switch handleAccessFlag(&leaf, table: table, stage: .stage2, nested: nil, descriptorIPA: nil, mode: mode) {
+        case .success(let value): cacheable = value
+        case .failure(var walkFault):
+            walkFault.faultClass = faultClass
+            walkFault.ipa = ipa
+            return .failure(walkFault)
+        }
+        var (permissions, flags) = stage2Permissions(leaf, dirtyEnabled: table.hardwareDirty)
+        if tableAccess && context.checksDeviceTableWalks && flags & TLBEntry.stage2Device != 0 {
+            // S2PTW: a CD fetch or stage-1 walk to stage-2 Device memory (§5.2 S2PTW).
+            return .failure(fault(.permission))
+        }
+        if !permissions.contains(needed) {
+            // Dirty state update (§3.13.3): never for CD fetches.
+            let dirtyAllowed: Bool
+            if case .transaction = mode { dirtyAllowed = true } else { dirtyAllowed = false }
+            guard write, dirtyAllowed, flags & TLBEntry.stage2DirtyUpdatable != 0, faultClass != .contextDescriptor else {
+                return .failure(fault(.permission))
+            }
+            if let updateFault = updateDescriptor(&leaf, to: leaf.descriptor | Descriptor.s2Write.mask | Descriptor.af.mask, stage: .stage2, nested: nil, descriptorIPA: nil) {
+                var withIPA = updateFault
+                withIPA.faultClass = faultClass
+                withIPA.ipa = ipa
+                return .failure(withIPA)
+            }
+            (permissions, flags) = stage2Permissions(leaf, dirtyEnabled: table.hardwareDirty)
+        }
+        let mapping = Mapping(outputAddress: leaf.outputBase | (ipa & UInt64.lowBits(Int(leaf.shift))), shift: leaf.shift, stage1: .all, stage2: permissions, flags: flags, ipa: ipa, granule: table.tlbiGranule, level: leaf.level, cacheable: cacheable)
+        if cacheable, case .transaction = mode {
+            tlb.insert(TLBEntry(outputBase: leaf.outputBase, ipaBase: ipa & ~UInt64.lowBits(Int(leaf.shift)), stage1: .all, stage2: permissions, flags: flags, granule: table.tlbiGranule, level: leaf.level, streamID: context.streamID, substreamID: context.substreamID), tag: tag, input: ipa, shift: leaf.shift)
+        }
+        return .success(mapping)
+    }
+}
