@@ -308,6 +308,8 @@ extension SMMU {
             return ste
         }
         ste.config = UInt8(STEField.config.extract(words))
+        // PPAR is read for every valid STE, including Config 0b000 (§8.1 asks only for a valid STE).
+        ste.ppar = STEField.ppar.isSet(words)
         if ste.isAbort { return ste }
         ste.s1Fmt = UInt8(STEField.s1Fmt.extract(words))
         ste.s1ContextPointer = STEField.s1ContextPtr.extract(words) << 6
@@ -316,7 +318,6 @@ extension SMMU {
         ste.s1StallDisable = STEField.s1StallD.isSet(words)
         ste.eats = UInt8(STEField.eats.extract(words))
         ste.cont = UInt8(STEField.cont.extract(words))
-        ste.ppar = STEField.ppar.isSet(words)
         if configuration.attributeOverrides {
             ste.privCfg = UInt8(STEField.privCfg.extract(words))
             ste.instCfg = UInt8(STEField.instCfg.extract(words))

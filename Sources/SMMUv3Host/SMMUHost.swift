@@ -15,6 +15,9 @@ public final class SMMUHost {
         public var streamTable: UInt64 = 0x4000_0000
         /// log2 of the number of STEs in the linear stream table.
         public var streamTableLog2Size = 8
+        /// STRTAB_BASE_CFG to program instead of a linear table of `streamTableLog2Size`
+        /// (for example ``StreamTableBuilder/baseConfig`` of a 2-level table).
+        public var streamTableBaseConfig: UInt32?
         /// Command queue base.
         public var commandQueue: UInt64 = 0x4010_0000
         /// log2 of the command queue size.
@@ -140,7 +143,7 @@ public final class SMMUHost {
         write32(.cr2, (1 << 2) | (1 << 1))
 
         write64(.strtabBase, layout.streamTable)
-        write32(.strtabBaseCfg, UInt32(layout.streamTableLog2Size))
+        write32(.strtabBaseCfg, layout.streamTableBaseConfig ?? UInt32(layout.streamTableLog2Size))
 
         write64(.cmdqBase, layout.commandQueue | UInt64(layout.commandQueueLog2Size) | (1 << 62))
         write32(.cmdqProd, 0)
