@@ -272,10 +272,11 @@ extension SMMU {
         let table = upper ? cd.table1 : cd.table0
         let tbi = upper ? cd.tbi1 : cd.tbi0
         let hierarchicalDisabled = upper ? cd.hierarchicalDisabled1 : cd.hierarchicalDisabled0
-        // §3.4.1: VA[top:inputsize-1] must all equal VA[55] (top = 55 with TBI, else 63).
+        // §3.4.1: VA[top:inputsize] must all equal VA[55], which selected the half (top = 55
+        // with TBI, else 63).
         let top = tbi ? 55 : 63
-        let checkedBits = top - Int(table.inputBits) + 2
-        let field = (va >> UInt64(table.inputBits - 1)) & UInt64.lowBits(checkedBits)
+        let checkedBits = top - Int(table.inputBits) + 1
+        let field = (va >> UInt64(table.inputBits)) & UInt64.lowBits(checkedBits)
         guard field == 0 || field == UInt64.lowBits(checkedBits) else { return stage1Fault(.translation) }
         let input = normalizedVA(va)
 
