@@ -142,7 +142,7 @@ extension SMMU {
         defer { processingCommands = false }
         var steps: [CommandStep] = []
         while let step = processOneCommand() {
-            if configuration.commandProcessing == .stepped { steps.append(step) }
+            if commandProcessing == .stepped { steps.append(step) }
         }
         return steps
     }

@@ -112,6 +112,9 @@ public final class SMMU: MMIODevice {
     let steCache: FastTable<UInt64, CachedSTE>
     /// The CD cache, by StreamID and CD index.
     let cdCache: FastTable<UInt64, CachedCD>
+    /// How commands are consumed now (initially ``SMMUConfiguration/commandProcessing``): switch
+    /// to `.stepped` after bring-up to walk the queue one command at a time.
+    public var commandProcessing: SMMUConfiguration.CommandProcessing
     /// Checked mode: every cache hit is compared with memory, and a difference (a structure or
     /// translation changed without the invalidation that should follow) is reported as a
     /// diagnostic. The cached value is still used, as hardware would.
@@ -183,6 +186,7 @@ public final class SMMU: MMIODevice {
         steCache = FastTable(capacityLimit: configuration.configurationCacheCapacity)
         cdCache = FastTable(capacityLimit: configuration.configurationCacheCapacity)
         checkedMode = configuration.checkedMode
+        commandProcessing = configuration.commandProcessing
         super.init()
         reset()
         do {
@@ -482,7 +486,7 @@ public final class SMMU: MMIODevice {
         case .cmdqProd:
             cmdq.prod = value & UInt32(truncatingIfNeeded: Reg.Queue.indexField.mask)
             bus.trace.record(.queue, "\(names.cmdq): PROD <- \(cmdq.geometry.describe(cmdq.prodPointer))")
-            if configuration.commandProcessing == .automatic { runCommandQueue() }
+            if commandProcessing == .automatic { runCommandQueue() }
         case .cmdqCons:
             guard !guardedByCR0(Reg.CR0.cmdqen) else { return ignoreGuarded(register, "CR0.CMDQEN") }
             // CMDQ_CONS.ERR is not written by software in this model (§6.3.28 leaves it open).
@@ -609,7 +613,7 @@ public final class SMMU: MMIODevice {
         if Reg.CR0.eventqen.isSet(changed) && Reg.CR0.eventqen.isSet(cr0ack) {
             flushPendingStallRecords()
         }
-        if configuration.commandProcessing == .automatic && Reg.CR0.cmdqen.isSet(cr0ack) {
+        if commandProcessing == .automatic && Reg.CR0.cmdqen.isSet(cr0ack) {
             runCommandQueue()
         }
     }
@@ -708,7 +712,7 @@ public final class SMMU: MMIODevice {
         if acknowledged & UInt32(truncatingIfNeeded: Reg.GERROR.eventqAbtErr.mask) != 0 {
             flushPendingStallRecords()
         }
-        if acknowledged & UInt32(truncatingIfNeeded: Reg.GERROR.cmdqErr.mask) != 0, configuration.commandProcessing == .automatic {
+        if acknowledged & UInt32(truncatingIfNeeded: Reg.GERROR.cmdqErr.mask) != 0, commandProcessing == .automatic {
             runCommandQueue()
         }
     }

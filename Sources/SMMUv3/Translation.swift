@@ -495,3 +495,14 @@ extension SMMU {
         for stalled in all { onStallResolved?(stalled.transaction, .aborted(nil)) }
     }
 }
+
+extension SMMU {
+    /// A speculative page-request hint from a client device (§7.3.19): the SMMU records
+    /// E_PAGE_REQUEST so that software may start paging in `span` × 4 KB at `address`. Hints
+    /// are dropped (nil) while SMMUEN == 0, since no translation events exist then.
+    @discardableResult
+    public func pageRequestHint(streamID: UInt32, substreamID: UInt32? = nil, address: UInt64, span: UInt8, permissions: EventRecord.PageRequestPermissions) -> EventQueueOutcome? {
+        guard isEnabled else { return nil }
+        return recordEvent(.pageRequest(streamID: streamID, substreamID: substreamID, address: address, span: span, permissions: permissions))
+    }
+}
