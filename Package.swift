@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "Platform", targets: ["Platform"]),
         .library(name: "SMMUv3", targets: ["SMMUv3"]),
         .library(name: "SMMUv3Host", targets: ["SMMUv3Host"]),
+        .library(name: "Endpoints", targets: ["Endpoints"]),
         .executable(name: "smmuv3", targets: ["SMMUv3CLI"]),
     ],
     targets: [
@@ -17,8 +18,11 @@ let package = Package(
         // A minimal software agent that drives the model through the bus only
         // (Linux-order bring-up, command submission, queue draining).
         .target(name: "SMMUv3Host", dependencies: ["Platform", "SMMUv3"]),
-        .executableTarget(name: "SMMUv3CLI", dependencies: ["Platform", "SMMUv3", "SMMUv3Host"]),
+        // Layer 3: PCIe functions (ATS, PRI, PASID) behind a root complex.
+        .target(name: "Endpoints", dependencies: ["Platform", "SMMUv3"]),
+        .executableTarget(name: "SMMUv3CLI", dependencies: ["Platform", "SMMUv3", "SMMUv3Host", "Endpoints"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "SMMUv3Tests", dependencies: ["Platform", "SMMUv3", "SMMUv3Host"]),
+        .testTarget(name: "EndpointsTests", dependencies: ["Platform", "SMMUv3", "SMMUv3Host", "Endpoints"]),
     ]
 )

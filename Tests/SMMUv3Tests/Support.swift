@@ -9,6 +9,13 @@ struct Rig {
     let smmu: SMMU
     let host: SMMUHost
 
+    /// Register helpers for an existing system.
+    init(system: SMMUSystem) {
+        bus = system.bus
+        smmu = system.smmu
+        host = system.host
+    }
+
     init(_ configure: (inout SMMUConfiguration) -> Void = { _ in }, trace: TraceCategory = []) {
         var configuration = SMMUConfiguration.default
         configure(&configuration)
