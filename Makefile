@@ -16,5 +16,9 @@ test:
 run:
 	$(SWIFT) run smmuv3 demo
 
+# Throughput of the hot paths, release build: one "BENCH <name> <value> <unit>" line each.
+bench:
+	$(SWIFT) run -c release smmuv3-bench
+
 clean:
 	rm -rf .build

@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "SMMUv3Host", targets: ["SMMUv3Host"]),
         .library(name: "Endpoints", targets: ["Endpoints"]),
         .executable(name: "smmuv3", targets: ["SMMUv3CLI"]),
+        .executable(name: "smmuv3-bench", targets: ["SMMUv3Bench"]),
     ],
     targets: [
         // Layer 1: bus, sparse physical memory, interrupts, trace, fault injection.
@@ -21,6 +22,8 @@ let package = Package(
         // Layer 3: PCIe functions (ATS, PRI, PASID) behind a root complex.
         .target(name: "Endpoints", dependencies: ["Platform", "SMMUv3"]),
         .executableTarget(name: "SMMUv3CLI", dependencies: ["Platform", "SMMUv3", "SMMUv3Host", "Endpoints"]),
+        // Throughput of the hot paths (`make bench`, release builds).
+        .executableTarget(name: "SMMUv3Bench", dependencies: ["Platform", "SMMUv3", "SMMUv3Host"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "SMMUv3Tests", dependencies: ["Platform", "SMMUv3", "SMMUv3Host"]),
         .testTarget(name: "EndpointsTests", dependencies: ["Platform", "SMMUv3", "SMMUv3Host", "Endpoints"]),

@@ -28,52 +28,52 @@ public struct BitField: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The highest bit position of the field.
-    @inlinable public var high: Int { low + width - 1 }
+    @inlinable @inline(__always) public var high: Int { low + width - 1 }
 
     /// The largest value the field can hold.
-    @inlinable public var maxValue: UInt64 { width == 64 ? .max : (UInt64(1) << UInt64(width)) &- 1 }
+    @inlinable @inline(__always) public var maxValue: UInt64 { width == 64 ? .max : (UInt64(1) << UInt64(width)) &- 1 }
 
     /// The field's bits in place within the word.
-    @inlinable public var mask: UInt64 { maxValue << UInt64(low) }
+    @inlinable @inline(__always) public var mask: UInt64 { maxValue << UInt64(low) }
 
     /// The field's value, right-aligned.
-    @inlinable
+    @inlinable @inline(__always)
     public func extract(_ word: UInt64) -> UInt64 {
         (word >> UInt64(low)) & maxValue
     }
 
     /// The field's value from a 32-bit word, right-aligned.
-    @inlinable
+    @inlinable @inline(__always)
     public func extract(_ word: UInt32) -> UInt32 {
         UInt32(truncatingIfNeeded: extract(UInt64(word)))
     }
 
     /// Whether a one-bit field (or any bit of a wider one) is set.
-    @inlinable
+    @inlinable @inline(__always)
     public func isSet(_ word: UInt64) -> Bool { word & mask != 0 }
 
     /// Whether a one-bit field (or any bit of a wider one) is set in a 32-bit word.
-    @inlinable
+    @inlinable @inline(__always)
     public func isSet(_ word: UInt32) -> Bool { UInt64(word) & mask != 0 }
 
     /// `word` with the field replaced by `value`; bits of `value` that do not fit are dropped.
-    @inlinable
+    @inlinable @inline(__always)
     public func inserting(_ value: UInt64, into word: UInt64) -> UInt64 {
         (word & ~mask) | ((value << UInt64(low)) & mask)
     }
 
     /// `word` with the field replaced by `value`; bits of `value` that do not fit are dropped.
-    @inlinable
+    @inlinable @inline(__always)
     public func inserting(_ value: UInt32, into word: UInt32) -> UInt32 {
         UInt32(truncatingIfNeeded: inserting(UInt64(value), into: UInt64(word)))
     }
 
     /// The value placed at the field's position (other bits zero).
-    @inlinable
+    @inlinable @inline(__always)
     public func place(_ value: UInt64) -> UInt64 { (value << UInt64(low)) & mask }
 
     /// The one-bit field placed as set or clear.
-    @inlinable
+    @inlinable @inline(__always)
     public func place(_ flag: Bool) -> UInt64 { flag ? mask : 0 }
 
     /// `[high:low]`.
@@ -91,11 +91,11 @@ public struct AddressField: Sendable, Hashable {
     public init(_ high: Int, _ low: Int) { bits = BitField(high, low) }
 
     /// The address, bits kept in place.
-    @inlinable
+    @inlinable @inline(__always)
     public func extract(_ word: UInt64) -> UInt64 { word & bits.mask }
 
     /// `word` with the address field replaced by `address[high:low]`.
-    @inlinable
+    @inlinable @inline(__always)
     public func inserting(_ address: UInt64, into word: UInt64) -> UInt64 {
         (word & ~bits.mask) | (address & bits.mask)
     }
@@ -103,7 +103,7 @@ public struct AddressField: Sendable, Hashable {
 
 extension UInt64 {
     /// A mask of the low `count` bits (`count` in 0...64).
-    @inlinable
+    @inlinable @inline(__always)
     public static func lowBits(_ count: Int) -> UInt64 {
         count >= 64 ? .max : (count <= 0 ? 0 : (UInt64(1) << UInt64(count)) &- 1)
     }

@@ -55,12 +55,12 @@ public final class FaultInjector {
         var remaining: Int?
     }
 
-    private var abortRules: [AbortRule] = []
-    private var dropRules: [DropRule] = []
+    @exclusivity(unchecked) private var abortRules: [AbortRule] = []
+    @exclusivity(unchecked) private var dropRules: [DropRule] = []
     private var nextID = 0
 
     /// Whether any rule is installed (checked first on every device access).
-    public private(set) var isActive = false
+    @exclusivity(unchecked) public private(set) var isActive = false
     /// The number of device accesses that were aborted by a rule.
     public private(set) var abortsInjected = 0
     /// The number of MSIs that were dropped by a rule.
@@ -178,9 +178,9 @@ public final class Bus {
     /// Fault injection on device accesses.
     public let faults = FaultInjector()
 
-    private var regions: [Region] = []
-    private var mmioLow: UInt64 = .max
-    private var mmioHigh: UInt64 = 0
+    @exclusivity(unchecked) private var regions: [Region] = []
+    @exclusivity(unchecked) private var mmioLow: UInt64 = .max
+    @exclusivity(unchecked) private var mmioHigh: UInt64 = 0
 
     /// Creates a bus with empty memory, no devices and a trace recording `traceCategories`.
     public init(traceCategories: TraceCategory = []) {
@@ -312,6 +312,16 @@ public final class Bus {
         let value = memory.read64(at: address)
         trace.record(.dma, "R64 \(hex(address, digits: 13)) -> \(hex(value, digits: 16))")
         return value
+    }
+
+    /// Device read of two consecutive doublewords (a 16-byte queue entry); `nil` on external
+    /// abort.
+    public func dmaRead128(at address: UInt64) -> (UInt64, UInt64)? {
+        if deviceAccessAborts(address, length: 16, kind: .read) { noteAbort(address, 16, write: false); return nil }
+        if overlapsMMIO(address, length: 16) { noteAbort(address, 16, write: false); return nil }
+        let low = memory.read64(at: address), high = memory.read64(at: address &+ 8)
+        trace.record(.dma, "R128 \(hex(address, digits: 13)) -> \(hex(low, digits: 16)) \(hex(high, digits: 16))")
+        return (low, high)
     }
 
     /// Device 32-bit write; `false` on external abort.

@@ -49,15 +49,15 @@ public struct InterruptRecord: Sendable, Hashable, CustomStringConvertible {
 /// pending state to clear, only a count of pulses per line and an ordered log.
 public final class InterruptController {
     /// Pulses received per wired line.
-    public private(set) var pulseCounts: [Int: Int] = [:]
+    @exclusivity(unchecked) public private(set) var pulseCounts: [Int: Int] = [:]
     /// MSIs delivered (not counting aborted or dropped ones).
-    public private(set) var deliveredMSICount = 0
+    @exclusivity(unchecked) public private(set) var deliveredMSICount = 0
     /// Send-event wake-ups received.
-    public private(set) var sendEventCount = 0
+    @exclusivity(unchecked) public private(set) var sendEventCount = 0
     /// Every notification in order (kept while ``keepsRecords`` is true).
-    public private(set) var records: [InterruptRecord] = []
+    @exclusivity(unchecked) public private(set) var records: [InterruptRecord] = []
     /// Whether ``records`` is kept (benchmarks turn it off).
-    public var keepsRecords = true
+    @exclusivity(unchecked) public var keepsRecords = true
     /// Called after a wired line pulses (the line number is passed).
     public var onWiredInterrupt: ((Int) -> Void)?
     /// Called after an MSI is delivered.

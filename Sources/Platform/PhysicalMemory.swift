@@ -22,11 +22,11 @@ public final class PhysicalMemory {
     private typealias Node = UnsafeMutablePointer<UnsafeMutableRawPointer?>
 
     private let root: Node
-    private var cachedPageNumber: UInt64 = .max
-    private var cachedPage: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) private var cachedPageNumber: UInt64 = .max
+    @exclusivity(unchecked) private var cachedPage: UnsafeMutableRawPointer?
 
     /// The number of 4 KB pages that have been allocated (written at least once).
-    public private(set) var allocatedPageCount = 0
+    @exclusivity(unchecked) public private(set) var allocatedPageCount = 0
 
     /// Creates an empty (all-zero) memory.
     public init() {

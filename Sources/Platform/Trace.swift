@@ -89,16 +89,16 @@ public struct TraceLine: Sendable, Hashable, CustomStringConvertible {
 /// enabled categories.
 public final class Trace {
     /// The categories being recorded. Empty by default (fastest).
-    public var enabled: TraceCategory
+    @exclusivity(unchecked) public var enabled: TraceCategory
     /// Whether lines are kept in ``lines`` (in addition to being passed to ``sink``).
     public var keepsLines = true
     /// Called with every recorded line (for example to print it as it happens).
     public var sink: ((TraceLine) -> Void)?
     /// The recorded lines, oldest first.
-    public private(set) var lines: [TraceLine] = []
+    @exclusivity(unchecked) public private(set) var lines: [TraceLine] = []
     /// The source of the virtual time stamped on each line.
     public let clock: VirtualClock
-    private var nextSequence: UInt64 = 0
+    @exclusivity(unchecked) private var nextSequence: UInt64 = 0
 
     /// Creates a trace recording `enabled` categories.
     public init(enabled: TraceCategory = [], clock: VirtualClock = VirtualClock()) {
@@ -143,7 +143,7 @@ public final class Trace {
 /// Nothing in the model reads wall-clock time.
 public final class VirtualClock {
     /// The current time in ticks.
-    public private(set) var now: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var now: UInt64 = 0
 
     /// Creates a clock at time 0.
     public init() {}

@@ -114,7 +114,7 @@ extension SMMU {
     /// F_BAD_ATS_TREQ.
     public func translationRequest(_ request: ATSTranslationRequest) -> ATSTranslationCompletion {
         let completion = answerTranslationRequest(request)
-        bus.trace.record(.translation, "\(names.xlat): ATS TR sid=\(hex(request.streamID))\(request.substreamID.map { " pasid=\(hex($0))" } ?? "") \(hex(request.address))\(request.noWrite ? " NW" : "") -> \(completion)")
+        trace.record(.translation, "\(names.xlat): ATS TR sid=\(hex(request.streamID))\(request.substreamID.map { " pasid=\(hex($0))" } ?? "") \(hex(request.address))\(request.noWrite ? " NW" : "") -> \(completion)")
         return completion
     }
 
@@ -181,7 +181,7 @@ extension SMMU {
         let span: UInt64 = size >= 52 ? 0 : (UInt64(4096) << UInt64(size))
         let request = ATCInvalidation(streamID: streamID, substreamID: pasid, global: pasid != nil && global, address: size >= 52 ? 0 : address & ~(span &- 1), size: size)
         let response = deliver(request)
-        bus.trace.record(.translation, "\(names.xlat): \(request) -> \(response)")
+        trace.record(.translation, "\(names.xlat): \(request) -> \(response)")
         pendingATCInvalidations.append((request, response))
         return .atcInvalidationSent(endpoints: 1)
     }

@@ -499,6 +499,46 @@ public struct CommandFeatures: Sendable, Hashable {
     }
 }
 
+/// A feature whose absence makes an architected opcode Reserved (§4.1.3).
+public enum CommandFeature: Hashable, Sendable, CustomStringConvertible {
+    case stage1, stage2, hypervisor, ats, pri, stalls
+
+    public var description: String {
+        switch self {
+        case .stage1: "stage 1 (IDR0.S1P)"
+        case .stage2: "stage 2 (IDR0.S2P)"
+        case .hypervisor: "EL2 (IDR0.Hyp)"
+        case .ats: "ATS (IDR0.ATS)"
+        case .pri: "PRI (IDR0.PRI)"
+        case .stalls: "stalls (IDR0.STALL_MODEL != 0b01)"
+        }
+    }
+}
+
+/// A parameter value the spec defines as ILLEGAL.
+public enum IllegalParameter: Hashable, Sendable, CustomStringConvertible {
+    /// TLBI with TG != 0 and NUM == SCALE == TTL == 0 (§4.4.1.1).
+    case rangeWithoutExtent
+    /// TLBI with a 16 KB TG and TTL == 0b01 without IDR5.DS (§4.4.1.1).
+    case levelOneHintFor16KWithoutDS
+    /// CMD_ATC_INV Size above 52 (§4.5.1; the model's choice among the permitted outcomes).
+    case atcInvalidationSize(UInt8)
+    /// CMD_PRI_RESP Resp == 0b11 (§4.5.2).
+    case reservedPRIResponse
+    /// CMD_SYNC CS == 0b11 (§4.7.3).
+    case reservedSyncCompletion
+
+    public var description: String {
+        switch self {
+        case .rangeWithoutExtent: "TG != 0 with NUM == 0, SCALE == 0 and TTL == 0 is Reserved"
+        case .levelOneHintFor16KWithoutDS: "TTL == 0b01 with a 16 KB TG needs IDR5.DS"
+        case .atcInvalidationSize(let size): "ATC_INV Size \(size) > 52"
+        case .reservedPRIResponse: "PRI_RESP Resp == 0b11"
+        case .reservedSyncCompletion: "CMD_SYNC CS == 0b11"
+        }
+    }
+}
+
 /// Why a command is ILLEGAL (CERROR_ILL, §4.1.3).
 public enum IllegalCommandReason: Hashable, Sendable, CustomStringConvertible {
     /// A Reserved or IMPLEMENTATION DEFINED opcode this SMMU does not implement.
@@ -508,9 +548,9 @@ public enum IllegalCommandReason: Hashable, Sendable, CustomStringConvertible {
     /// SSec == 1 on the Non-secure command queue (§4.1.6).
     case secureStreamOnNonSecureQueue
     /// The command needs a feature this SMMU does not implement.
-    case unsupported(String)
+    case unsupported(CommandFeature)
     /// A parameter value the spec defines as ILLEGAL.
-    case invalidParameter(String)
+    case invalidParameter(IllegalParameter)
     /// Non-zero RES0 bits (reported as masks of the two doublewords).
     case reservedBitsSet(dw0: UInt64, dw1: UInt64)
 
@@ -575,20 +615,20 @@ extension Command {
     }
 
     /// The feature an opcode needs that this SMMU lacks, if any (the opcode is then Reserved).
-    private static func missingFeature(_ opcode: CommandOpcode, _ features: CommandFeatures) -> String? {
+    private static func missingFeature(_ opcode: CommandOpcode, _ features: CommandFeatures) -> CommandFeature? {
         switch opcode {
         case .cfgiCD, .cfgiCDAll, .tlbiNHAll, .tlbiNHASID, .tlbiNHVA, .tlbiNHVAA:
-            features.stage1 ? nil : "stage 1 (IDR0.S1P)"
+            features.stage1 ? nil : .stage1
         case .tlbiEL2All, .tlbiEL2ASID, .tlbiEL2VA, .tlbiEL2VAA:
-            features.hypervisor ? nil : "EL2 (IDR0.Hyp)"
+            features.hypervisor ? nil : .hypervisor
         case .tlbiS12VMAll, .tlbiS2IPA:
-            features.stage2 ? nil : "stage 2 (IDR0.S2P)"
+            features.stage2 ? nil : .stage2
         case .atcInv:
-            features.ats ? nil : "ATS (IDR0.ATS)"
+            features.ats ? nil : .ats
         case .priResp:
-            features.pri ? nil : "PRI (IDR0.PRI)"
+            features.pri ? nil : .pri
         case .resume, .stallTerm:
-            features.stalls ? nil : "stalls (IDR0.STALL_MODEL != 0b01)"
+            features.stalls ? nil : .stalls
         default:
             nil
         }
@@ -613,10 +653,10 @@ extension Command {
             return nil
         }
         if scope.num == 0 && scope.scale == 0 && scope.ttl == 0 {
-            return .invalidParameter("TG != 0 with NUM == 0, SCALE == 0 and TTL == 0 is Reserved")
+            return .invalidParameter(.rangeWithoutExtent)
         }
         if scope.granule == 2 && scope.ttl == 1 && !features.ds {
-            return .invalidParameter("TTL == 0b01 with a 16 KB TG needs IDR5.DS")
+            return .invalidParameter(.levelOneHintFor16KWithoutDS)
         }
         return nil
     }
@@ -700,11 +740,11 @@ extension Command {
         case .atcInv:
             let size = UInt8(Cmd.DW1.atcSize.extract(dw1))
             // §4.5.1: Size > 52 is ILLEGAL or an UNKNOWN span; the model treats it as ILLEGAL.
-            if size > 52 { return illegal(.invalidParameter("ATC_INV Size \(size) > 52")) }
+            if size > 52 { return illegal(.invalidParameter(.atcInvalidationSize(size))) }
             command = .atcInv(streamID: streamID, substreamID: substreamID, global: Cmd.DW0.global.isSet(dw0), address: Cmd.DW1.virtualAddress.extract(dw1), size: size)
         case .priResp:
             guard let response = PRIResponse(rawValue: UInt8(Cmd.DW1.priResp.extract(dw1))) else {
-                return illegal(.invalidParameter("PRI_RESP Resp == 0b11"))
+                return illegal(.invalidParameter(.reservedPRIResponse))
             }
             command = .priResp(streamID: streamID, substreamID: substreamID, prgIndex: UInt16(Cmd.DW1.prgIndex.extract(dw1)), response: response)
         case .resume:
@@ -714,7 +754,7 @@ extension Command {
             command = .stallTerm(streamID: streamID)
         case .sync:
             guard let completion = SyncCompletion(rawValue: UInt8(Cmd.DW0.syncCS.extract(dw0))) else {
-                return illegal(.invalidParameter("CMD_SYNC CS == 0b11"))
+                return illegal(.invalidParameter(.reservedSyncCompletion))
             }
             command = .sync(SyncParameters(
                 completion: completion, msiAddress: Cmd.DW1.msiAddress.extract(dw1),

@@ -70,18 +70,45 @@ public enum CommandEffect: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// Why a command stopped the queue.
+public enum CommandFailure: Hashable, Sendable, CustomStringConvertible {
+    /// CERROR_ILL.
+    case illegal(IllegalCommandReason)
+    /// CERROR_ABT: the fetch at `address` got an external abort.
+    case fetchAbort(address: UInt64)
+    /// CERROR_ATC_INV_SYNC: a CMD_SYNC found ATC invalidations that did not complete.
+    case atcInvalidationTimeout
+
+    /// The CMDQ_CONS.ERR code.
+    public var error: CommandError {
+        switch self {
+        case .illegal: .illegal
+        case .fetchAbort: .abort
+        case .atcInvalidationTimeout: .atcInvalidationSync
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .illegal(let reason): "\(CommandError.illegal): \(reason)"
+        case .fetchAbort(let address): "\(CommandError.abort): external abort fetching the command at \(hex(address))"
+        case .atcInvalidationTimeout: "\(CommandError.atcInvalidationSync): CMD_SYNC found incomplete ATC invalidations"
+        }
+    }
+}
+
 /// The outcome of processing one command queue entry.
 public enum CommandOutcome: Hashable, Sendable, CustomStringConvertible {
     /// The command was consumed (CONS moved past it).
     case consumed(CommandEffect)
     /// The command raised a command queue error: CONS stays on it, CMDQ_CONS.ERR holds the
     /// code and GERROR.CMDQ_ERR is active.
-    case error(CommandError, detail: String)
+    case error(CommandFailure)
 
     public var description: String {
         switch self {
         case .consumed(let effect): effect.description
-        case .error(let error, let detail): "\(error): \(detail)"
+        case .error(let failure): failure.description
         }
     }
 }
@@ -141,8 +168,10 @@ extension SMMU {
         processingCommands = true
         defer { processingCommands = false }
         var steps: [CommandStep] = []
-        while let step = processOneCommand() {
-            if commandProcessing == .stepped { steps.append(step) }
+        if commandProcessing == .stepped {
+            while let step = processOneCommand() { steps.append(step) }
+        } else {
+            while processOneCommand() != nil {}
         }
         return steps
     }
@@ -172,8 +201,8 @@ extension SMMU {
         }
         let wasFull = cmdq.isFull
         let address = cmdq.slotAddress(cons)
-        guard let dw0 = bus.dmaRead64(at: address), let dw1 = bus.dmaRead64(at: address &+ 8) else {
-            return fail(.abort, detail: "external abort fetching the command at \(hex(address))", at: cons, address: address, entry: nil, command: nil)
+        guard let (dw0, dw1) = bus.dmaRead128(at: address) else {
+            return fail(.fetchAbort(address: address), at: cons, address: address, entry: nil, command: nil)
         }
         let entry = CommandEntry(dw0: dw0, dw1: dw1)
         let command: Command
@@ -181,42 +210,42 @@ extension SMMU {
         case .success(let decoded):
             command = decoded
         case .failure(let illegal):
-            return fail(.illegal, detail: illegal.reason.description, at: cons, address: address, entry: entry, command: nil)
+            return fail(.illegal(illegal.reason), at: cons, address: address, entry: entry, command: nil)
         }
 
         let effect: CommandEffect
         switch execute(command) {
         case .success(let result):
             effect = result
-        case .failure(let error):
-            return fail(error, detail: "CMD_SYNC found incomplete ATC invalidations", at: cons, address: address, entry: entry, command: command)
+        case .failure:
+            return fail(.atcInvalidationTimeout, at: cons, address: address, entry: entry, command: command)
         }
 
         cmdq.cons = (cmdq.cons & ~geometry.pointerMask) | geometry.increment(cons)
         statistics.commandsConsumed += 1
-        bus.trace.record(.queue, "\(names.cmdq): CONS -> \(geometry.describe(cmdq.consPointer))")
+        trace.record(.queue, "\(names.cmdq): CONS -> \(geometry.describe(cmdq.consPointer))")
         var finalEffect = effect
         if case .sync(let parameters) = command {
             // Completion is signalled only once CONS has passed the CMD_SYNC (§4.7.3).
             finalEffect = signalSyncCompletion(parameters)
         }
-        bus.trace.record(.command, "\(names.cmdq): [\(geometry.describe(cons))] \(command) -> \(finalEffect)")
+        trace.record(.command, "\(names.cmdq): [\(geometry.describe(cons))] \(command) -> \(finalEffect)")
         if wasFull && configuration.sev {
             // §4.1.2: a WFE wake-up when a previously full command queue becomes non-full.
-            bus.interrupts.sendEvent(source: names.cmdq)
+            interrupts.sendEvent(source: names.cmdq)
         }
         return CommandStep(consumerIndex: cons, address: address, entry: entry, command: command, outcome: .consumed(finalEffect))
     }
 
     /// Stops the queue on the command at `cons` with `error` (§7.1): CMDQ_CONS.ERR is
     /// written first, then GERROR.CMDQ_ERR activates.
-    private func fail(_ error: CommandError, detail: String, at cons: UInt32, address: UInt64, entry: CommandEntry?, command: Command?) -> CommandStep {
-        cmdq.cons = Reg.Queue.consErr.inserting(UInt32(error.rawValue), into: cmdq.cons)
+    private func fail(_ failure: CommandFailure, at cons: UInt32, address: UInt64, entry: CommandEntry?, command: Command?) -> CommandStep {
+        cmdq.cons = Reg.Queue.consErr.inserting(UInt32(failure.error.rawValue), into: cmdq.cons)
         statistics.commandErrors += 1
         let what = command?.description ?? entry?.description ?? "<fetch aborted>"
-        bus.trace.record(.command, "\(names.cmdq): [\(cmdq.geometry.describe(cons))] \(what) -> \(error): \(detail)")
+        trace.record(.command, "\(names.cmdq): [\(cmdq.geometry.describe(cons))] \(what) -> \(failure)")
         raiseGlobalError(Reg.GERROR.cmdqErr)
-        return CommandStep(consumerIndex: cons, address: address, entry: entry, command: command, outcome: .error(error, detail: detail))
+        return CommandStep(consumerIndex: cons, address: address, entry: entry, command: command, outcome: .error(failure))
     }
 
     /// Dispatches one decoded command to its function.
@@ -416,19 +445,19 @@ extension SMMU {
                 outcome = result
             }
             if let lines = configuration.interruptLines {
-                bus.interrupts.pulse(line: lines.commandSync, source: names.cmdq)
+                interrupts.pulse(line: lines.commandSync, source: names.cmdq)
             }
             return .syncCompleted(.irq, msi: outcome)
         case .sev:
             guard configuration.sev else { return .syncCompleted(.none, msi: nil) }
-            bus.interrupts.sendEvent(source: names.cmdq)
+            interrupts.sendEvent(source: names.cmdq)
             return .syncCompleted(.sev, msi: nil)
         }
     }
 
     /// Sends a PRG Response to the endpoint behind `response.streamID`.
     func sendPRGResponse(_ response: PRGResponse) {
-        bus.trace.record(.pri, "\(names.pri): \(response)")
+        trace.record(.pri, "\(names.pri): \(response)")
         onPRGResponse?(response)
     }
 }

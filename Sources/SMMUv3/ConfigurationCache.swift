@@ -71,7 +71,7 @@ extension SMMU {
         let (address, l1Address, l1Raw, spanEntries) = location
         if let l1Address, l1Raw == nil { return .failure(.steFetch(address: l1Address)) }
         // §3.4.3: an STE address beyond OAS gives F_STE_FETCH in this model.
-        guard address >> UInt64(configuration.oasBits) == 0, let raw = readStructure(address, mode: mode) else {
+        guard address >> UInt64(oasBits) == 0, let raw = readStructure(address, mode: mode) else {
             return .failure(.steFetch(address: address))
         }
         let ste = decodeSTE(raw)
@@ -82,8 +82,10 @@ extension SMMU {
             }
         }
         if case .transaction = mode {
+            let evictions = steCache.evictions
+            defer { if steCache.evictions != evictions { streamContexts.invalidate() } }
             steCache.insert(CachedSTE(ste: ste, raw: raw, address: address, l1Address: l1Address ?? .max, l1Raw: l1Raw ?? 0, staleReported: false), for: UInt64(streamID))
-            bus.trace.record(.translation, "\(names.xlat): STE sid=\(hex(streamID)) fetched from \(hex(address))\(ste.problem.map { " (ILLEGAL: \($0))" } ?? "")")
+            trace.record(.translation, "\(names.xlat): STE sid=\(hex(streamID)) fetched from \(hex(address))\(ste.problem.map { " (ILLEGAL: \($0))" } ?? "")")
         }
         return .success(ste)
     }
@@ -107,7 +109,7 @@ extension SMMU {
         let l1TableBytesLog2 = max(literalLog2 - split, 0) + 3
         let l1Base = base & ~UInt64.lowBits(max(6, l1TableBytesLog2))
         let l1Address = l1Base &+ l1Index &* 8
-        guard l1Address >> UInt64(configuration.oasBits) == 0, let l1 = readDescriptor(l1Address, mode: mode) else {
+        guard l1Address >> UInt64(oasBits) == 0, let l1 = readDescriptor(l1Address, mode: mode) else {
             return (0, l1Address, nil, 0)
         }
         let span = Int(L1Field.span.extract(l1))
@@ -176,7 +178,7 @@ extension SMMU {
                 var l2 = L1Field.l2CDPointer.extract(l1)
                 if leafBits == 10 { l2 &= ~UInt64(0xFFFF) }
                 // §3.4.3: an L2Ptr beyond OAS (or IAS) is C_BAD_SUBSTREAMID in SMMUv3.1+.
-                guard l2 >> UInt64(configuration.oasBits) == 0 else { return .failure(.badSubstreamID(reportedSSID)) }
+                guard l2 >> UInt64(oasBits) == 0 else { return .failure(.badSubstreamID(reportedSSID)) }
                 cdAddress = l2 &+ (UInt64(index) & UInt64.lowBits(leafBits)) &* 64
                 l1Address = l1PA
                 l1Raw = l1
@@ -193,8 +195,10 @@ extension SMMU {
         guard let raw = readStructure(cdPA, mode: mode) else { return .failure(.cdFetch(address: cdPA)) }
         let cd = decodeCD(raw, ste: ste)
         if case .transaction = mode {
+            let evictions = cdCache.evictions
+            defer { if cdCache.evictions != evictions { streamContexts.invalidate() } }
             cdCache.insert(CachedCD(cd: cd, raw: raw, address: cdPA, l1Address: l1Address, l1Raw: l1Raw, staleReported: false), for: key)
-            bus.trace.record(.translation, "\(names.xlat): CD sid=\(hex(streamID)) index=\(hex(index)) fetched from \(hex(cdPA))\(cd.problem.map { " (ILLEGAL: \($0))" } ?? "")")
+            trace.record(.translation, "\(names.xlat): CD sid=\(hex(streamID)) index=\(hex(index)) fetched from \(hex(cdPA))\(cd.problem.map { " (ILLEGAL: \($0))" } ?? "")")
         }
         return .success(cd)
     }
@@ -203,6 +207,7 @@ extension SMMU {
 
     /// Removes cached STEs (and every CD cached through them) for `streamIDs`.
     func invalidateConfiguration(streamIDs: ClosedRange<UInt32>, includeL1: Bool) -> Int {
+        streamContexts.invalidate()
         if streamIDs == 0...UInt32.max {
             return steCache.removeAll() + cdCache.removeAll()
         }
@@ -218,6 +223,7 @@ extension SMMU {
 
     /// Removes cached CDs of `streamID`: one CD index, or all when `substreamID` is nil.
     func invalidateContextDescriptors(streamID: UInt32, substreamID: UInt32?, includeL1: Bool) -> Int {
+        streamContexts.invalidate()
         if let substreamID {
             return cdCache.remove(cdKey(streamID: streamID, index: substreamID)) ? 1 : 0
         }

@@ -16,19 +16,19 @@ extension UInt64: FastTableKey {
 /// When the table reaches `capacityLimit` live entries, inserting evicts everything first
 /// (a deterministic, documented replacement policy: the cache is flushed when full).
 final class FastTable<Key: FastTableKey, Value: BitwiseCopyable> {
-    private var keys: UnsafeMutablePointer<Key>
-    private var values: UnsafeMutablePointer<Value>
+    @exclusivity(unchecked) private var keys: UnsafeMutablePointer<Key>
+    @exclusivity(unchecked) private var values: UnsafeMutablePointer<Value>
     /// 0 = empty, 1 = occupied, 2 = deleted.
-    private var states: UnsafeMutablePointer<UInt8>
-    private var slotCount: Int
-    private var mask: Int
-    private var tombstones = 0
+    @exclusivity(unchecked) private var states: UnsafeMutablePointer<UInt8>
+    @exclusivity(unchecked) private var slotCount: Int
+    @exclusivity(unchecked) private var mask: Int
+    @exclusivity(unchecked) private var tombstones = 0
     /// The number of live entries.
-    private(set) var count = 0
+    @exclusivity(unchecked) private(set) var count = 0
     /// The most live entries the table holds before it is flushed.
     let capacityLimit: Int
     /// How many times a full table was flushed to make room.
-    private(set) var evictions = 0
+    @exclusivity(unchecked) private(set) var evictions = 0
 
     init(capacityLimit: Int) {
         self.capacityLimit = max(capacityLimit, 1)
@@ -97,6 +97,17 @@ final class FastTable<Key: FastTableKey, Value: BitwiseCopyable> {
         keys[index] = key
         values[index] = value
         count += 1
+    }
+
+    /// Removes the entry for `key` if `predicate` accepts its value (one probe); returns
+    /// whether it was removed.
+    @inline(__always)
+    func remove(_ key: Key, if predicate: (Value) -> Bool) -> Bool {
+        guard count != 0, let index = slot(of: key), predicate(values[index]) else { return false }
+        states[index] = 2
+        count -= 1
+        tombstones += 1
+        return true
     }
 
     /// Removes the entry for `key`; returns whether there was one.

@@ -54,7 +54,7 @@ extension SMMU {
         case .discardedQueueFull, .discardedQueueDisabled, .discardedAbortError, .writeAborted:
             statistics.eventsDiscarded += 1
         }
-        bus.trace.record(.event, "\(names.evtq): \(record) -> \(outcome)")
+        trace.record(.event, "\(names.evtq): \(record) -> \(outcome)")
         return outcome
     }
 
@@ -71,7 +71,7 @@ extension SMMU {
             if !eventQueueOverflowActive {
                 eventq.prod ^= overflowFlagMask
                 statistics.eventQueueOverflows += 1
-                bus.trace.record(.queue, "\(names.evtq): overflow, PROD.OVFLG -> \(eventq.prod >> 31)")
+                trace.record(.queue, "\(names.evtq): overflow, PROD.OVFLG -> \(eventq.prod >> 31)")
             }
             return .discardedQueueFull
         }
@@ -87,7 +87,7 @@ extension SMMU {
         }
         let wasEmpty = eventq.isEmpty
         eventq.prod = (eventq.prod & ~geometry.pointerMask) | geometry.increment(prod)
-        bus.trace.record(.queue, "\(names.evtq): PROD -> \(geometry.describe(eventq.prodPointer))")
+        trace.record(.queue, "\(names.evtq): PROD -> \(geometry.describe(eventq.prodPointer))")
         if wasEmpty { signalInterrupt(.eventQueue) }
         return .written(index: prod)
     }
@@ -99,7 +99,7 @@ extension SMMU {
             if outcome == .heldUntilWritable { return }
             pendingStallRecords.removeFirst()
             if case .written = outcome { statistics.eventsWritten += 1 } else { statistics.eventsDiscarded += 1 }
-            bus.trace.record(.event, "\(names.evtq): held \(record) -> \(outcome)")
+            trace.record(.event, "\(names.evtq): held \(record) -> \(outcome)")
         }
     }
 
@@ -107,7 +107,7 @@ extension SMMU {
     func writeEventQueueCons(_ value: UInt32) {
         let ackBefore = eventQueueOverflowActive
         eventq.cons = value & (eventq.geometry.pointerMask | overflowFlagMask)
-        bus.trace.record(.queue, "\(names.evtq): CONS <- \(eventq.geometry.describe(eventq.consPointer))\(ackBefore && !eventQueueOverflowActive ? " (overflow acknowledged)" : "")")
+        trace.record(.queue, "\(names.evtq): CONS <- \(eventq.geometry.describe(eventq.consPointer))\(ackBefore && !eventQueueOverflowActive ? " (overflow acknowledged)" : "")")
         if !pendingStallRecords.isEmpty { flushPendingStallRecords() }
     }
 
@@ -125,7 +125,7 @@ extension SMMU {
         case .discarded, .autoResponded: statistics.priMessagesDiscarded += 1
         case .unsupported: break
         }
-        bus.trace.record(.pri, "\(names.priq): \(request) -> \(outcome)")
+        trace.record(.pri, "\(names.priq): \(request) -> \(outcome)")
         if case .autoResponded(let response) = outcome { sendPRGResponse(response) }
         return outcome
     }
@@ -144,7 +144,7 @@ extension SMMU {
             }
             priq.prod ^= overflowFlagMask
             statistics.priQueueOverflows += 1
-            bus.trace.record(.queue, "\(names.priq): overflow, PROD.OVFLG -> \(priq.prod >> 31)")
+            trace.record(.queue, "\(names.priq): overflow, PROD.OVFLG -> \(priq.prod >> 31)")
         }
         if priQueueOverflowActive {
             // §8.1: everything is discarded while the overflow is active. A Last page
@@ -168,7 +168,7 @@ extension SMMU {
         }
         let wasEmpty = priq.isEmpty
         priq.prod = (priq.prod & ~geometry.pointerMask) | geometry.increment(prod)
-        bus.trace.record(.queue, "\(names.priq): PROD -> \(geometry.describe(priq.prodPointer))")
+        trace.record(.queue, "\(names.priq): PROD -> \(geometry.describe(priq.prodPointer))")
         let lastOnly = Reg.IRQCfg.lo.isSet(priqIRQ.attributes)
         if lastOnly ? request.last : wasEmpty { signalInterrupt(.priQueue) }
         return .queued(index: prod)
@@ -197,6 +197,6 @@ extension SMMU {
         guard configuration.pri else { return }
         let wasActive = priQueueOverflowActive
         priq.cons = value & (priq.geometry.pointerMask | overflowFlagMask)
-        bus.trace.record(.queue, "\(names.priq): CONS <- \(priq.geometry.describe(priq.consPointer))\(wasActive && !priQueueOverflowActive ? " (overflow acknowledged)" : "")")
+        trace.record(.queue, "\(names.priq): CONS <- \(priq.geometry.describe(priq.consPointer))\(wasActive && !priQueueOverflowActive ? " (overflow acknowledged)" : "")")
     }
 }

@@ -16,47 +16,47 @@ public struct QueueIndex: Sendable, Hashable {
     }
 
     /// The number of entries.
-    @inlinable public var capacity: UInt32 { 1 << UInt32(log2Size) }
+    @inlinable @inline(__always) public var capacity: UInt32 { 1 << UInt32(log2Size) }
     /// Mask of the index bits.
-    @inlinable public var indexMask: UInt32 { capacity &- 1 }
+    @inlinable @inline(__always) public var indexMask: UInt32 { capacity &- 1 }
     /// The wrap flag bit.
-    @inlinable public var wrapBit: UInt32 { capacity }
+    @inlinable @inline(__always) public var wrapBit: UInt32 { capacity }
     /// Mask of index and wrap flag together.
-    @inlinable public var pointerMask: UInt32 { (capacity << 1) &- 1 }
+    @inlinable @inline(__always) public var pointerMask: UInt32 { (capacity << 1) &- 1 }
 
     /// The slot index of a pointer value.
-    @inlinable public func index(_ pointer: UInt32) -> UInt32 { pointer & indexMask }
+    @inlinable @inline(__always) public func index(_ pointer: UInt32) -> UInt32 { pointer & indexMask }
     /// The wrap flag of a pointer value.
-    @inlinable public func wrap(_ pointer: UInt32) -> Bool { pointer & wrapBit != 0 }
+    @inlinable @inline(__always) public func wrap(_ pointer: UInt32) -> Bool { pointer & wrapBit != 0 }
 
     /// The number of entries between `cons` and `prod` (may exceed ``capacity`` when the
     /// pointers are inconsistent).
-    @inlinable
+    @inlinable @inline(__always)
     public func count(prod: UInt32, cons: UInt32) -> UInt32 {
         (prod &- cons) & pointerMask
     }
 
     /// Whether the queue is empty.
-    @inlinable
+    @inlinable @inline(__always)
     public func isEmpty(prod: UInt32, cons: UInt32) -> Bool {
         (prod ^ cons) & pointerMask == 0
     }
 
     /// Whether the queue is full.
-    @inlinable
+    @inlinable @inline(__always)
     public func isFull(prod: UInt32, cons: UInt32) -> Bool {
         (prod ^ cons) & pointerMask == wrapBit
     }
 
     /// Whether the pointers describe a legal state (empty, full, or partially filled with
     /// the wrap flags agreeing with the index order).
-    @inlinable
+    @inlinable @inline(__always)
     public func isConsistent(prod: UInt32, cons: UInt32) -> Bool {
         count(prod: prod, cons: cons) <= capacity
     }
 
     /// The pointer one entry further on (the wrap flag toggles when the index wraps).
-    @inlinable
+    @inlinable @inline(__always)
     public func increment(_ pointer: UInt32) -> UInt32 {
         (pointer &+ 1) & pointerMask
     }

@@ -68,6 +68,10 @@ public final class SMMU: MMIODevice {
     public let bus: Bus
     /// SMMU_BASE.
     public let base: UInt64
+    /// The platform trace (the bus's).
+    let trace: Trace
+    /// The platform interrupt fabric (the bus's).
+    let interrupts: InterruptController
     /// The commands this SMMU accepts.
     public let commandFeatures: CommandFeatures
 
@@ -78,33 +82,35 @@ public final class SMMU: MMIODevice {
     let identification: [UInt32]
     /// Mask of the physical address bits below OAS.
     let oasMask: UInt64
+    /// OAS in bits (kept here so hot paths need not touch `configuration`).
+    let oasBits: Int
     let names: SourceNames
 
-    var cr0: UInt32 = 0
-    var cr0ack: UInt32 = 0
-    var cr1: UInt32 = 0
-    var cr2: UInt32 = 0
-    var gbpa: UInt32 = 0
+    @exclusivity(unchecked) var cr0: UInt32 = 0
+    @exclusivity(unchecked) var cr0ack: UInt32 = 0
+    @exclusivity(unchecked) var cr1: UInt32 = 0
+    @exclusivity(unchecked) var cr2: UInt32 = 0
+    @exclusivity(unchecked) var gbpa: UInt32 = 0
     /// The GBPA value in effect for traffic (the last completed update).
-    var gbpaEffective: UInt32 = 0
-    var irqCtrl: UInt32 = 0
-    var irqCtrlAck: UInt32 = 0
-    var gerror: UInt32 = 0
-    var gerrorn: UInt32 = 0
-    var gerrorIRQ = IRQConfiguration()
-    var eventqIRQ = IRQConfiguration()
-    var priqIRQ = IRQConfiguration()
-    var strtabBase: UInt64 = 0
-    var strtabBaseCfg: UInt32 = 0
-    var cmdq: QueueRegisters
-    var eventq: QueueRegisters
-    var priq: QueueRegisters
+    @exclusivity(unchecked) var gbpaEffective: UInt32 = 0
+    @exclusivity(unchecked) var irqCtrl: UInt32 = 0
+    @exclusivity(unchecked) var irqCtrlAck: UInt32 = 0
+    @exclusivity(unchecked) var gerror: UInt32 = 0
+    @exclusivity(unchecked) var gerrorn: UInt32 = 0
+    @exclusivity(unchecked) var gerrorIRQ = IRQConfiguration()
+    @exclusivity(unchecked) var eventqIRQ = IRQConfiguration()
+    @exclusivity(unchecked) var priqIRQ = IRQConfiguration()
+    @exclusivity(unchecked) var strtabBase: UInt64 = 0
+    @exclusivity(unchecked) var strtabBaseCfg: UInt32 = 0
+    @exclusivity(unchecked) var cmdq: QueueRegisters
+    @exclusivity(unchecked) var eventq: QueueRegisters
+    @exclusivity(unchecked) var priq: QueueRegisters
 
-    var cr0ReadsUntilAck = 0
-    var irqCtrlReadsUntilAck = 0
-    var gbpaReadsUntilDone = 0
-    var processingCommands = false
-    var reportedInconsistentCommandQueue = false
+    @exclusivity(unchecked) var cr0ReadsUntilAck = 0
+    @exclusivity(unchecked) var irqCtrlReadsUntilAck = 0
+    @exclusivity(unchecked) var gbpaReadsUntilDone = 0
+    @exclusivity(unchecked) var processingCommands = false
+    @exclusivity(unchecked) var reportedInconsistentCommandQueue = false
 
     /// The TLB (leaf translations, §3.17).
     let tlb: TLB
@@ -112,34 +118,36 @@ public final class SMMU: MMIODevice {
     let steCache: FastTable<UInt64, CachedSTE>
     /// The CD cache, by StreamID and CD index.
     let cdCache: FastTable<UInt64, CachedCD>
+    /// Memoised stream contexts for the TLB-hit path (derived from the two caches above).
+    let streamContexts = StreamContextCache()
     /// How commands are consumed now (initially ``SMMUConfiguration/commandProcessing``): switch
     /// to `.stepped` after bring-up to walk the queue one command at a time.
-    public var commandProcessing: SMMUConfiguration.CommandProcessing
+    @exclusivity(unchecked) public var commandProcessing: SMMUConfiguration.CommandProcessing
     /// Checked mode: every cache hit is compared with memory, and a difference (a structure or
     /// translation changed without the invalidation that should follow) is reported as a
     /// diagnostic. The cached value is still used, as hardware would.
-    public var checkedMode: Bool
-    var stalledTransactions: [StalledTransaction] = []
-    var nextSTAG: UInt16 = 0
+    @exclusivity(unchecked) public var checkedMode: Bool
+    @exclusivity(unchecked) var stalledTransactions: [StalledTransaction] = []
+    @exclusivity(unchecked) var nextSTAG: UInt16 = 0
     /// ATS invalidations sent and not yet known to be complete (checked by CMD_SYNC).
-    var pendingATCInvalidations: [(request: ATCInvalidation, response: ATCInvalidationResponse)] = []
+    @exclusivity(unchecked) var pendingATCInvalidations: [(request: ATCInvalidation, response: ATCInvalidationResponse)] = []
     /// Called when a stalled transaction is resolved by CMD_RESUME (retry, abort or
     /// terminate), CMD_STALL_TERM or SMMUEN being cleared, with the new outcome.
-    public var onStallResolved: ((InboundTransaction, TransactionOutcome) -> Void)?
+    @exclusivity(unchecked) public var onStallResolved: ((InboundTransaction, TransactionOutcome) -> Void)?
     /// Delivers ATS Invalidate Requests to the endpoint behind a StreamID (§3.9.1.4). Nil when
     /// no ATS endpoint is attached: CMD_ATC_INV then has no effect.
-    public var onATCInvalidation: ((ATCInvalidation) -> ATCInvalidationResponse)?
+    @exclusivity(unchecked) public var onATCInvalidation: ((ATCInvalidation) -> ATCInvalidationResponse)?
 
     /// Stall event records waiting for the event queue to become writable (§7.2.1: stall
     /// records are never discarded).
-    public internal(set) var pendingStallRecords: [EventRecord] = []
+    @exclusivity(unchecked) public internal(set) var pendingStallRecords: [EventRecord] = []
     /// Explanations of ignored writes and CONSTRAINED UNPREDICTABLE choices, oldest first.
-    public internal(set) var diagnostics: [SMMUDiagnostic] = []
+    @exclusivity(unchecked) public internal(set) var diagnostics: [SMMUDiagnostic] = []
     /// Counters.
-    public internal(set) var statistics = SMMUStatistics()
+    @exclusivity(unchecked) public internal(set) var statistics = SMMUStatistics()
     /// Called with every PRG Response the SMMU sends to an endpoint (from CMD_PRI_RESP or
     /// generated automatically).
-    public var onPRGResponse: ((PRGResponse) -> Void)?
+    @exclusivity(unchecked) public var onPRGResponse: ((PRGResponse) -> Void)?
 
     /// Errors creating an SMMU.
     public enum CreationError: Error, CustomStringConvertible {
@@ -171,6 +179,8 @@ public final class SMMU: MMIODevice {
         self.configuration = configuration
         self.bus = bus
         self.base = base
+        self.trace = bus.trace
+        self.interrupts = bus.interrupts
         self.commandFeatures = CommandFeatures(configuration)
         idr0 = configuration.idr0
         idr1 = configuration.idr1
@@ -178,6 +188,7 @@ public final class SMMU: MMIODevice {
         idr5 = configuration.idr5
         identification = configuration.identificationRegisters
         oasMask = UInt64.lowBits(configuration.oasBits)
+        oasBits = configuration.oasBits
         names = SourceNames(configuration.name)
         cmdq = QueueRegisters(maxLog2: configuration.commandQueueMaxLog2, entryBytes: 16)
         eventq = QueueRegisters(maxLog2: configuration.eventQueueMaxLog2, entryBytes: 32)
@@ -232,6 +243,7 @@ public final class SMMU: MMIODevice {
         tlb.flush()
         steCache.removeAll()
         cdCache.removeAll()
+        streamContexts.invalidate()
         stalledTransactions.removeAll()
         pendingATCInvalidations.removeAll()
         nextSTAG = 0
@@ -258,7 +270,7 @@ public final class SMMU: MMIODevice {
 
     func diagnose(_ kind: SMMUDiagnostic.Kind, _ message: String) {
         diagnostics.append(SMMUDiagnostic(time: bus.clock.now, kind: kind, message: message))
-        bus.trace.record(.diagnostic, "\(configuration.name): \(message)")
+        trace.record(.diagnostic, "\(configuration.name): \(message)")
     }
 
     // MARK: State queries
@@ -485,7 +497,7 @@ public final class SMMU: MMIODevice {
             strtabBaseCfg = value & mask
         case .cmdqProd:
             cmdq.prod = value & UInt32(truncatingIfNeeded: Reg.Queue.indexField.mask)
-            bus.trace.record(.queue, "\(names.cmdq): PROD <- \(cmdq.geometry.describe(cmdq.prodPointer))")
+            trace.record(.queue, "\(names.cmdq): PROD <- \(cmdq.geometry.describe(cmdq.prodPointer))")
             if commandProcessing == .automatic { runCommandQueue() }
         case .cmdqCons:
             guard !guardedByCR0(Reg.CR0.cmdqen) else { return ignoreGuarded(register, "CR0.CMDQEN") }
@@ -584,7 +596,7 @@ public final class SMMU: MMIODevice {
         }
         let wasPending = inProgress != 0
         cr0 = new
-        bus.trace.record(.control, "\(configuration.name): CR0 <- \(describeCR0(new))")
+        trace.record(.control, "\(configuration.name): CR0 <- \(describeCR0(new))")
         guard cr0 != cr0ack else { return }
         if configuration.acknowledgeLatency == 0 {
             completeCR0Update()
@@ -605,7 +617,7 @@ public final class SMMU: MMIODevice {
         let old = cr0ack
         cr0ack = cr0
         cr0ReadsUntilAck = 0
-        bus.trace.record(.control, "\(configuration.name): CR0ACK = \(describeCR0(cr0ack))")
+        trace.record(.control, "\(configuration.name): CR0ACK = \(describeCR0(cr0ack))")
         let changed = old ^ cr0ack
         if Reg.CR0.smmuen.isSet(changed) && !Reg.CR0.smmuen.isSet(cr0ack) {
             smmuDisabled()
@@ -654,7 +666,7 @@ public final class SMMU: MMIODevice {
         var fields = value & Reg.GBPA.fields
         if !configuration.attributeOverrides { fields &= UInt32(truncatingIfNeeded: Reg.GBPA.abort.mask) }
         gbpa = fields | UInt32(truncatingIfNeeded: Reg.GBPA.update.mask)
-        bus.trace.record(.control, "\(configuration.name): GBPA <- \(hex(gbpa, digits: 8)) (update requested)")
+        trace.record(.control, "\(configuration.name): GBPA <- \(hex(gbpa, digits: 8)) (update requested)")
         if configuration.acknowledgeLatency == 0 {
             completeGBPAUpdate()
         } else {
@@ -666,7 +678,7 @@ public final class SMMU: MMIODevice {
         gbpa &= ~UInt32(truncatingIfNeeded: Reg.GBPA.update.mask)
         gbpaEffective = gbpa
         gbpaReadsUntilDone = 0
-        bus.trace.record(.control, "\(configuration.name): GBPA update done, \(Reg.GBPA.abort.isSet(gbpa) ? "abort" : "bypass")")
+        trace.record(.control, "\(configuration.name): GBPA update done, \(Reg.GBPA.abort.isSet(gbpa) ? "abort" : "bypass")")
     }
 
     private func writeIRQCtrl(_ value: UInt32) {
@@ -680,7 +692,7 @@ public final class SMMU: MMIODevice {
         }
         let wasPending = inProgress != 0
         irqCtrl = new
-        bus.trace.record(.control, "\(configuration.name): IRQ_CTRL <- \(hex(new))")
+        trace.record(.control, "\(configuration.name): IRQ_CTRL <- \(hex(new))")
         guard irqCtrl != irqCtrlAck else { return }
         if configuration.acknowledgeLatency == 0 {
             completeIRQCtrlUpdate()
@@ -692,7 +704,7 @@ public final class SMMU: MMIODevice {
     func completeIRQCtrlUpdate() {
         irqCtrlAck = irqCtrl
         irqCtrlReadsUntilAck = 0
-        bus.trace.record(.control, "\(configuration.name): IRQ_CTRLACK = \(hex(irqCtrlAck))")
+        trace.record(.control, "\(configuration.name): IRQ_CTRLACK = \(hex(irqCtrlAck))")
     }
 
     // MARK: Global errors and interrupts
@@ -707,7 +719,7 @@ public final class SMMU: MMIODevice {
         gerrorn = new
         let acknowledged = activeBefore & ~(gerror ^ gerrorn)
         if acknowledged != 0 {
-            bus.trace.record(.error, "\(configuration.name): GERRORN acknowledges \(describeGlobalErrors(acknowledged))")
+            trace.record(.error, "\(configuration.name): GERRORN acknowledges \(describeGlobalErrors(acknowledged))")
         }
         if acknowledged & UInt32(truncatingIfNeeded: Reg.GERROR.eventqAbtErr.mask) != 0 {
             flushPendingStallRecords()
@@ -733,11 +745,11 @@ public final class SMMU: MMIODevice {
     func raiseGlobalError(_ bit: BitField) {
         let mask = UInt32(truncatingIfNeeded: bit.mask)
         if errorActive(bit) {
-            bus.trace.record(.error, "\(configuration.name): \(describeGlobalErrors(mask)) already active, not logged again")
+            trace.record(.error, "\(configuration.name): \(describeGlobalErrors(mask)) already active, not logged again")
             return
         }
         gerror ^= mask
-        bus.trace.record(.error, "\(configuration.name): GERROR activates \(describeGlobalErrors(mask)) (GERROR=\(hex(gerror)) GERRORN=\(hex(gerrorn)))")
+        trace.record(.error, "\(configuration.name): GERROR activates \(describeGlobalErrors(mask)) (GERROR=\(hex(gerror)) GERRORN=\(hex(gerrorn)))")
         if bit != Reg.GERROR.msiGerrorAbtErr {
             signalInterrupt(.globalError)
         }
@@ -762,7 +774,7 @@ public final class SMMU: MMIODevice {
             (enable, msi, line, abortBit, name) = (Reg.IRQCtrl.gerrorIrqen, gerrorIRQ, configuration.interruptLines?.globalError, Reg.GERROR.msiGerrorAbtErr, names.gerror)
         }
         guard enable.isSet(irqCtrlAck) else {
-            bus.trace.record(.interrupt, "\(name): interrupt not signalled (IRQ_CTRLACK enable clear)")
+            trace.record(.interrupt, "\(name): interrupt not signalled (IRQ_CTRLACK enable clear)")
             return
         }
         statistics.interruptsSignalled += 1
@@ -772,7 +784,7 @@ public final class SMMU: MMIODevice {
             }
         }
         if let line {
-            bus.interrupts.pulse(line: line, source: name)
+            interrupts.pulse(line: line, source: name)
         }
     }
 }

@@ -353,7 +353,7 @@ extension SMMU {
                 return illegal(.twoLevelCDUnsupported)
             }
             // §3.4.3: S1ContextPtr beyond OAS (a PA) or IAS (an IPA, IAS == OAS here) is C_BAD_STE.
-            if ste.s1ContextPointer >> UInt64(configuration.oasBits) != 0 { return illegal(.contextPointerOutOfRange) }
+            if ste.s1ContextPointer >> UInt64(oasBits) != 0 { return illegal(.contextPointerOutOfRange) }
         }
         if ste.stage2Enabled {
             ste.s2Stall = STEField.s2S.isSet(words)

@@ -107,12 +107,12 @@ struct TLBEntry: BitwiseCopyable {
 final class TLB {
     let table: FastTable<TLBKey, TLBEntry>
     /// Per kind, a bitmask of the page sizes (log2) entries were inserted with.
-    private var shifts: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    @exclusivity(unchecked) private var shifts: (UInt64, UInt64, UInt64) = (0, 0, 0)
     /// Per kind, whether global entries were inserted.
-    private var globals: (Bool, Bool, Bool) = (false, false, false)
+    @exclusivity(unchecked) private var globals: (Bool, Bool, Bool) = (false, false, false)
     /// Hits and misses (for diagnostics and benchmarks).
-    var hits = 0
-    var misses = 0
+@exclusivity(unchecked)     var hits = 0
+@exclusivity(unchecked)     var misses = 0
 
     init(capacity: Int) {
         table = FastTable(capacityLimit: capacity)
@@ -204,36 +204,31 @@ final class TLB {
         table.removeAll(where: predicate)
     }
 
-    /// Removes the entries of `tags` that map any address in `[address, address + length)`
+    /// Removes the entries of `tag` that map any address in `[address, address + length)`
     /// and satisfy `filter` (used for VA and IPA invalidations). Probes page by page when
     /// the range is small, scans otherwise.
     @discardableResult
-    func removeCovering(address: UInt64, length: UInt64, tags: [TLBTag], filter: (TLBEntry) -> Bool) -> Int {
+    func removeCovering(address: UInt64, length: UInt64, tag: TLBTag, filter: (TLBEntry) -> Bool) -> Int {
+        var bits = shiftMask(tag.kind)
+        if bits == 0 || (tag.isGlobal && !hasGlobal(tag.kind)) { return 0 }
         var removed = 0
         let last = length == 0 ? address : address &+ (length &- 1)
         let end = last < address ? UInt64.max : last
-        for tag in tags {
-            var bits = shiftMask(tag.kind)
-            while bits != 0 {
-                let shift = UInt64(bits.trailingZeroBitCount)
-                bits &= bits &- 1
-                let first = address >> shift
-                let lastPage = end >> shift
-                if lastPage &- first < 64 {
-                    var page = first
-                    while true {
-                        let key = TLBKey(tag: tag, page: page, shift: UInt8(shift))
-                        if let entry = table.value(for: key), filter(entry) {
-                            table.remove(key)
-                            removed += 1
-                        }
-                        if page == lastPage { break }
-                        page &+= 1
-                    }
-                } else {
-                    removed += table.removeAll { key, entry in
-                        key.tag == tag && key.shift == UInt8(shift) && key.page >= first && key.page <= lastPage && filter(entry)
-                    }
+        while bits != 0 {
+            let shift = UInt64(bits.trailingZeroBitCount)
+            bits &= bits &- 1
+            let first = address >> shift
+            let lastPage = end >> shift
+            if lastPage &- first < 64 {
+                var page = first
+                while true {
+                    if table.remove(TLBKey(tag: tag, page: page, shift: UInt8(shift)), if: filter) { removed += 1 }
+                    if page == lastPage { break }
+                    page &+= 1
+                }
+            } else {
+                removed += table.removeAll { key, entry in
+                    key.tag == tag && key.shift == UInt8(shift) && key.page >= first && key.page <= lastPage && filter(entry)
                 }
             }
         }

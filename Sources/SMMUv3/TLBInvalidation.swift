@@ -19,7 +19,7 @@ extension SMMU {
     /// Whether an entry was inserted with the granule and level a range/TTL scope names
     /// (§4.4.1.1: only those need invalidating; TG == 0 matches everything).
     @inline(__always)
-    private func matches(_ entry: TLBEntry, _ scope: TLBIScope) -> Bool {
+    private static func matches(_ entry: TLBEntry, _ scope: TLBIScope) -> Bool {
         guard scope.granule != 0 else { return true }
         if entry.granule != scope.granule { return false }
         // With IDR5.DS == 0, TTL == 0b01 for a 16 KB granule is treated as 0b00.
@@ -29,25 +29,23 @@ extension SMMU {
 
     /// Whether the entry at `key` maps any address in `[start, start + length)`.
     @inline(__always)
-    private func covers(_ key: TLBKey, start: UInt64, length: UInt64) -> Bool {
+    private static func covers(_ key: TLBKey, start: UInt64, length: UInt64) -> Bool {
         let shift = UInt64(key.shift)
         let first = start >> shift
         let last = (length == 0 ? start : (start &+ (length &- 1) < start ? UInt64.max : start &+ (length &- 1))) >> shift
         return key.page >= first && key.page <= last
     }
 
-    /// The tags a VA invalidation probes: non-global with `asid`, and global of either ASET.
-    private func vaTags(kinds: [TLBEntryKind], world: StreamWorld, vmid: UInt16, asid: UInt16, globals: Bool) -> [TLBTag] {
-        var tags: [TLBTag] = []
-        for kind in kinds {
-            let tag = TLBTag(kind: kind, world: world, vmid: vmid, asid: asid, global: false)
-            tags.append(tag)
-            if globals {
-                tags.append(tag.globalVariant(aset: false))
-                tags.append(tag.globalVariant(aset: true))
-            }
+    /// Removes the entries covering a VA range for a tag (non-global with `asid`) and, when
+    /// `globals`, the global entries of either ASET: the tags a VA invalidation probes.
+    private func removeVA(_ address: UInt64, length: UInt64, kind: TLBEntryKind, world: StreamWorld, vmid: UInt16, asid: UInt16, globals: Bool, scope: TLBIScope) -> Int {
+        let tag = TLBTag(kind: kind, world: world, vmid: vmid, asid: asid, global: false)
+        var removed = tlb.removeCovering(address: address, length: length, tag: tag) { SMMU.matches($0, scope) }
+        if globals {
+            removed += tlb.removeCovering(address: address, length: length, tag: tag.globalVariant(aset: false)) { SMMU.matches($0, scope) }
+            removed += tlb.removeCovering(address: address, length: length, tag: tag.globalVariant(aset: true)) { SMMU.matches($0, scope) }
         }
-        return tags
+        return removed
     }
 
     /// Removes the TLB entries in `scope` and returns how many (§4.4). Only leaf entries are
@@ -61,33 +59,33 @@ extension SMMU {
                 key.tag.world == .el1 && key.tag.kind != .stage2 && key.tag.vmid == vmid && !key.tag.isGlobal && key.tag.asid == asid
             }
         case .nhVA(let vmid, let asid, let address, let range):
-            let tags = vaTags(kinds: [.stage1, .nested], world: .el1, vmid: vmid, asid: asid, globals: true)
-            return tlb.removeCovering(address: normalizedVA(address), length: range.rangeBytes ?? 1, tags: tags) { matches($0, range) }
+            let start = normalizedVA(address), length = range.rangeBytes ?? 1
+            return removeVA(start, length: length, kind: .stage1, world: .el1, vmid: vmid, asid: asid, globals: true, scope: range)
+                + removeVA(start, length: length, kind: .nested, world: .el1, vmid: vmid, asid: asid, globals: true, scope: range)
         case .nhVAA(let vmid, let address, let range):
             let start = normalizedVA(address), length = range.rangeBytes ?? 1
             return tlb.remove { key, entry in
-                key.tag.world == .el1 && key.tag.kind != .stage2 && key.tag.vmid == vmid && covers(key, start: start, length: length) && matches(entry, range)
+                key.tag.world == .el1 && key.tag.kind != .stage2 && key.tag.vmid == vmid && SMMU.covers(key, start: start, length: length) && SMMU.matches(entry, range)
             }
         case .el2All:
             return tlb.remove { key, _ in key.tag.world != .el1 }
         case .el2ASID(let asid):
             return tlb.remove { key, _ in key.tag.world == .el2E2H && !key.tag.isGlobal && key.tag.asid == asid }
         case .el2VA(let asid, let address, let range):
-            let e2h = Reg.CR2.e2h.isSet(cr2)
-            let tags = e2h
-                ? vaTags(kinds: [.stage1], world: .el2E2H, vmid: 0, asid: asid, globals: true)
-                : vaTags(kinds: [.stage1], world: .el2, vmid: 0, asid: 0, globals: false)
-            return tlb.removeCovering(address: normalizedVA(address), length: range.rangeBytes ?? 1, tags: tags) { matches($0, range) }
+            let start = normalizedVA(address), length = range.rangeBytes ?? 1
+            return Reg.CR2.e2h.isSet(cr2)
+                ? removeVA(start, length: length, kind: .stage1, world: .el2E2H, vmid: 0, asid: asid, globals: true, scope: range)
+                : removeVA(start, length: length, kind: .stage1, world: .el2, vmid: 0, asid: 0, globals: false, scope: range)
         case .el2VAA(let address, let range):
             let world: StreamWorld = Reg.CR2.e2h.isSet(cr2) ? .el2E2H : .el2
             let start = normalizedVA(address), length = range.rangeBytes ?? 1
-            return tlb.remove { key, entry in key.tag.world == world && covers(key, start: start, length: length) && matches(entry, range) }
+            return tlb.remove { key, entry in key.tag.world == world && SMMU.covers(key, start: start, length: length) && SMMU.matches(entry, range) }
         case .s12VMAll(let vmid):
             return tlb.remove { key, _ in key.tag.world == .el1 && key.tag.vmid == vmid }
         case .s2IPA(let vmid, let address, let range):
             // §4.4.3.1: nested combined entries need not be hit (pair with NH_ALL / NH_VAA).
             let tag = TLBTag(kind: .stage2, world: .el1, vmid: vmid, asid: 0, global: false)
-            return tlb.removeCovering(address: address, length: range.rangeBytes ?? 1, tags: [tag]) { matches($0, range) }
+            return tlb.removeCovering(address: address, length: range.rangeBytes ?? 1, tag: tag) { SMMU.matches($0, range) }
         case .nsnhAll:
             return tlb.remove { key, _ in key.tag.world == .el1 }
         }

@@ -118,7 +118,7 @@ extension SMMU {
         case .untranslated:
             outcome = isEnabled ? translateEnabled(transaction) : globalBypass(transaction)
         }
-        bus.trace.record(.translation, "\(names.xlat): \(transaction) \(outcome)")
+        trace.record(.translation, "\(names.xlat): \(transaction) \(outcome)")
         return outcome
     }
 
@@ -126,7 +126,7 @@ extension SMMU {
     /// OAS is aborted without an event.
     private func globalBypass(_ transaction: InboundTransaction) -> TransactionOutcome {
         if Reg.GBPA.abort.isSet(gbpaEffective) { return .aborted(nil) }
-        if transaction.address >> UInt64(configuration.oasBits) != 0 { return .aborted(nil) }
+        if transaction.address >> UInt64(oasBits) != 0 { return .aborted(nil) }
         return .translated(physicalAddress: transaction.address)
     }
 
@@ -144,7 +144,7 @@ extension SMMU {
             if ste.isBypass || ste.eats != 0b01 { return forbidden() }
         }
         // The model aborts (silently) a Translated address beyond OAS (§3.9.1.1).
-        if transaction.address >> UInt64(configuration.oasBits) != 0 { return .aborted(nil) }
+        if transaction.address >> UInt64(oasBits) != 0 { return .aborted(nil) }
         return .translated(physicalAddress: transaction.address)
     }
 
@@ -171,6 +171,7 @@ extension SMMU {
     }
 
     private func translateEnabled(_ transaction: InboundTransaction) -> TransactionOutcome {
+        if !checkedMode, let physical = fastTranslate(transaction) { return .translated(physicalAddress: physical) }
         var context = ResolvedContext()
         switch resolve(transaction, context: &context, mode: .transaction, checksAccess: true) {
         case .success(let mapping):
@@ -196,9 +197,20 @@ extension SMMU {
         if ste.isAbort { return .failure(.silentAbort) }
         let access = effectiveAccess(transaction.access, ste)
         context.access = access
-        let oasBits = UInt64(configuration.oasBits)
+        let oasBits = UInt64(oasBits)
+        var memo = StreamContext()
+        memo.streamID = streamID
+        memo.substreamID = transaction.substreamID ?? .max
+        memo.privCfg = ste.privCfg
+        memo.instCfg = ste.instCfg
+        let memoise: Bool
+        if case .transaction = mode { memoise = true } else { memoise = false }
         if ste.isBypass {
             if let substreamID = transaction.substreamID { return .failure(.configuration(.badSubstreamID(substreamID))) }
+            if memoise {
+                memo.kind = .identity
+                streamContexts.store(memo)
+            }
             if transaction.address >> oasBits != 0 { return .failure(.bypassAddressSize) }
             return .success(Mapping(outputAddress: transaction.address, shift: 12, stage1: .all, stage2: .all, flags: 0, ipa: transaction.address, granule: 0, level: 0, cacheable: false))
         }
@@ -230,6 +242,16 @@ extension SMMU {
             : nil
 
         guard let index = cdIndex else {
+            if memoise {
+                if let stage2 {
+                    memo.kind = .stage2
+                    memo.tag = TLBTag(kind: .stage2, world: .el1, vmid: stage2.vmid, asid: 0, global: false)
+                    memo.stage2InputBits = stage2.table.inputBits
+                } else {
+                    memo.kind = .identity
+                }
+                streamContexts.store(memo)
+            }
             // Stage 1 bypassed: the input is the IPA; beyond IAS (== OAS) it is a stage-1
             // Address Size fault (§3.4).
             if transaction.address >> oasBits != 0 { return .failure(.bypassAddressSize) }
@@ -251,6 +273,21 @@ extension SMMU {
         }
         context.cd = cd
         if let problem = cd.problem { return .failure(.badCD(problem)) }
+        if memoise {
+            memo.kind = .stage1
+            let world = ste.world
+            memo.tag = TLBTag(kind: stage2 == nil ? .stage1 : .nested, world: world, vmid: world == .el1 ? ste.vmid : 0, asid: world == .el2 ? 0 : cd.asid, global: false)
+            memo.includeGlobal = world != .el2
+            memo.aset = cd.aset
+            memo.table0Enabled = cd.table0Enabled
+            memo.table1Enabled = cd.table1Enabled
+            memo.inputBits0 = cd.table0.inputBits
+            memo.inputBits1 = cd.table1.inputBits
+            memo.tbi0 = cd.tbi0
+            memo.tbi1 = cd.tbi1
+            memo.pan = cd.pan && world != .el2
+            streamContexts.store(memo)
+        }
         return translateStage1(transaction.address, access: access, ste: ste, cd: cd, stage2: stage2, streamID: streamID, substreamID: transaction.substreamID, mode: mode, checksAccess: checksAccess)
     }
 
@@ -474,7 +511,7 @@ extension SMMU {
         case .abort: outcome = .aborted(nil)
         case .terminate: outcome = configuration.terminateAlwaysAborts ? .aborted(nil) : .terminatedRAZ(nil)
         }
-        bus.trace.record(.translation, "\(names.xlat): RESUME sid=\(hex(streamID)) stag=\(hex(stag)) \(action): \(stalled.transaction) \(outcome)")
+        trace.record(.translation, "\(names.xlat): RESUME sid=\(hex(streamID)) stag=\(hex(stag)) \(action): \(stalled.transaction) \(outcome)")
         onStallResolved?(stalled.transaction, outcome)
         return .stallsResolved(count: 1)
     }

@@ -161,7 +161,7 @@ extension SMMU {
             return WalkFault(type: .walkExternalAbort, stage: stage, faultClass: stage == .stage1 ? .translationTable : .input, fetchAddress: leaf.descriptorAddress, level: leaf.level)
         }
         leaf.descriptor = value
-        bus.trace.record(.translation, "\(names.xlat): HTTU \(stage == .stage1 ? "S1" : "S2") descriptor at \(hex(leaf.descriptorAddress)) <- \(hex(value))")
+        trace.record(.translation, "\(names.xlat): HTTU \(stage == .stage1 ? "S1" : "S2") descriptor at \(hex(leaf.descriptorAddress)) <- \(hex(value))")
         return nil
     }
 
