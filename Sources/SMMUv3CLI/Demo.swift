@@ -1,10 +1,13 @@
+import Endpoints
 import Platform
 import SMMUv3
 import SMMUv3Host
 
 /// `smmuv3 demo`: brings an SMMU up through the bus the way Linux does, runs commands,
-/// provokes a command error and recovers, produces events up to an overflow, and sends PRI
-/// page requests, printing the trace as it goes.
+/// provokes a command error and recovers, produces events up to an overflow, sends PRI page
+/// requests, then lets PCIe endpoints do DMA through stage-1 page tables (a fault, a missing
+/// TLB invalidation caught by checked mode, and a page request serviced by software), printing
+/// the trace as it goes.
 enum Demo {
     static let smmuBase: UInt64 = 0x0900_0000
 
@@ -34,7 +37,10 @@ enum Demo {
         }
 
         section("bring-up in the Linux driver's order")
+        let arena = DMAArena(base: 0x8000_0000, size: 0x1000_0000)
+        let streams = StreamTableBuilder(memory: bus.memory, arena: arena, log2Size: 8)
         var layout = SMMUHost.Layout()
+        layout.streamTable = streams.base
         layout.eventQueueLog2Size = 2
         layout.priQueueLog2Size = 2
         layout.priLastOnly = true
@@ -70,6 +76,7 @@ enum Demo {
 
         section("PRI: page requests, a stop marker, then an overflow")
         smmu.onPRGResponse = { print("  -> endpoint receives \($0)") }
+        defer { smmu.onPRGResponse = nil }
         for index in 0..<4 {
             smmu.receivePageRequest(PageRequest(streamID: 0x10, substreamID: 1, prgIndex: UInt16(index), last: true, read: true, write: false, address: 0x2000 * UInt64(index)))
         }
@@ -78,6 +85,54 @@ enum Demo {
         let pri = host.drainPRIQueue()
         print("  drained \(pri.entries.count) PRI entries, overflow \(pri.overflowed ? "reported" : "not reported")")
         for entry in pri.entries { print("    \(entry)") }
+
+        section("translation: an endpoint's DMA through stage-1 page tables")
+        let rootComplex = RootComplex(smmu: smmu)
+        let nic = rootComplex.attach(requesterID: 0x20)
+        let table = PageTableBuilder(memory: bus.memory, arena: arena, stage: .stage1)
+        table.map(0x1000_0000, to: 0x9_0000_0000)
+        let cds = CDTableBuilder(memory: bus.memory, arena: arena)
+        cds.set(0, CDConfig(table0: table, asid: 5))
+        var ste = STEConfig(config: .stage1)
+        ste.s1ContextPointer = cds.pointer
+        streams.set(0x20, ste)
+        let write = nic.write(0x1000_0040, bytes: Array("hello, SMMU".utf8))
+        print("  write: \(nic.state(of: write)!); memory at 0x9_0000_0040: \(String(decoding: bus.memory.bytes(at: 0x9_0000_0040, count: 11), as: UTF8.self))")
+
+        section("a translation fault and its event record")
+        let stray = nic.read(0x2000_0000, length: 8)
+        print("  read: \(nic.state(of: stray)!)")
+        for record in host.drainEvents().records { print("    event: \(record)") }
+
+        section("checked mode: a page remapped without TLB invalidation")
+        smmu.checkedMode = true
+        table.map(0x1000_0000, to: 0xA_0000_0000)
+        _ = nic.write(0x1000_0040, bytes: [1])
+        for diagnostic in smmu.diagnostics.suffix(1) { print("  diagnostic: \(diagnostic)") }
+        try host.submit([.tlbiNHASID(vmid: 0, asid: 5), .sync(SyncParameters())])
+        let fixed = nic.write(0x1000_0040, bytes: [2])
+        print("  after CMD_TLBI_NH_ASID + CMD_SYNC: \(nic.state(of: fixed)!), byte at 0xA_0000_0040 = \(bus.memory.read8(at: 0xA_0000_0040))")
+        smmu.checkedMode = false
+
+        section("PRI: a missing page requested by an ATS endpoint and serviced by software")
+        let gpu = rootComplex.attach(requesterID: 0x30, ats: true, pri: true, pageRequestCredits: 4)
+        let gpuTable = PageTableBuilder(memory: bus.memory, arena: arena, stage: .stage1)
+        let gpuCDs = CDTableBuilder(memory: bus.memory, arena: arena, cdMax: 4)
+        gpuCDs.set(3, CDConfig(table0: gpuTable, asid: 9))
+        var gpuSTE = STEConfig(config: .stage1)
+        gpuSTE.s1ContextPointer = gpuCDs.pointer
+        gpuSTE.s1CDMax = 4
+        gpuSTE.eats = 0b01
+        streams.set(0x30, gpuSTE)
+        let fetch = gpu.read(0x5000_0000, length: 16, pasid: 3)
+        print("  read: \(gpu.state(of: fetch)!)")
+        for entry in host.drainPRIQueue().entries {
+            let request = entry.request
+            print("  software handles \(request): maps the page, answers Success")
+            gpuTable.map(request.address, to: 0xB_0000_0000)
+            try host.submit([.priResp(streamID: request.streamID, substreamID: request.substreamID, prgIndex: request.prgIndex, response: .success), .sync(SyncParameters())])
+        }
+        print("  read: \(gpu.state(of: fetch)!)")
 
         section("summary")
         let stats = smmu.statistics

@@ -1,6 +1,7 @@
 import Testing
 import Platform
 @testable import SMMUv3
+import SMMUv3Host
 
 /// Guest input never traps the model: random register writes, queue contents, command words,
 /// event and PRI traffic give architected results only.
@@ -71,5 +72,73 @@ import Platform
         rig.write(.cmdqProd, 0x7_FFFF)
         rig.write(.cr0, 1 << 3)
         #expect(rig.smmu.commandQueueStatus == .error(.illegal) || rig.smmu.commandQueueStatus == .error(.abort))
+    }
+}
+
+/// Guest-controlled tables never trap: random STEs, CDs, L1 descriptors and page-table words,
+/// random commands and random inbound traffic give architected outcomes only.
+@Suite struct TranslationRobustnessTests {
+    @Test(arguments: [UInt64(21), 22, 23, 24])
+    func randomTablesAndTrafficNeverTrap(_ seed: UInt64) throws {
+        var random = SeededGenerator(seed: seed)
+        var configuration = SMMUConfiguration.default
+        configuration.checkedMode = seed % 2 == 0
+        configuration.tlbCapacity = 64
+        let system = try SMMUSystem(configuration: configuration, streamTableLog2Size: 10, split: seed % 2 == 0 ? 6 : nil)
+        let smmu = system.smmu
+        let memory = system.bus.memory
+        // A few plausible streams first, then garbage everywhere.
+        for sid in UInt32(0)..<8 {
+            let pt = system.pageTable(granule: [12, 14, 16][Int(sid % 3)], inputBits: 39 + Int(sid))
+            for page in UInt64(0)..<4 { pt.map(page << 16, to: 0x9000_0000 + page << 16) }
+            var cd = CDConfig(table0: pt, asid: UInt16(sid))
+            cd.tg0 = [0b00, 0b10, 0b01][Int(sid % 3)]
+            cd.stall = sid % 4 == 1
+            system.stage1Stream(sid, cd: cd, cdMax: Int(sid % 3), ssids: [0, 1, 2, 3].filter { $0 < 1 << (sid % 3) }) { $0.s1DSS = UInt8(sid % 3) }
+        }
+        let span = system.arena.next - 0x8000_0000
+        var outcomes = [0, 0, 0, 0]
+        for step in 0..<3000 {
+            switch random.next() % 8 {
+            case 0:
+                // Corrupt a word of the table area (often only flipping a few bits).
+                let address = 0x8000_0000 + (random.next() % span) & ~7
+                let value = random.next() % 3 == 0 ? random.next() : memory.read64(at: address) ^ (1 << (random.next() % 64))
+                memory.write64(value, at: address)
+            case 1:
+                let command = CommandEntry(dw0: (random.next() & ~0xFF) | UInt64(CommandOpcode.allCases[Int(random.next() % UInt64(CommandOpcode.allCases.count))].rawValue), dw1: random.next())
+                try? system.host.write([command, Command.sync(SyncParameters()).entry])
+                if smmu.commandQueueStatus != .empty {
+                    system.host.rewindCommandQueueToConsumer()
+                    system.host.acknowledgeGlobalErrors()
+                }
+            case 2:
+                _ = smmu.translationRequest(ATSTranslationRequest(streamID: UInt32(random.next() % 12), substreamID: random.next() % 2 == 0 ? nil : UInt32(random.next() % 8), address: random.next(), noWrite: random.next() % 2 == 0, execute: random.next() % 2 == 0, privileged: random.next() % 2 == 0))
+            case 3:
+                if let stalled = smmu.stalled.first {
+                    try? system.host.submit([.resume(streamID: stalled.streamID, stag: stalled.stag, action: [.retry, .abort, .terminate][Int(random.next() % 3)]), .sync(SyncParameters())])
+                }
+            case 4:
+                _ = system.host.drainEvents()
+            default:
+                let kind: InboundTransaction.Kind = random.next() % 10 == 0 ? .atsTranslated : .untranslated
+                let wild: Bool = random.next() % 4 == 0
+                let page: UInt64 = (random.next() % 8) << 16
+                let address: UInt64 = wild ? random.next() : page | (random.next() & 0xFFF)
+                let access = AccessAttributes(read: random.next() % 3 != 0, instruction: random.next() % 4 == 0, privileged: random.next() % 2 == 0)
+                let streamID = UInt32(random.next() % 12)
+                let substreamID: UInt32? = random.next() % 2 == 0 ? nil : UInt32(random.next() % 8)
+                switch smmu.translate(InboundTransaction(streamID: streamID, substreamID: substreamID, address: address, access: access, kind: kind)) {
+                case .translated: outcomes[0] += 1
+                case .aborted: outcomes[1] += 1
+                case .terminatedRAZ: outcomes[2] += 1
+                case .stalled: outcomes[3] += 1
+                }
+            }
+            if step % 500 == 499 { try system.host.submit([.cfgiAll, .tlbiNSNHAll, .sync(SyncParameters())]) }
+        }
+        #expect(smmu.statistics.eventsWritten + smmu.statistics.eventsDiscarded > 0)
+        #expect(outcomes[0] > 0 && outcomes[1] > 0, "the traffic both translates and faults: \(outcomes)")
+        #expect(smmu.statistics.commandsConsumed > 100)
     }
 }
