@@ -14,7 +14,7 @@ test:
 
 # The main job on a bundled scenario.
 run:
-	$(SWIFT) run smmuv3 demo
+	$(SWIFT) run --quiet smmuv3 demo
 
 # Throughput of the hot paths, release build: one "BENCH <name> <value> <unit>" line each.
 bench:
