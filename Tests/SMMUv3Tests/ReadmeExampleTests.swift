@@ -1,6 +1,7 @@
 import Testing
 import Platform
 import SMMUv3
+import SMMUv3Host
 
 /// The example in README.md, kept identical so that the README cannot go stale.
 @Suite struct ReadmeExampleTests {
@@ -24,5 +25,16 @@ import SMMUv3
         #expect(bus.memory.read32(at: 0x4040_0000) == 1)
         #expect(bus.trace.lines.contains { $0.text.contains("CMD_SYNC SIG_IRQ") })
         #expect(smmu.statistics.commandsConsumed == 2)
+    }
+}
+
+/// The SMMUSystem example in README.md.
+@Suite struct ReadmeSystemExampleTests {
+    @Test func systemExampleTranslatesAsDocumented() throws {
+        let system = try SMMUSystem()
+        let table = system.pageTable()                       // stage 1, 4 KB granule, 48-bit VA
+        table.map(0x1000_0000, to: 0x9_0000_0000)
+        system.stage1Stream(0x20, cd: CDConfig(table0: table, asid: 5))
+        #expect(system.smmu.translate(.read(streamID: 0x20, address: 0x1000_0040)) == .translated(physicalAddress: 0x9_0000_0040))
     }
 }
