@@ -42,21 +42,16 @@ public struct FaultHandle: Sendable, Hashable {
 /// and MSIs that are silently dropped. CPU accesses are never affected, so a test can still
 /// set up tables in a range whose device accesses abort.
 public final class FaultInjector {
-    struct AbortRule {
+    /// One installed rule; `kinds` only matters for aborts (an MSI is always a write).
+    struct Rule {
         let handle: FaultHandle
         let range: ClosedRange<UInt64>
         let kinds: AccessKinds
         var remaining: Int?
     }
 
-    struct DropRule {
-        let handle: FaultHandle
-        let range: ClosedRange<UInt64>
-        var remaining: Int?
-    }
-
-    @exclusivity(unchecked) private var abortRules: [AbortRule] = []
-    @exclusivity(unchecked) private var dropRules: [DropRule] = []
+    @exclusivity(unchecked) private var abortRules: [Rule] = []
+    @exclusivity(unchecked) private var dropRules: [Rule] = []
     private var nextID = 0
 
     /// Whether any rule is installed (checked first on every device access).
@@ -75,7 +70,7 @@ public final class FaultInjector {
     public func injectAbort(_ range: ClosedRange<UInt64>, on kinds: AccessKinds = .readWrite, count: Int? = nil) -> FaultHandle {
         let handle = makeHandle()
         if let count, count < 1 { return handle }
-        abortRules.append(AbortRule(handle: handle, range: range, kinds: kinds, remaining: count))
+        abortRules.append(Rule(handle: handle, range: range, kinds: kinds, remaining: count))
         isActive = true
         return handle
     }
@@ -86,7 +81,7 @@ public final class FaultInjector {
     public func dropMSIs(to range: ClosedRange<UInt64>, count: Int? = nil) -> FaultHandle {
         let handle = makeHandle()
         if let count, count < 1 { return handle }
-        dropRules.append(DropRule(handle: handle, range: range, remaining: count))
+        dropRules.append(Rule(handle: handle, range: range, kinds: .write, remaining: count))
         isActive = true
         return handle
     }
@@ -95,7 +90,7 @@ public final class FaultInjector {
     public func remove(_ handle: FaultHandle) {
         abortRules.removeAll { $0.handle == handle }
         dropRules.removeAll { $0.handle == handle }
-        isActive = !abortRules.isEmpty || !dropRules.isEmpty
+        refreshActivity()
     }
 
     /// Removes every rule.
@@ -103,6 +98,10 @@ public final class FaultInjector {
         abortRules.removeAll()
         dropRules.removeAll()
         isActive = false
+    }
+
+    private func refreshActivity() {
+        isActive = !abortRules.isEmpty || !dropRules.isEmpty
     }
 
     private func makeHandle() -> FaultHandle {
@@ -113,40 +112,34 @@ public final class FaultInjector {
     /// Whether a device access of `length` bytes at `address` aborts (consuming one use).
     func aborts(_ address: UInt64, length: Int, kind: AccessKinds) -> Bool {
         let last = address &+ UInt64(max(length, 1) - 1)
-        for index in abortRules.indices {
-            let rule = abortRules[index]
-            guard rule.kinds.contains(kind), rule.range.lowerBound <= last, address <= rule.range.upperBound else { continue }
-            if let remaining = rule.remaining {
-                if remaining <= 1 {
-                    abortRules.remove(at: index)
-                    isActive = !abortRules.isEmpty || !dropRules.isEmpty
-                } else {
-                    abortRules[index].remaining = remaining - 1
-                }
-            }
-            abortsInjected += 1
-            return true
-        }
-        return false
+        guard Self.consumeFirstRule(in: &abortRules, where: {
+            $0.kinds.contains(kind) && $0.range.lowerBound <= last && address <= $0.range.upperBound
+        }) else { return false }
+        refreshActivity()
+        abortsInjected += 1
+        return true
     }
 
     /// Whether an MSI to `address` is dropped (consuming one use).
     func dropsMSI(to address: UInt64) -> Bool {
-        for index in dropRules.indices {
-            let rule = dropRules[index]
-            guard rule.range.contains(address) else { continue }
-            if let remaining = rule.remaining {
-                if remaining <= 1 {
-                    dropRules.remove(at: index)
-                    isActive = !abortRules.isEmpty || !dropRules.isEmpty
-                } else {
-                    dropRules[index].remaining = remaining - 1
-                }
+        guard Self.consumeFirstRule(in: &dropRules, where: { $0.range.contains(address) }) else { return false }
+        refreshActivity()
+        msisDropped += 1
+        return true
+    }
+
+    /// Finds the first rule that matches, uses it once (removing it when its count runs out)
+    /// and says whether one matched.
+    private static func consumeFirstRule(in rules: inout [Rule], where matches: (Rule) -> Bool) -> Bool {
+        guard let index = rules.firstIndex(where: matches) else { return false }
+        if let remaining = rules[index].remaining {
+            if remaining <= 1 {
+                rules.remove(at: index)
+            } else {
+                rules[index].remaining = remaining - 1
             }
-            msisDropped += 1
-            return true
         }
-        return false
+        return true
     }
 }
 
