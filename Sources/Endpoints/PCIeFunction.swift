@@ -58,6 +58,7 @@ public enum DMAState: Hashable, Sendable, CustomStringConvertible {
 
 /// Identifies a DMA operation of a function.
 public struct DMAHandle: Hashable, Sendable {
+    /// A unique number for the operation within its function.
     public let id: Int
 }
 

@@ -50,7 +50,9 @@ public enum ATSCompletionStatus: Hashable, Sendable {
 
 /// An ATS Translation Request from an endpoint (§3.9.1).
 public struct ATSTranslationRequest: Hashable, Sendable {
+    /// The StreamID of the requesting endpoint (StreamID[15:0] = PCIe RequesterID).
     public var streamID: UInt32
+    /// The PASID from the request's PASID prefix, or nil when there was none.
     public var substreamID: UInt32?
     /// The untranslated address.
     public var address: UInt64
@@ -77,14 +79,19 @@ public struct ATSTranslationRequest: Hashable, Sendable {
 
 /// An ATS Translation Completion (§3.9.1.2, §13.7).
 public struct ATSTranslationCompletion: Hashable, Sendable, CustomStringConvertible {
+    /// The completion status: Success, UR (Unsupported Request) or CA (Completer Abort).
     public var status: ATSCompletionStatus
     /// The translated address, aligned to `size`.
     public var translatedAddress: UInt64
     /// The bytes the translation covers.
     public var size: UInt64
+    /// R: read access is granted.
     public var read: Bool
+    /// W: write access is granted.
     public var write: Bool
+    /// Exe: execute access is granted (only with a PASID).
     public var execute: Bool
+    /// Priv: the translation is for privileged accesses (only with a PASID).
     public var privileged: Bool
 
     static func failed(_ status: ATSCompletionStatus) -> ATSTranslationCompletion {

@@ -33,39 +33,73 @@ public struct CommandEntry: Hashable, Sendable, CustomStringConvertible {
 
 /// Command opcodes (§4.1.1). Opcodes not listed are Reserved.
 public enum CommandOpcode: UInt8, CaseIterable, Sendable {
+    /// CMD_PREFETCH_CONFIG (0x01): prefetch the STE and CD for a stream (§4.2.1).
     case prefetchConfig = 0x01
+    /// CMD_PREFETCH_ADDR (0x02): prefetch configuration and TLB entries for an address span (§4.2.2).
     case prefetchAddress = 0x02
+    /// CMD_CFGI_STE (0x03): invalidate one STE (§4.3.1).
     case cfgiSTE = 0x03
+    /// CMD_CFGI_STE_RANGE (0x04): invalidate 2^(Range+1) STEs; Range 31 is CMD_CFGI_ALL (§4.3.2, §4.3.6).
     case cfgiSTERange = 0x04
+    /// CMD_CFGI_CD (0x05): invalidate one CD (§4.3.3).
     case cfgiCD = 0x05
+    /// CMD_CFGI_CD_ALL (0x06): invalidate all CDs of a stream (§4.3.4).
     case cfgiCDAll = 0x06
+    /// CMD_CFGI_VMS_PIDM (0x07): invalidate cached VMS.PARTID_MAP data for a VMID (MPAM) (§4.3.5).
     case cfgiVMSPIDM = 0x07
+    /// CMD_TLBI_NH_ALL (0x10): invalidate all NS-EL1 stage-1 entries of a VMID (§4.4.2.1).
     case tlbiNHAll = 0x10
+    /// CMD_TLBI_NH_ASID (0x11): invalidate NS-EL1 non-global entries by ASID and VMID (§4.4.2.2).
     case tlbiNHASID = 0x11
+    /// CMD_TLBI_NH_VA (0x12): invalidate NS-EL1 entries by VA, ASID and VMID (§4.4.2.4).
     case tlbiNHVA = 0x12
+    /// CMD_TLBI_NH_VAA (0x13): invalidate NS-EL1 entries by VA and VMID, all ASIDs (§4.4.2.3).
     case tlbiNHVAA = 0x13
+    /// CMD_TLBI_EL3_ALL (0x18): invalidate all EL3 entries; Secure queue only (§4.4.2.5).
     case tlbiEL3All = 0x18
+    /// CMD_TLBI_EL3_VA (0x1A): invalidate EL3 entries by VA; Secure queue only (§4.4.2.6).
     case tlbiEL3VA = 0x1A
+    /// CMD_TLBI_EL2_ALL (0x20): invalidate all NS-EL2 and EL2-E2H entries (§4.4.2.7).
     case tlbiEL2All = 0x20
+    /// CMD_TLBI_EL2_ASID (0x21): invalidate NS EL2-E2H non-global entries by ASID (§4.4.2.10).
     case tlbiEL2ASID = 0x21
+    /// CMD_TLBI_EL2_VA (0x22): invalidate NS EL2 or EL2-E2H entries by VA (and ASID when E2H) (§4.4.2.8).
     case tlbiEL2VA = 0x22
+    /// CMD_TLBI_EL2_VAA (0x23): invalidate NS EL2 or EL2-E2H entries by VA, all ASIDs (§4.4.2.9).
     case tlbiEL2VAA = 0x23
+    /// CMD_TLBI_S12_VMALL (0x28): invalidate all stage-1 and stage-2 entries of a VMID (§4.4.3.2).
     case tlbiS12VMAll = 0x28
+    /// CMD_TLBI_S2_IPA (0x2A): invalidate stage-2 entries by IPA and VMID (§4.4.3.1).
     case tlbiS2IPA = 0x2A
+    /// CMD_TLBI_NSNH_ALL (0x30): invalidate all Non-secure non-Hyp entries, all stages (§4.4.4.1).
     case tlbiNSNHAll = 0x30
+    /// CMD_ATC_INV (0x40): send an ATS Invalidate Request to the endpoint (§4.5.1).
     case atcInv = 0x40
+    /// CMD_PRI_RESP (0x41): send a PRG Response to a PRI page request group (§4.5.2).
     case priResp = 0x41
+    /// CMD_RESUME (0x44): retry or terminate one stalled transaction (§4.7.1).
     case resume = 0x44
+    /// CMD_STALL_TERM (0x45): terminate all stalled transactions of a stream (§4.7.2).
     case stallTerm = 0x45
+    /// CMD_SYNC (0x46): complete all earlier commands, then signal (§4.7.3).
     case sync = 0x46
+    /// CMD_TLBI_S_EL2_ALL (0x50): Secure EL2 invalidate all; Secure queue only (§4.4.2.11).
     case tlbiSEL2All = 0x50
+    /// CMD_TLBI_S_EL2_ASID (0x51): Secure EL2 invalidate by ASID; Secure queue only (§4.4.2.14).
     case tlbiSEL2ASID = 0x51
+    /// CMD_TLBI_S_EL2_VA (0x52): Secure EL2 invalidate by VA; Secure queue only (§4.4.2.12).
     case tlbiSEL2VA = 0x52
+    /// CMD_TLBI_S_EL2_VAA (0x53): Secure EL2 invalidate by VA, all ASIDs; Secure queue only (§4.4.2.13).
     case tlbiSEL2VAA = 0x53
+    /// CMD_TLBI_S_S12_VMALL (0x58): Secure invalidate all entries of a VMID; Secure queue only (§4.4.3.4).
     case tlbiSS12VMAll = 0x58
+    /// CMD_TLBI_S_S2_IPA (0x5A): Secure stage-2 invalidate by IPA; Secure queue only (§4.4.3.3).
     case tlbiSS2IPA = 0x5A
+    /// CMD_TLBI_SNH_ALL (0x60): invalidate all Secure non-Hyp entries; Secure queue only (§4.4.4.2).
     case tlbiSNHAll = 0x60
+    /// CMD_DPTI_ALL (0x70): remove all cached DPT information (§4.6.1).
     case dptiAll = 0x70
+    /// CMD_DPTI_PA (0x73): remove cached DPT information for an aligned PA region (§4.6.2).
     case dptiPA = 0x73
 
     /// The spec name, e.g. `CMD_TLBI_NH_VA`.
@@ -121,11 +155,17 @@ public enum CommandOpcode: UInt8, CaseIterable, Sendable {
 public enum Cmd {
     /// Fields of the first doubleword.
     public enum DW0 {
+        /// Opcode: DW0[7:0] (§4.1.1).
         public static let opcode = BitField(7, 0)
+        /// CMD_ATC_INV Global: DW0[9]; sets the Global Invalidate flag (IGNORED when SSV == 0).
         public static let global = BitField(bit: 9)
+        /// SSec: the StreamID is Secure (Secure queue only; 1 on the Non-secure queue is ILLEGAL): DW0[10].
         public static let ssec = BitField(bit: 10)
+        /// SSV: the SubstreamID field is valid: DW0[11].
         public static let ssv = BitField(bit: 11)
+        /// SubstreamID: DW0[31:12].
         public static let substreamID = BitField(31, 12)
+        /// StreamID: DW0[63:32].
         public static let streamID = BitField(63, 32)
         /// TLBI range multiplier.
         public static let num = BitField(16, 12)
@@ -133,7 +173,9 @@ public enum Cmd {
         public static let scale = BitField(24, 20)
         /// TLBI SCALE bit 25 (RES0 without IDR5.DS).
         public static let scaleDS = BitField(bit: 25)
+        /// TLBI VMID: DW0[47:32].
         public static let vmid = BitField(47, 32)
+        /// TLBI ASID: DW0[63:48].
         public static let asid = BitField(63, 48)
         /// CMD_RESUME action: 1 = retry.
         public static let resumeAc = BitField(bit: 12)
@@ -151,21 +193,33 @@ public enum Cmd {
 
     /// Fields of the second doubleword.
     public enum DW1 {
+        /// Leaf: DW1[0]; only last-level entries (CFGI: no L1STD/L1CD) need invalidating.
         public static let leaf = BitField(bit: 0)
+        /// CMD_CFGI_STE_RANGE Range: DW1[4:0]; 2^(Range+1) StreamIDs, 31 = all.
         public static let range = BitField(4, 0)
+        /// TLBI TTL128: DW1[7]; the level hint is for 128-bit descriptors (§4.4.1.1).
         public static let ttl128 = BitField(bit: 7)
+        /// TLBI TTL: DW1[9:8]; level hint, 0b01/0b10/0b11 = level 1/2/3 (§4.4.1.1).
         public static let ttl = BitField(9, 8)
+        /// TLBI TG: DW1[11:10]; range granule, 0b00 none, 0b01 4 KB, 0b10 16 KB, 0b11 64 KB (§4.4.1.1).
         public static let tg = BitField(11, 10)
         /// Virtual address fields: Address[63:12].
         public static let virtualAddress = AddressField(63, 12)
         /// Physical/IPA fields: Address[51:12] (bits [55:52] are RES0 in SMMUv3.1–3.3).
         public static let physicalAddress = AddressField(51, 12)
+        /// CMD_PREFETCH_ADDR Size: DW1[4:0]; prefetch 2^Size translations.
         public static let prefetchSize = BitField(4, 0)
+        /// CMD_PREFETCH_ADDR NS (Secure stage-2 input NS attribute): DW1[7], provisional position.
         public static let prefetchNS = BitField(bit: 7)
+        /// CMD_PREFETCH_ADDR Stride: DW1[11:8], provisional position; stride 2^(12+Stride) bytes.
         public static let prefetchStride = BitField(11, 8)
+        /// CMD_ATC_INV Size: DW1[5:0]; span of 4 KB x 2^Size (52 = everything) (§4.5.1).
         public static let atcSize = BitField(5, 0)
+        /// CMD_PRI_RESP PRGIndex: DW1[8:0].
         public static let prgIndex = BitField(8, 0)
+        /// CMD_PRI_RESP Resp: DW1[13:12]; 0b00 Failure, 0b01 InvalidRequest, 0b10 Success (Linux layout).
         public static let priResp = BitField(13, 12)
+        /// CMD_RESUME STAG: DW1[15:0], from the stall event record.
         public static let stag = BitField(15, 0)
         /// CMD_SYNC MSIAddress[51:2] (bits [55:52] RES0 in SMMUv3.1–3.3).
         public static let msiAddress = AddressField(51, 2)
@@ -310,30 +364,51 @@ public struct SyncParameters: Hashable, Sendable {
 
 /// A decoded command (§4). Encode with ``entry``; decode with ``decode(_:features:)``.
 public enum Command: Hashable, Sendable, CustomStringConvertible {
+    /// CMD_PREFETCH_CONFIG (0x01): prefetch a stream's STE and CD (§4.2.1).
     case prefetchConfig(streamID: UInt32, substreamID: UInt32?)
+    /// CMD_PREFETCH_ADDR (0x02): prefetch 2^size translations at a 2^(12+stride)-byte stride (§4.2.2).
     case prefetchAddress(streamID: UInt32, substreamID: UInt32?, address: UInt64, size: UInt8, stride: UInt8)
+    /// CMD_CFGI_STE (0x03): invalidate one STE, and its L1STD unless `leaf` (§4.3.1).
     case cfgiSTE(streamID: UInt32, leaf: Bool)
     /// CMD_CFGI_STE_RANGE with Range < 31: 2^(range+1) StreamIDs.
     case cfgiSTERange(streamID: UInt32, range: UInt8)
     /// CMD_CFGI_ALL (CMD_CFGI_STE_RANGE with Range == 31).
     case cfgiAll
+    /// CMD_CFGI_CD (0x05): invalidate one CD, and its L1CD unless `leaf` (§4.3.3).
     case cfgiCD(streamID: UInt32, substreamID: UInt32, leaf: Bool)
+    /// CMD_CFGI_CD_ALL (0x06): invalidate all CDs and L1CDs of a stream (§4.3.4).
     case cfgiCDAll(streamID: UInt32)
+    /// CMD_TLBI_NH_ALL (0x10): invalidate all NS-EL1 stage-1 entries of `vmid` (§4.4.2.1).
     case tlbiNHAll(vmid: UInt16)
+    /// CMD_TLBI_NH_ASID (0x11): invalidate NS-EL1 non-global entries by ASID and VMID (§4.4.2.2).
     case tlbiNHASID(vmid: UInt16, asid: UInt16)
+    /// CMD_TLBI_NH_VA (0x12): invalidate NS-EL1 entries by VA, ASID and VMID (§4.4.2.4).
     case tlbiNHVA(vmid: UInt16, asid: UInt16, address: UInt64, scope: TLBIScope)
+    /// CMD_TLBI_NH_VAA (0x13): invalidate NS-EL1 entries by VA and VMID, all ASIDs (§4.4.2.3).
     case tlbiNHVAA(vmid: UInt16, address: UInt64, scope: TLBIScope)
+    /// CMD_TLBI_EL2_ALL (0x20): invalidate all NS-EL2 and EL2-E2H entries (§4.4.2.7).
     case tlbiEL2All
+    /// CMD_TLBI_EL2_ASID (0x21): invalidate NS EL2-E2H non-global entries by ASID (§4.4.2.10).
     case tlbiEL2ASID(asid: UInt16)
+    /// CMD_TLBI_EL2_VA (0x22): invalidate NS EL2 or EL2-E2H entries by VA (and ASID when E2H) (§4.4.2.8).
     case tlbiEL2VA(asid: UInt16, address: UInt64, scope: TLBIScope)
+    /// CMD_TLBI_EL2_VAA (0x23): invalidate NS EL2 or EL2-E2H entries by VA, all ASIDs (§4.4.2.9).
     case tlbiEL2VAA(address: UInt64, scope: TLBIScope)
+    /// CMD_TLBI_S12_VMALL (0x28): invalidate all stage-1 and stage-2 entries of `vmid` (§4.4.3.2).
     case tlbiS12VMAll(vmid: UInt16)
+    /// CMD_TLBI_S2_IPA (0x2A): invalidate stage-2 entries by IPA and VMID (§4.4.3.1).
     case tlbiS2IPA(vmid: UInt16, address: UInt64, scope: TLBIScope)
+    /// CMD_TLBI_NSNH_ALL (0x30): invalidate all Non-secure non-Hyp entries, all stages (§4.4.4.1).
     case tlbiNSNHAll
+    /// CMD_ATC_INV (0x40): invalidate 4 KB x 2^size of the endpoint's ATC at `address` (§4.5.1).
     case atcInv(streamID: UInt32, substreamID: UInt32?, global: Bool, address: UInt64, size: UInt8)
+    /// CMD_PRI_RESP (0x41): respond to the page request group `prgIndex` (§4.5.2).
     case priResp(streamID: UInt32, substreamID: UInt32?, prgIndex: UInt16, response: PRIResponse)
+    /// CMD_RESUME (0x44): retry or terminate the stalled transaction tagged `stag` (§4.7.1).
     case resume(streamID: UInt32, stag: UInt16, action: ResumeAction)
+    /// CMD_STALL_TERM (0x45): terminate all stalled transactions of a stream (§4.7.2).
     case stallTerm(streamID: UInt32)
+    /// CMD_SYNC (0x46): complete all earlier commands, then signal as `parameters` say (§4.7.3).
     case sync(SyncParameters)
 
     /// The opcode.
@@ -461,10 +536,15 @@ extension Command {
 /// What the command decoder may accept: the implemented features that make commands legal
 /// or ILLEGAL (§4.1.3).
 public struct CommandFeatures: Sendable, Hashable {
+    /// IDR0.S1P: stage-1 commands (CFGI_CD*, TLBI_NH_*) are legal.
     public var stage1: Bool
+    /// IDR0.S2P: stage-2 commands (TLBI_S2_IPA, TLBI_S12_VMALL) are legal.
     public var stage2: Bool
+    /// IDR0.Hyp: the TLBI_EL2_* commands are legal.
     public var hypervisor: Bool
+    /// IDR0.ATS: CMD_ATC_INV is legal.
     public var ats: Bool
+    /// IDR0.PRI: CMD_PRI_RESP is legal.
     public var pri: Bool
     /// Whether RESUME and STALL_TERM exist (STALL_MODEL != 0b01).
     public var stalls: Bool

@@ -3,24 +3,43 @@ import Platform
 /// Event record types (§7.3). Numbers not listed are Reserved (0xE0–0xEF are
 /// IMPLEMENTATION DEFINED).
 public enum EventType: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    /// F_UUT (0x01): unsupported upstream transaction, IMPLEMENTATION DEFINED reason (§7.3.2).
     case unsupportedUpstreamTransaction = 0x01
+    /// C_BAD_STREAMID (0x02): StreamID out of range or under an invalid L1STD (§7.3.3).
     case badStreamID = 0x02
+    /// F_STE_FETCH (0x03): external abort fetching an STE or L1STD (§7.3.4).
     case steFetch = 0x03
+    /// C_BAD_STE (0x04): STE with V == 0 or ILLEGAL (§7.3.5).
     case badSTE = 0x04
+    /// F_BAD_ATS_TREQ (0x05): ATS Translation Request not allowed (§7.3.6).
     case badATSTranslationRequest = 0x05
+    /// F_STREAM_DISABLED (0x06): non-SSID traffic, or SSID 0, rejected by S1DSS (§7.3.7).
     case streamDisabled = 0x06
+    /// F_TRANSL_FORBIDDEN (0x07): ATS-Translated transaction not allowed to bypass (§7.3.8).
     case translationForbidden = 0x07
+    /// C_BAD_SUBSTREAMID (0x08): SubstreamID not allowed, out of range or under an invalid L1CD (§7.3.9).
     case badSubstreamID = 0x08
+    /// F_CD_FETCH (0x09): external abort fetching a CD or L1CD (§7.3.10).
     case cdFetch = 0x09
+    /// C_BAD_CD (0x0A): CD with V == 0 or ILLEGAL (§7.3.11).
     case badCD = 0x0A
+    /// F_WALK_EABT (0x0B): external abort fetching or updating a translation table descriptor (§7.3.12).
     case walkExternalAbort = 0x0B
+    /// F_TRANSLATION (0x10): Translation fault (§7.3.13).
     case translation = 0x10
+    /// F_ADDR_SIZE (0x11): Address Size fault (§7.3.14).
     case addressSize = 0x11
+    /// F_ACCESS (0x12): Access flag fault (§7.3.15).
     case access = 0x12
+    /// F_PERMISSION (0x13): Permission fault (§7.3.16).
     case permission = 0x13
+    /// F_TLB_CONFLICT (0x20): TLB conflict (multiple hit), IMPLEMENTATION DEFINED reason (§7.3.17).
     case tlbConflict = 0x20
+    /// F_CFG_CONFLICT (0x21): configuration cache conflict (multiple match) (§7.3.18).
     case configurationConflict = 0x21
+    /// E_PAGE_REQUEST (0x24): speculative page-request hint from a device (§7.3.19).
     case pageRequest = 0x24
+    /// F_VMS_FETCH (0x25): external abort fetching a VMS (§7.3.20).
     case vmsFetch = 0x25
 
     /// The spec name, e.g. `F_TRANSLATION`.
@@ -66,14 +85,19 @@ public enum EventType: UInt8, CaseIterable, Sendable, CustomStringConvertible {
 public enum Evt {
     /// Doubleword 0.
     public enum DW0 {
+        /// Event number: record [7:0].
         public static let eventID = BitField(7, 0)
+        /// SSV: the SubstreamID field is valid: record [11].
         public static let ssv = BitField(bit: 11)
+        /// SubstreamID: record [31:12].
         public static let substreamID = BitField(31, 12)
+        /// StreamID: record [63:32].
         public static let streamID = BitField(63, 32)
     }
 
     /// Doubleword 1.
     public enum DW1 {
+        /// STAG: the stall tag to give CMD_RESUME, valid when Stall == 1: record [79:64].
         public static let stag = BitField(15, 0)
         /// IMPLEMENTATION DEFINED Reason (F_UUT, fetch aborts, F_TLB_CONFLICT): record [79:64].
         public static let reason = BitField(15, 0)
@@ -81,23 +105,35 @@ public enum Evt {
         public static let configurationReason = BitField(31, 0)
         /// Granule protection check fault flag: record [80].
         public static let gpcf = BitField(bit: 16)
+        /// Stall: the transaction is stalled awaiting CMD_RESUME or CMD_STALL_TERM: record [95].
         public static let stall = BitField(bit: 31)
+        /// PnU: privileged (1) or unprivileged (0) access: record [97].
         public static let pnu = BitField(bit: 33)
+        /// InD: instruction (1) or data (0) access: record [98].
         public static let ind = BitField(bit: 34)
+        /// RnW: read (1) or write (0): record [99].
         public static let rnw = BitField(bit: 35)
+        /// NSIPA: the faulting IPA is Non-secure (Secure event queue with S2 == 1 only): record [102].
         public static let nsipa = BitField(bit: 38)
+        /// S2: the fault occurred at stage 2: record [103].
         public static let s2 = BitField(bit: 39)
+        /// CLASS: 0b00 CD fetch, 0b01 stage-1 table fetch, 0b10 input address: record [105:104].
         public static let faultClass = BitField(41, 40)
+        /// TTRnW: F_PERMISSION with CLASS == TT: a descriptor read (1) or write (0) faulted: record [108].
         public static let ttrnw = BitField(bit: 44)
         /// E_PAGE_REQUEST / F_BAD_ATS_TREQ permission flags (record [97], [98], [99]).
         public static let uX = BitField(bit: 33)
+        /// uW: unprivileged write (E_PAGE_REQUEST; the Write flag of F_BAD_ATS_TREQ): record [98].
         public static let uW = BitField(bit: 34)
+        /// uR: unprivileged read (E_PAGE_REQUEST; the Read flag of F_BAD_ATS_TREQ): record [99].
         public static let uR = BitField(bit: 35)
         /// F_BAD_ATS_TREQ Priv (provisional position, record [100]).
         public static let priv = BitField(bit: 36)
         /// E_PAGE_REQUEST privileged permission flags (record [101], [102], [103]).
         public static let pX = BitField(bit: 37)
+        /// pW: privileged write anticipated (E_PAGE_REQUEST): record [102].
         public static let pW = BitField(bit: 38)
+        /// pR: privileged read anticipated (E_PAGE_REQUEST): record [103].
         public static let pR = BitField(bit: 39)
         /// E_PAGE_REQUEST / F_BAD_ATS_TREQ Span: record [115:108].
         public static let span = BitField(51, 44)
@@ -105,6 +141,7 @@ public enum Evt {
 
     /// Doubleword 2.
     public enum DW2 {
+        /// InputAddr[63:0]: the address as presented to the SMMU: record [191:128].
         public static let inputAddress = BitField(63, 0)
         /// InputAddr[63:12] of E_PAGE_REQUEST and F_BAD_ATS_TREQ (record [191:140]).
         public static let pageAddress = AddressField(63, 12)
@@ -168,6 +205,7 @@ public struct AccessAttributes: Sendable, Hashable, CustomStringConvertible {
 public struct TranslationFault: Sendable, Hashable {
     /// One of the four stall-capable event types.
     public var type: EventType
+    /// StreamID of the faulting transaction.
     public var streamID: UInt32
     /// The SubstreamID, or nil when the transaction had none (SSV == 0).
     public var substreamID: UInt32?
@@ -206,9 +244,13 @@ public struct TranslationFault: Sendable, Hashable {
 
 /// One 32-byte event queue record (§7.3), as four little-endian doublewords.
 public struct EventRecord: Hashable, Sendable, CustomStringConvertible {
+    /// Bits [63:0].
     public var dw0: UInt64
+    /// Bits [127:64].
     public var dw1: UInt64
+    /// Bits [191:128].
     public var dw2: UInt64
+    /// Bits [255:192].
     public var dw3: UInt64
 
     /// Creates a record from its doublewords.
@@ -350,11 +392,17 @@ public struct EventRecord: Hashable, Sendable, CustomStringConvertible {
     public struct PageRequestPermissions: OptionSet, Sendable, Hashable {
         public let rawValue: UInt8
         public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// uR: unprivileged read anticipated.
         public static let userRead = PageRequestPermissions(rawValue: 1 << 0)
+        /// uW: unprivileged write anticipated.
         public static let userWrite = PageRequestPermissions(rawValue: 1 << 1)
+        /// uX: unprivileged execute anticipated.
         public static let userExecute = PageRequestPermissions(rawValue: 1 << 2)
+        /// pR: privileged read anticipated.
         public static let privilegedRead = PageRequestPermissions(rawValue: 1 << 3)
+        /// pW: privileged write anticipated.
         public static let privilegedWrite = PageRequestPermissions(rawValue: 1 << 4)
+        /// pX: privileged execute anticipated.
         public static let privilegedExecute = PageRequestPermissions(rawValue: 1 << 5)
     }
 

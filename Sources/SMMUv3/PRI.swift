@@ -56,26 +56,38 @@ public struct PageRequest: Hashable, Sendable, CustomStringConvertible {
 public enum PRIQ {
     /// Doubleword 0.
     public enum DW0 {
+        /// StreamID[31:0]: the requester (StreamID[15:0] = PCIe RequesterID).
         public static let streamID = BitField(31, 0)
+        /// SubstreamID[51:32]: the PASID, UNKNOWN when SSV is 0.
         public static let substreamID = BitField(51, 32)
+        /// PRIV[58]: privileged access requested (0 when SSV is 0).
         public static let priv = BitField(bit: 58)
+        /// X[59]: execute access requested (0 when SSV is 0).
         public static let exec = BitField(bit: 59)
+        /// R[60]: read access requested.
         public static let read = BitField(bit: 60)
+        /// W[61]: write access requested.
         public static let write = BitField(bit: 61)
+        /// L[62]: last request of its Page Request Group.
         public static let last = BitField(bit: 62)
+        /// SSV[63]: SubstreamID valid (the request had a PASID prefix).
         public static let ssv = BitField(bit: 63)
     }
 
     /// Doubleword 1.
     public enum DW1 {
+        /// PRGIndex[72:64] (DW1[8:0]): the Page Request Group index.
         public static let prgIndex = BitField(8, 0)
+        /// Page Address[127:76] (DW1[63:12]): address bits [63:12] of the requested page.
         public static let address = AddressField(63, 12)
     }
 }
 
 /// One 16-byte PRI queue entry.
 public struct PRIQEntry: Hashable, Sendable, CustomStringConvertible {
+    /// Doubleword 0 (bits [63:0]): StreamID, SubstreamID and the request flags.
     public var dw0: UInt64
+    /// Doubleword 1 (bits [127:64]): PRGIndex and the page address.
     public var dw1: UInt64
 
     /// Creates an entry from its doublewords.

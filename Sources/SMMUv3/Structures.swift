@@ -44,46 +44,85 @@ public struct StructureField: Sendable, Hashable {
 
 /// Stream Table Entry layout (§5.2), absolute bit positions.
 public enum STEField {
+    /// STE.V[0]: the STE is valid; V == 0 aborts traffic with C_BAD_STE (§5.2).
     public static let valid = StructureField(bit: 0)
+    /// STE.Config[3:1]: 0b000 abort, 0b100 bypass, 0b101 stage 1, 0b110 stage 2, 0b111 nested.
     public static let config = StructureField(3, 1)
+    /// STE.S1Fmt[5:4]: CD table format: 0b00 linear, 0b01 2-level 4 KB leaves, 0b10 2-level 64 KB leaves.
     public static let s1Fmt = StructureField(5, 4)
     /// S1ContextPtr[55:6], in place.
     public static let s1ContextPtr = StructureField(55, 6)
+    /// STE.S1CDMax[63:59]: the CD table holds 2^S1CDMax CDs; 0 = substreams disabled (one CD).
     public static let s1CDMax = StructureField(63, 59)
+    /// STE.S1DSS[65:64]: non-SSID traffic: 0b00 terminate, 0b01 bypass stage 1, 0b10 use CD 0.
     public static let s1DSS = StructureField(65, 64)
+    /// STE.S1CIR[67:66]: inner cacheability of CD and L1CD fetches.
     public static let s1CIR = StructureField(67, 66)
+    /// STE.S1COR[69:68]: outer cacheability of CD and L1CD fetches.
     public static let s1COR = StructureField(69, 68)
+    /// STE.S1CSH[71:70]: shareability of CD and L1CD fetches.
     public static let s1CSH = StructureField(71, 70)
+    /// STE.CONT[80:77]: contiguous hint: this STE is one of 2^CONT identical STEs.
     public static let cont = StructureField(80, 77)
+    /// STE.PPAR[82]: include the PASID in PRI overflow auto-responses (when IDR3.PPS == 0).
     public static let ppar = StructureField(bit: 82)
+    /// STE.MEV[83]: event records from this stream may be merged.
     public static let mev = StructureField(bit: 83)
+    /// STE.S1STALLD[91]: CDs of this stream may not select stall (CD.S == 1 is ILLEGAL).
     public static let s1StallD = StructureField(bit: 91)
+    /// STE.EATS[93:92]: ATS: 0b00 not allowed, 0b01 full ATS, 0b10 split-stage ATS.
     public static let eats = StructureField(93, 92)
+    /// STE.STRW[95:94]: StreamWorld of a stage-1-only stream: 0b00 NS-EL1, 0b10 NS-EL2 (or EL2-E2H).
     public static let strw = StructureField(95, 94)
+    /// STE.MemAttr[99:96]: memory type override, used when MTCFG == 1.
     public static let memAttr = StructureField(99, 96)
+    /// STE.MTCFG[100]: 1 = replace the incoming memory type with MemAttr.
     public static let mtcfg = StructureField(bit: 100)
+    /// STE.ALLOCCFG[104:101]: allocation hint override (0b0xxx = use incoming).
     public static let allocCfg = StructureField(104, 101)
+    /// STE.SHCFG[109:108]: shareability override: 0b00 NSH, 0b01 incoming, 0b10 OSH, 0b11 ISH.
     public static let shCfg = StructureField(109, 108)
+    /// STE.NSCFG[111:110]: NS attribute override (Secure STEs only).
     public static let nsCfg = StructureField(111, 110)
+    /// STE.PRIVCFG[113:112]: privilege override: 0b00 incoming, 0b10 unprivileged, 0b11 privileged.
     public static let privCfg = StructureField(113, 112)
+    /// STE.INSTCFG[115:114]: instruction/data override: 0b00 incoming, 0b10 data, 0b11 instruction.
     public static let instCfg = StructureField(115, 114)
+    /// STE.S2VMID[143:128]: VMID tagging this stream's TLB entries.
     public static let s2VMID = StructureField(143, 128)
+    /// STE.S2T0SZ[165:160]: the stage-2 input (IPA) size is 64 - S2T0SZ bits.
     public static let s2T0SZ = StructureField(165, 160)
+    /// STE.S2SL0[167:166]: stage-2 starting level (VTCR_EL2.SL0 encoding).
     public static let s2SL0 = StructureField(167, 166)
+    /// STE.S2IR0[169:168]: inner cacheability of stage-2 table walks.
     public static let s2IR0 = StructureField(169, 168)
+    /// STE.S2OR0[171:170]: outer cacheability of stage-2 table walks.
     public static let s2OR0 = StructureField(171, 170)
+    /// STE.S2SH0[173:172]: shareability of stage-2 table walks.
     public static let s2SH0 = StructureField(173, 172)
+    /// STE.S2TG[175:174]: stage-2 granule: 0b00 4 KB, 0b01 64 KB, 0b10 16 KB.
     public static let s2TG = StructureField(175, 174)
+    /// STE.S2PS[178:176]: stage-2 output size (0b000 32 bits ... 0b101 48 bits, 0b110 52 bits).
     public static let s2PS = StructureField(178, 176)
+    /// STE.S2AA64[179]: 1 = stage-2 tables are VMSAv8-64, 0 = VMSAv8-32 LPAE.
     public static let s2AA64 = StructureField(bit: 179)
+    /// STE.S2ENDI[180]: stage-2 table endianness: 0 little, 1 big.
     public static let s2ENDI = StructureField(bit: 180)
+    /// STE.S2AFFD[181]: 1 = stage-2 Access flag faults are never raised.
     public static let s2AFFD = StructureField(bit: 181)
+    /// STE.S2PTW[182]: 1 = CD fetches and stage-1 walks to stage-2 Device memory are Permission faults.
     public static let s2PTW = StructureField(bit: 182)
+    /// STE.S2HD[183]: stage-2 hardware update of dirty state (HTTU).
     public static let s2HD = StructureField(bit: 183)
+    /// STE.S2HA[184]: stage-2 hardware update of the Access flag (HTTU).
     public static let s2HA = StructureField(bit: 184)
+    /// STE.S2S[185]: stall, rather than terminate, transactions with stage-2 faults (§5.5).
     public static let s2S = StructureField(bit: 185)
+    /// STE.S2R[186]: record an event for stage-2 faults that terminate (§5.5).
     public static let s2R = StructureField(bit: 186)
+    /// STE.S2SL0_2[194]: extra starting-level bit (VTCR_EL2.SL2) for 4 KB granules with S2DS.
     public static let s2SL0_2 = StructureField(bit: 194)
+    /// STE.S2DS[195]: 52-bit stage-2 addressing with 4 KB and 16 KB granules (VTCR_EL2.DS).
     public static let s2DS = StructureField(bit: 195)
     /// S2TTB: address[51:4] in bits [243:196] (SMMUv3.1+).
     public static let s2TTB = StructureField(243, 196)
@@ -91,42 +130,75 @@ public enum STEField {
 
 /// Context Descriptor layout (§5.4), absolute bit positions.
 public enum CDField {
+    /// CD.T0SZ[5:0]: the TTB0 region's input size is 64 - T0SZ bits.
     public static let t0sz = StructureField(5, 0)
+    /// CD.TG0[7:6]: TTB0 granule: 0b00 4 KB, 0b01 64 KB, 0b10 16 KB.
     public static let tg0 = StructureField(7, 6)
+    /// CD.IR0[9:8]: inner cacheability of TTB0 table walks.
     public static let ir0 = StructureField(9, 8)
+    /// CD.OR0[11:10]: outer cacheability of TTB0 table walks.
     public static let or0 = StructureField(11, 10)
+    /// CD.SH0[13:12]: shareability of TTB0 table walks.
     public static let sh0 = StructureField(13, 12)
+    /// CD.EPD0[14]: 1 = TTB0 walks disabled (a TLB miss is F_TRANSLATION).
     public static let epd0 = StructureField(bit: 14)
+    /// CD.ENDI[15]: stage-1 table endianness: 0 little, 1 big.
     public static let endi = StructureField(bit: 15)
+    /// CD.T1SZ[21:16]: the TTB1 region's input size is 64 - T1SZ bits.
     public static let t1sz = StructureField(21, 16)
+    /// CD.TG1[23:22]: TTB1 granule: 0b01 16 KB, 0b10 4 KB, 0b11 64 KB (0b00 reserved).
     public static let tg1 = StructureField(23, 22)
+    /// CD.IR1[25:24]: inner cacheability of TTB1 table walks.
     public static let ir1 = StructureField(25, 24)
+    /// CD.OR1[27:26]: outer cacheability of TTB1 table walks.
     public static let or1 = StructureField(27, 26)
+    /// CD.SH1[29:28]: shareability of TTB1 table walks.
     public static let sh1 = StructureField(29, 28)
+    /// CD.EPD1[30]: 1 = TTB1 walks disabled (a TLB miss is F_TRANSLATION).
     public static let epd1 = StructureField(bit: 30)
+    /// CD.V[31]: the CD is valid; V == 0 gives C_BAD_CD (§5.4).
     public static let valid = StructureField(bit: 31)
+    /// CD.IPS[34:32]: stage-1 output size (0b000 32 bits ... 0b101 48 bits, 0b110 52 bits).
     public static let ips = StructureField(34, 32)
+    /// CD.AFFD[35]: 1 = stage-1 Access flag faults are never raised.
     public static let affd = StructureField(bit: 35)
+    /// CD.WXN[36]: writable stage-1 pages are execute-never.
     public static let wxn = StructureField(bit: 36)
+    /// CD.UWXN[37]: privileged instruction reads from user-writable pages fault (VMSAv8-32 tables only).
     public static let uwxn = StructureField(bit: 37)
+    /// CD.TBI0[38]: top byte ignored for TTB0-region addresses.
     public static let tbi0 = StructureField(bit: 38)
+    /// CD.TBI1[39]: top byte ignored for TTB1-region addresses.
     public static let tbi1 = StructureField(bit: 39)
+    /// CD.PAN[40]: privileged data accesses to user-accessible pages fault (Privileged Access Never).
     public static let pan = StructureField(bit: 40)
+    /// CD.AA64[41]: 1 = VMSAv8-64 stage-1 tables, 0 = VMSAv8-32 LPAE.
     public static let aa64 = StructureField(bit: 41)
+    /// CD.HD[42]: stage-1 hardware update of dirty state (HTTU).
     public static let hd = StructureField(bit: 42)
+    /// CD.HA[43]: stage-1 hardware update of the Access flag (HTTU).
     public static let ha = StructureField(bit: 43)
+    /// CD.S[44]: stall, rather than terminate, transactions with stage-1 faults (§5.5).
     public static let s = StructureField(bit: 44)
+    /// CD.R[45]: record an event for stage-1 faults that terminate (§5.5).
     public static let r = StructureField(bit: 45)
+    /// CD.A[46]: terminated stage-1 faults abort (1) or complete as RAZ/WI (0) (§5.5).
     public static let a = StructureField(bit: 46)
+    /// CD.ASET[47]: 1 = SMMU-private ASID set; broadcast ASID/VA TLB invalidations may be ignored.
     public static let aset = StructureField(bit: 47)
+    /// CD.ASID[63:48]: ASID tagging this context's non-global TLB entries.
     public static let asid = StructureField(63, 48)
+    /// CD.HAD0[65]: disable hierarchical attributes in TTB0 table descriptors.
     public static let had0 = StructureField(bit: 65)
     /// TTB0: address[51:4] in bits [115:68].
     public static let ttb0 = StructureField(115, 68)
+    /// CD.HAD1[129]: disable hierarchical attributes in TTB1 table descriptors.
     public static let had1 = StructureField(bit: 129)
     /// TTB1: address[51:4] in bits [179:132].
     public static let ttb1 = StructureField(179, 132)
+    /// CD.MAIR0[223:192]: MAIR[31:0], memory attributes Attr0–Attr3.
     public static let mair0 = StructureField(223, 192)
+    /// CD.MAIR1[255:224]: MAIR[63:32], memory attributes Attr4–Attr7.
     public static let mair1 = StructureField(255, 224)
 }
 

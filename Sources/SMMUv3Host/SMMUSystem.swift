@@ -4,8 +4,11 @@ import SMMUv3
 /// A ready-to-use system: a bus, an SMMU brought up the Linux way with an empty stream table,
 /// a host agent, and a DMA arena for tables. The starting point for scenario tests.
 public final class SMMUSystem {
+    /// The bus connecting the SMMU, the host agent and memory.
     public let bus: Bus
+    /// The SMMU under test, mapped at `smmuBase` on the bus.
     public let smmu: SMMU
+    /// The host agent that programs the SMMU through its registers.
     public let host: SMMUHost
     /// Memory for tables built by the test (0x8000_0000, 1 GB).
     public let arena: DMAArena

@@ -34,18 +34,27 @@ public struct STEConfig: Sendable, Hashable {
 
     /// Stage-2 fields.
     public struct Stage2: Sendable, Hashable {
+        /// S2T0SZ: the stage-2 input (IPA) size is 64 - t0sz bits; STE[165:160].
         public var t0sz: UInt8
+        /// S2SL0: the stage-2 starting level encoding; STE[167:166].
         public var sl0: UInt8
         /// S2TG encoding: 0b00 4 KB, 0b01 64 KB, 0b10 16 KB.
         public var tg: UInt8
         /// S2PS encoding.
         public var ps: UInt8 = 0b101
+        /// The stage-2 table address; bits [51:4] go to STE.S2TTB[243:196].
         public var ttb: UInt64
+        /// S2HA: hardware update of the stage-2 Access flag; STE[184].
         public var hardwareAccessFlag = false
+        /// S2HD: hardware update of stage-2 dirty state; STE[183].
         public var hardwareDirty = false
+        /// S2AFFD: never raise stage-2 Access flag faults; STE[181].
         public var accessFlagFaultDisable = false
+        /// S2PTW: stage-1 walks and CD fetches to stage-2 Device memory fault; STE[182].
         public var checksDeviceWalks = false
+        /// S2S: stall on stage-2 faults; STE[185].
         public var stall = false
+        /// S2R: record stage-2 faults; STE[186].
         public var record = true
 
         /// Stage-2 fields for a table built by `table`.
@@ -57,21 +66,37 @@ public struct STEConfig: Sendable, Hashable {
         }
     }
 
+    /// STE.V[0].
     public var valid = true
+    /// STE.Config[3:1].
     public var config: Config
+    /// The CD or CD table address; bits [55:6] go to STE.S1ContextPtr (low 6 bits dropped).
     public var s1ContextPointer: UInt64 = 0
+    /// STE.S1Fmt[5:4]: CD table format (see ``CDTableBuilder/Format``).
     public var s1Format: UInt8 = 0
+    /// STE.S1CDMax[63:59]: log2 of the number of CDs (0: one CD, no substreams).
     public var s1CDMax: UInt8 = 0
+    /// STE.S1DSS[65:64]: 0b00 terminate, 0b01 bypass stage 1, 0b10 CD 0 for non-SSID traffic.
     public var s1DSS: UInt8 = 0
+    /// STE.S1STALLD[91]: CDs may not select stall.
     public var s1StallDisable = false
+    /// STE.EATS[93:92]: 0b00 no ATS, 0b01 full ATS, 0b10 split-stage ATS.
     public var eats: UInt8 = 0
+    /// STE.STRW[95:94]: 0b00 NS-EL1, 0b10 NS-EL2 (stage-1-only streams).
     public var strw: UInt8 = 0
+    /// STE.CONT[80:77]: contiguous hint (2^CONT identical STEs).
     public var cont: UInt8 = 0
+    /// STE.PPAR[82]: PASID on PRI overflow auto-responses.
     public var ppar = false
+    /// STE.PRIVCFG[113:112]: 0b00 incoming, 0b10 unprivileged, 0b11 privileged.
     public var privCfg: UInt8 = 0
+    /// STE.INSTCFG[115:114]: 0b00 incoming, 0b10 data, 0b11 instruction.
     public var instCfg: UInt8 = 0
+    /// STE.SHCFG[109:108]: 0b01 (default) uses the incoming shareability.
     public var shCfg: UInt8 = 0b01
+    /// STE.S2VMID[143:128].
     public var s2VMID: UInt16 = 0
+    /// The stage-2 fields (S2AA64 is set to 1); nil leaves them all zero.
     public var stage2: Stage2?
 
     /// An STE with `config`.
@@ -118,35 +143,59 @@ public struct STEConfig: Sendable, Hashable {
 
 /// The contents of a Context Descriptor (§5.4), encoded with ``words``.
 public struct CDConfig: Sendable, Hashable {
+    /// CD.V[31].
     public var valid = true
+    /// CD.T0SZ[5:0]: TTB0 input size is 64 - t0sz bits (default 16: 48-bit VAs).
     public var t0sz: UInt8 = 16
     /// TG0 encoding: 0b00 4 KB, 0b01 64 KB, 0b10 16 KB.
     public var tg0: UInt8 = 0
+    /// The TTB0 table address; bits [51:4] go to CD.TTB0[115:68].
     public var ttb0: UInt64 = 0
+    /// CD.EPD0[14]: disable TTB0 walks.
     public var epd0 = false
+    /// CD.T1SZ[21:16]: TTB1 input size is 64 - t1sz bits.
     public var t1sz: UInt8 = 16
     /// TG1 encoding: 0b01 16 KB, 0b10 4 KB, 0b11 64 KB.
     public var tg1: UInt8 = 0b10
+    /// The TTB1 table address; bits [51:4] go to CD.TTB1[179:132].
     public var ttb1: UInt64 = 0
+    /// CD.EPD1[30]: disable TTB1 walks (default: disabled).
     public var epd1 = true
     /// IPS encoding (0b101 = 48 bits).
     public var ips: UInt8 = 0b101
+    /// CD.ASID[63:48].
     public var asid: UInt16 = 0
+    /// CD.ASET[47]: SMMU-private ASID set.
     public var aset = false
+    /// CD.S[44]: stall on stage-1 faults.
     public var stall = false
+    /// CD.R[45]: record terminated stage-1 faults.
     public var record = true
+    /// CD.A[46]: terminated stage-1 faults abort (rather than RAZ/WI).
     public var abort = true
+    /// CD.HA[43]: hardware update of the stage-1 Access flag.
     public var hardwareAccessFlag = false
+    /// CD.HD[42]: hardware update of stage-1 dirty state.
     public var hardwareDirty = false
+    /// CD.AFFD[35]: never raise stage-1 Access flag faults.
     public var accessFlagFaultDisable = false
+    /// CD.WXN[36]: writable implies execute-never.
     public var wxn = false
+    /// CD.PAN[40]: Privileged Access Never.
     public var pan = false
+    /// CD.TBI0[38]: top byte ignored in the TTB0 region.
     public var tbi0 = false
+    /// CD.TBI1[39]: top byte ignored in the TTB1 region.
     public var tbi1 = false
+    /// CD.HAD0[65]: disable hierarchical attributes for TTB0.
     public var had0 = false
+    /// CD.HAD1[129]: disable hierarchical attributes for TTB1.
     public var had1 = false
+    /// CD.AA64[41]: VMSAv8-64 tables.
     public var aa64 = true
+    /// CD.ENDI[15]: big-endian tables.
     public var endi = false
+    /// MAIR: low half to CD.MAIR0[223:192], high half to CD.MAIR1[255:224] (default Attr0 = 0xFF).
     public var mair: UInt64 = 0xFF
 
     /// A CD translating through `table` (TTB0), everything else at its default.
@@ -209,6 +258,7 @@ public struct MappingAttributes: Sendable, Hashable {
     public var privilegedExecuteNever = false
     /// nG.
     public var notGlobal = true
+    /// AttrIndx: the MAIR attribute index, descriptor bits [4:2] (stage 1 only).
     public var attrIndex: UInt8 = 0
     // Both stages.
     /// AF.
@@ -247,8 +297,11 @@ public final class PageTableBuilder {
     /// The stage the table is for.
     public enum Stage: Sendable { case stage1, stage2 }
 
+    /// The memory the tables are written to.
     public let memory: PhysicalMemory
+    /// The arena tables are allocated from.
     public let arena: DMAArena
+    /// Stage 1 or stage 2, which selects the leaf descriptor attribute format.
     public let stage: Stage
     /// 12, 14 or 16.
     public let granuleShift: Int
@@ -388,7 +441,9 @@ public final class PageTableBuilder {
 
 /// Builds a stream table (linear or 2-level) in memory.
 public final class StreamTableBuilder {
+    /// The memory the table is written to.
     public let memory: PhysicalMemory
+    /// The arena the table and its level-2 arrays are allocated from.
     public let arena: DMAArena
     /// STRTAB_BASE.
     public let base: UInt64
@@ -458,10 +513,13 @@ public final class CDTableBuilder {
     /// STE.S1Fmt values.
     public enum Format: UInt8, Sendable { case linear = 0, twoLevel4K = 1, twoLevel64K = 2 }
 
+    /// The memory the table is written to.
     public let memory: PhysicalMemory
+    /// The arena the table and its leaf tables are allocated from.
     public let arena: DMAArena
     /// S1CDMax (0: a single CD).
     public let cdMax: Int
+    /// The table format, for STE.S1Fmt.
     public let format: Format
     /// STE.S1ContextPtr.
     public let pointer: UInt64
