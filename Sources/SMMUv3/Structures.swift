@@ -331,8 +331,16 @@ extension SMMU {
     /// The effective output size in bits of an IPS/S2PS encoding, capped to OAS (0b111 behaves
     /// as 0b110 in SMMUv3.1–3.3).
     func effectiveOutputBits(_ encoding: UInt64) -> UInt8 {
-        let bits: [UInt8] = [32, 36, 40, 42, 44, 48, 52, 52]
-        return min(bits[Int(encoding & 7)], UInt8(configuration.oasBits))
+        let bits: UInt8 = switch encoding & 7 {
+        case 0: 32
+        case 1: 36
+        case 2: 40
+        case 3: 42
+        case 4: 44
+        case 5: 48
+        default: 52
+        }
+        return min(bits, UInt8(configuration.oasBits))
     }
 
     /// The granule shift for a supported TG encoding, or nil (reserved or not in IDR5).
