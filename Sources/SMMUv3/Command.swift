@@ -732,9 +732,11 @@ extension Command {
             reservedDW1 |= entry.dw1 & Cmd.DW1.ttl.mask
             return nil
         }
-        if scope.num == 0 && scope.scale == 0 && scope.ttl == 0 {
-            return .invalidParameter(.rangeWithoutExtent)
-        }
+        guard scope.num == 0 && scope.scale == 0 else { return nil }
+        // NUM == SCALE == TTL == 0 is Reserved. With IDR5.DS == 0, TTL == 0b01 for a 16 KB
+        // granule is treated as 0b00, so it is CERROR_ILL only in that single-granule form;
+        // a real range with that hint invalidates at every level (§4.4.1.1).
+        if scope.ttl == 0 { return .invalidParameter(.rangeWithoutExtent) }
         if scope.granule == 2 && scope.ttl == 1 && !features.ds {
             return .invalidParameter(.levelOneHintFor16KWithoutDS)
         }

@@ -80,6 +80,8 @@ final class TLBScenario {
     static let scopes: [ScopeCase] = [
         ScopeCase(command: .tlbiNHAll(vmid: 1), refreshed: [.a, .b, .c, .d, .e]),
         ScopeCase(command: .tlbiNHASID(vmid: 1, asid: 1), refreshed: [.a, .b, .d]),
+        // §3.17.1: ASID-scoped invalidation never removes global entries (c), whatever the ASID.
+        ScopeCase(command: .tlbiNHASID(vmid: 1, asid: 0), refreshed: []),
         ScopeCase(command: .tlbiNHVA(vmid: 1, asid: 1, address: 0x1000, scope: .single(leaf: true)), refreshed: [.a]),
         ScopeCase(command: .tlbiNHVA(vmid: 1, asid: 9, address: 0x3000, scope: .single()), refreshed: [.c]),
         ScopeCase(command: .tlbiNHVA(vmid: 1, asid: 1, address: 0x20_7000, scope: .single()), refreshed: [.d]),
@@ -91,6 +93,8 @@ final class TLBScenario {
         ScopeCase(command: .tlbiNHVAA(vmid: 1, address: 0, scope: TLBIScope(leaf: false, num: 1, scale: 9, granule: 1, ttl: 0)), refreshed: [.a, .b, .c, .d, .e]),
         ScopeCase(command: .tlbiEL2All, refreshed: [.h]),
         ScopeCase(command: .tlbiEL2VA(asid: 0, address: 0x1000, scope: .single()), refreshed: [.h]),
+        // §4.4.2.8: with CR2.E2H == 0 the ASID parameter is ignored.
+        ScopeCase(command: .tlbiEL2VA(asid: 7, address: 0x1000, scope: .single()), refreshed: [.h]),
         ScopeCase(command: .tlbiEL2VAA(address: 0x1000, scope: .single()), refreshed: [.h]),
         ScopeCase(command: .tlbiS12VMAll(vmid: 1), refreshed: [.a, .b, .c, .d, .e, .g]),
         ScopeCase(command: .tlbiS12VMAll(vmid: 2), refreshed: [.f]),

@@ -24,6 +24,8 @@ import Platform
         Encoding(command: .tlbiNHASID(vmid: 5, asid: 7), dw0: 0x0007_0005_0000_0011, dw1: 0),
         Encoding(command: .tlbiNHVA(vmid: 5, asid: 7, address: 0x1234_5000, scope: .single(leaf: true)), dw0: 0x0007_0005_0000_0012, dw1: 0x1234_5001),
         Encoding(command: .tlbiNHVAA(vmid: 1, address: 0xFFFF_8000_0000_0000, scope: TLBIScope(leaf: false, num: 31, scale: 31, granule: 3, ttl: 2)), dw0: 0x0000_0001_01F1_F013, dw1: 0xFFFF_8000_0000_0E00),
+        // 16 KB TG with TTL == 0b01 and no IDR5.DS: legal as a range (treated as TTL == 0).
+        Encoding(command: .tlbiNHVAA(vmid: 0, address: 0x4000, scope: TLBIScope(leaf: false, num: 1, scale: 0, granule: 2, ttl: 1)), dw0: 0x1013, dw1: 0x4900),
         Encoding(command: .tlbiEL2All, dw0: 0x20, dw1: 0),
         Encoding(command: .tlbiEL2ASID(asid: 0xBEEF), dw0: 0xBEEF_0000_0000_0021, dw1: 0),
         Encoding(command: .tlbiEL2VA(asid: 2, address: 0x4000, scope: .single()), dw0: 0x0002_0000_0000_0022, dw1: 0x4000),
@@ -99,7 +101,7 @@ import Platform
         Case("TLBI_NH_ALL without stage 1", 0x10, 0, .unsupported(.stage1), configure: stage2Only),
         Case("TLBI_NH_ASID without stage 1", 0x11, 0, .unsupported(.stage1), configure: stage2Only),
         Case("TLBI_NH_VA with TG and no range or level", 0x12, 0x400, .invalidParameter(.rangeWithoutExtent)),
-        Case("TLBI_NH_VA 16K TTL=1 without DS", 0x12, 0x900, .invalidParameter(.levelOneHintFor16KWithoutDS)),
+        Case("TLBI_NH_VA 16K TTL=1 without DS, single granule", 0x12, 0x900, .invalidParameter(.levelOneHintFor16KWithoutDS)),
         Case("TLBI_NH_VAA TTL128", 0x13, 0x580, .reservedBitsSet(dw0: 0, dw1: 0x80)),
         Case("TLBI_NH_VAA SCALE bit 25 without DS", 0x0200_0013, 0x500, .reservedBitsSet(dw0: 0x0200_0000, dw1: 0)),
         Case("TLBI_EL2_ALL without Hyp", 0x20, 0, .unsupported(.hypervisor), configure: stage1Only),

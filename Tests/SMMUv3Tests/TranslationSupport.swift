@@ -1,3 +1,4 @@
+import Testing
 import Platform
 @testable import SMMUv3
 import SMMUv3Host
@@ -40,12 +41,13 @@ final class TranslationRig {
     /// The event records produced so far (drained from the event queue).
     func events() -> [EventRecord] { host.drainEvents().records }
 
-    /// Submits commands followed by CMD_SYNC.
-    func invalidate(_ commands: [Command]) {
+    /// Submits commands followed by CMD_SYNC; a command error fails the calling test (and
+    /// leaves the error for it to inspect) instead of stopping the test run.
+    func invalidate(_ commands: [Command], sourceLocation: SourceLocation = #_sourceLocation) {
         do {
             try host.submit(commands + [.sync(SyncParameters())])
         } catch {
-            fatalError("invalidation failed: \(error)")
+            Issue.record("invalidation failed: \(error)", sourceLocation: sourceLocation)
         }
     }
 }
