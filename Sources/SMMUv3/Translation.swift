@@ -258,7 +258,13 @@ extension SMMU {
             guard let stage2 else {
                 return .success(Mapping(outputAddress: transaction.address, shift: 12, stage1: .all, stage2: .all, flags: 0, ipa: transaction.address, granule: 0, level: 0, cacheable: false))
             }
-            switch translateStage2(ipa: transaction.address, write: !access.read, context: stage2, faultClass: .input, mode: mode, access: checksAccess ? access : nil) {
+            var result = translateStage2(ipa: transaction.address, write: !access.read, context: stage2, faultClass: .input, mode: mode, access: checksAccess ? access : nil)
+            // §3.9.1.2, §13.7.1: a Translation Request is granted what stage 2 allows; a page
+            // that is not writable at stage 2 still grants read to a write-intent request.
+            if !checksAccess, !access.read, case .failure(let fault) = result, fault.type == .permission {
+                result = translateStage2(ipa: transaction.address, write: false, context: stage2, faultClass: .input, mode: mode)
+            }
+            switch result {
             case .success(let mapping): return .success(mapping)
             case .failure(let fault):
                 if !checksAccess && fault.type == .permission { return .success(Mapping(outputAddress: transaction.address, shift: 12, stage1: .all, stage2: [], flags: 0, ipa: transaction.address, granule: 0, level: 0, cacheable: false)) }
@@ -346,7 +352,8 @@ extension SMMU {
         case .success(let found): leaf = found
         case .failure(let fault): return .failure(.fault(fault))
         }
-        if Descriptor.contiguous.isSet(leaf.descriptor), case .transaction = mode, !contiguousGroupIsConsistent(leaf, table: table) {
+        // Translation Requests too: one that would see F_TLB_CONFLICT gets CA (§3.9.1.2).
+        if Descriptor.contiguous.isSet(leaf.descriptor), mode != .inspect, !contiguousGroupIsConsistent(leaf, table: table) {
             return stage1Fault(.tlbConflict)
         }
         // The IPA of the leaf descriptor, for hardware updates through stage 2.
@@ -378,9 +385,21 @@ extension SMMU {
         let ipa = leaf.outputBase | offset
         var mapping = Mapping(outputAddress: ipa, shift: leaf.shift, stage1: permissions, stage2: .all, flags: flags, ipa: ipa, granule: table.tlbiGranule, level: leaf.level, cacheable: cacheable)
         if let stage2 {
-            // §3.9.1.2: for a Translation Request stage 2 is not applied when stage 1 grants nothing.
-            if !checksAccess && permissions.isEmpty { return .success(mapping) }
-            switch translateStage2(ipa: ipa, write: wantsWrite, context: stage2, faultClass: .input, mode: mode, access: checksAccess ? access : nil) {
+            // §3.9.1.2: for a Translation Request stage 2 is not applied when stage 1 grants the
+            // request nothing: no R (X with INSTCFG == Instruction) and no W at its effective
+            // privilege (§13.7.1).
+            if !checksAccess {
+                let privileged = access.privileged
+                let read = ste.instCfg == 0b11 ? permissions.contains(privileged ? .privilegedExecute : .unprivilegedExecute) : permissions.contains(privileged ? .privilegedRead : .unprivilegedRead)
+                if !read && !permissions.contains(privileged ? .privilegedWrite : .unprivilegedWrite) { return .success(mapping) }
+            }
+            var result = translateStage2(ipa: ipa, write: wantsWrite, context: stage2, faultClass: .input, mode: mode, access: checksAccess ? access : nil)
+            // §3.9.1.2, §13.7.1: what stage 2 allows is granted; a page that is not writable at
+            // stage 2 still grants read to a write-intent Translation Request.
+            if !checksAccess, wantsWrite, case .failure(let fault) = result, fault.type == .permission {
+                result = translateStage2(ipa: ipa, write: false, context: stage2, faultClass: .input, mode: mode)
+            }
+            switch result {
             case .success(let second):
                 mapping.outputAddress = second.outputAddress
                 mapping.shift = min(leaf.shift, second.shift)

@@ -273,7 +273,8 @@ extension SMMU {
             walkFault.translationTableRead = !write
             return .failure(walkFault)
         }
-        if Descriptor.contiguous.isSet(leaf.descriptor), case .transaction = mode, !contiguousGroupIsConsistent(leaf, table: table) {
+        // Translation Requests too: one that would see F_TLB_CONFLICT gets CA (§3.9.1.2).
+        if Descriptor.contiguous.isSet(leaf.descriptor), mode != .inspect, !contiguousGroupIsConsistent(leaf, table: table) {
             return .failure(fault(.tlbConflict))
         }
         var cacheable: Bool
@@ -290,10 +291,9 @@ extension SMMU {
             return .failure(fault(.permission))
         }
         if !permissions.contains(needed) {
-            // Dirty state update (§3.13.3): never for CD fetches.
-            let dirtyAllowed: Bool
-            if case .transaction = mode { dirtyAllowed = true } else { dirtyAllowed = false }
-            guard write, dirtyAllowed, flags & TLBEntry.stage2DirtyUpdatable != 0, faultClass != .contextDescriptor else {
+            // Dirty state update (§3.13.3): never for CD fetches; a Translation Request dirties
+            // only when it asks for write (`write` is then its write intent, §13.7), as stage 1.
+            guard write, mode != .inspect, flags & TLBEntry.stage2DirtyUpdatable != 0, faultClass != .contextDescriptor else {
                 return .failure(fault(.permission))
             }
             if let updateFault = updateDescriptor(&leaf, to: leaf.descriptor | Descriptor.s2Write.mask | Descriptor.af.mask, stage: .stage2, nested: nil, descriptorIPA: nil) {

@@ -12,7 +12,7 @@ final class EndpointRig {
     let function: PCIeFunction
     let table: PageTableBuilder
 
-    init(ats: Bool = false, pri: Bool = false, credits: Int = 32, stall: Bool = false, priQueueLog2: Int = 6, configure: (inout SMMUConfiguration) -> Void = { _ in }) throws {
+    init(ats: Bool = false, pri: Bool = false, credits: Int = 32, stall: Bool = false, priQueueLog2: Int = 6, configure: (inout SMMUConfiguration) -> Void = { _ in }, adjustCD: (inout CDConfig) -> Void = { _ in }, adjustSTE: (inout STEConfig) -> Void = { _ in }) throws {
         var configuration = SMMUConfiguration.default
         configure(&configuration)
         system = try SMMUSystem(configuration: configuration, priQueueLog2: priQueueLog2)
@@ -21,10 +21,12 @@ final class EndpointRig {
         table = system.pageTable()
         var cd = CDConfig(table0: table, asid: 1)
         cd.stall = stall
+        adjustCD(&cd)
         system.stage1Stream(0x10, cd: cd, cdMax: 4, ssids: [0, 1, 2]) {
             $0.s1DSS = 0b10
             $0.eats = ats ? 0b01 : 0
             $0.s1StallDisable = false
+            adjustSTE(&$0)
         }
     }
 
@@ -119,14 +121,15 @@ final class EndpointRig {
         #expect(rig.system.smmu.commandQueueStatus == .error(.atcInvalidationSync))
     }
 
+    /// §3.9.1.2: a stage-1 stream with STE.EATS == 0b00 answers the function's Translation
+    /// Request with UR and records F_BAD_ATS_TREQ, although the page is mapped.
     @Test func atsDisabledInTheSTEFailsTheRequest() throws {
-        let rig = try EndpointRig(ats: true)
-        var ste = STEConfig(config: .bypass)
-        ste.eats = 0
-        rig.system.streams.set(0x10, ste)
-        try rig.submit([.cfgiSTE(streamID: 0x10, leaf: true)])
-        let read = rig.function.read(0x1000, length: 4)
+        let rig = try EndpointRig(ats: true, adjustSTE: { $0.eats = 0b00 })
+        rig.table.map(0x1000, to: 0x5000)
+        let read = rig.function.read(0x1010, length: 4)
         #expect(rig.function.state(of: read) == .failed(.translationRequestFailed(.unsupportedRequest)))
+        #expect(rig.function.atc.isEmpty)
+        #expect(rig.system.host.drainEvents().records == [.badATSTranslationRequest(streamID: 0x10, address: 0x1000, span: 1, read: true, write: false, execute: false, privileged: false)])
     }
 }
 

@@ -41,12 +41,14 @@ import SMMUv3Host
             attributes.unprivileged = false
             pt.map(0x1000, to: 0x5000, attributes)
         }
-        let unprivileged = t.smmu.translationRequest(ATSTranslationRequest(streamID: 1, substreamID: 1, address: 0x1000))
+        // Both ask for execute. UXN == 0 leaves the page executable at EL0 (execute-only), but
+        // §13.7.1 grants Exe only with R (TC.Exe = TR.Exe && ttd_RX): an XO page gives nothing.
+        let unprivileged = t.smmu.translationRequest(ATSTranslationRequest(streamID: 1, substreamID: 1, address: 0x1000, execute: true))
         let privileged = t.smmu.translationRequest(ATSTranslationRequest(streamID: 1, substreamID: 1, address: 0x1000, execute: true, privileged: true))
-        #expect(!unprivileged.read && !unprivileged.write)
+        #expect(unprivileged.status == .success && unprivileged.size == 0x1000)
+        #expect(!unprivileged.read && !unprivileged.write && !unprivileged.execute && !unprivileged.privileged)
         #expect(privileged.read && privileged.write && privileged.privileged)
         #expect(privileged.execute, "no EL0 access, so not implicitly PXN: executable at EL1 when requested")
-        #expect(!unprivileged.execute)
     }
 
     @Test func writeRequestDirtiesAWritableCleanPageAndNoWriteDoesNot() {
@@ -75,8 +77,14 @@ import SMMUv3Host
     @Test func disabledSMMUAnswersURWithAnEvent() {
         let rig = Rig()
         rig.startEventQueue()
-        #expect(rig.smmu.translationRequest(ATSTranslationRequest(streamID: 1, address: 0)).status == .unsupportedRequest)
-        #expect(rig.smmu.statistics.eventsWritten == 1)
+        let request = ATSTranslationRequest(streamID: 7, substreamID: 3, address: 0x1234_5678, noWrite: true, execute: true, privileged: true, span: 4)
+        #expect(rig.smmu.translationRequest(request) == ATSTranslationCompletion(status: .unsupportedRequest, translatedAddress: 0, size: 0, read: false, write: false, execute: false, privileged: false))
+        // §3.9.1.2: SMMUEN == 0 gives UR and F_BAD_ATS_TREQ carrying the request's fields.
+        #expect(rig.read(.eventqProd) == 1)
+        let slot: UInt64 = 0x4020_0000
+        let record = EventRecord(dw0: rig.bus.memory.read64(at: slot), dw1: rig.bus.memory.read64(at: slot + 8), dw2: rig.bus.memory.read64(at: slot + 16), dw3: rig.bus.memory.read64(at: slot + 24))
+        #expect(record.type == .badATSTranslationRequest)
+        #expect(record == .badATSTranslationRequest(streamID: 7, substreamID: 3, address: 0x1234_5000, span: 4, read: true, write: false, execute: true, privileged: true))
     }
 
     @Test func configurationErrorsAreCompleterAbortWithoutEvents() {
@@ -174,20 +182,43 @@ final class ATCResponder {
 
     @Test func timelyOrUnsupportedCompletionsLetTheSyncComplete() throws {
         let (t, responder) = rig(.completedAfter(ticks: 500))
-        try t.host.submit([.atcInv(streamID: 3, substreamID: nil, global: false, address: 0, size: 0), .sync(SyncParameters())])
+        let cons = t.rig.read(.cmdqCons)
+        try t.host.submit([.atcInv(streamID: 3, substreamID: nil, global: false, address: 0, size: 0), .sync(SyncParameters(completion: .irq, msiAddress: 0x4050_0000, msiData: 1))])
         #expect(t.rig.bus.clock.now == 500, "the SMMU waited for the completion")
+        #expect(t.rig.read(.cmdqCons) == cons + 2, "both consumed, no error")
+        #expect(t.rig.memory32(0x4050_0000) == 1, "the CMD_SYNC signalled completion")
+        // §4.5.1: an Unsupported Request answer completes the invalidation without error.
         responder.response = .unsupportedRequest
-        try t.host.submit([.atcInv(streamID: 3, substreamID: nil, global: false, address: 0, size: 0), .sync(SyncParameters())])
+        try t.host.submit([.atcInv(streamID: 3, substreamID: nil, global: false, address: 0, size: 0), .sync(SyncParameters(completion: .irq, msiAddress: 0x4050_0000, msiData: 2))])
+        #expect(responder.received.count == 2)
+        #expect(t.rig.read(.cmdqCons) == cons + 4, "CONS passed the CMD_SYNC: ERR stays CERROR_NONE")
+        #expect(t.rig.read(.gerror) == t.rig.read(.gerrorn), "no CMDQ_ERR")
+        #expect(t.rig.memory32(0x4050_0000) == 2)
+        #expect(t.rig.bus.clock.now == 500, "a UR answer is immediate: no further wait")
+        #expect(t.events().isEmpty)
     }
 
     @Test func atcInvalidationIsIgnoredWhileDisabledOrWithoutEndpoints() throws {
-        let rig = Rig()
+        // §4.5.1: CMD_ATC_INV is consumed and IGNORED while SMMUEN == 0.
+        let rig = Rig { $0.commandProcessing = .stepped }
         let responder = ATCResponder()
         rig.smmu.onATCInvalidation = { responder.received.append($0); return .completed }
         rig.startCommandQueue()
         rig.push([Command.atcInv(streamID: 1, substreamID: nil, global: false, address: 0, size: 0)])
+        #expect(rig.smmu.runCommandQueue().map(\.outcome) == [.consumed(.noEffect(.smmuDisabled))])
         #expect(responder.received.isEmpty, "SMMUEN == 0")
+        #expect(rig.read(.cmdqCons) == 1)
+        #expect(!rig.cmdqErrActive)
+
+        // No ATS endpoint behind the StreamID: nothing to wait for, the CMD_SYNC completes.
         let t = TranslationRig()
-        try t.host.submit([.atcInv(streamID: 1, substreamID: nil, global: false, address: 0, size: 0), .sync(SyncParameters())])
+        let cons = t.rig.read(.cmdqCons)
+        let clock = t.rig.bus.clock.now
+        try t.host.submit([.atcInv(streamID: 1, substreamID: nil, global: false, address: 0, size: 0), .sync(SyncParameters(completion: .irq, msiAddress: 0x4050_0000, msiData: 9))])
+        #expect(t.rig.read(.cmdqCons) == cons + 2)
+        #expect(!t.rig.cmdqErrActive)
+        #expect(t.rig.memory32(0x4050_0000) == 9)
+        #expect(t.rig.bus.clock.now == clock, "no completion was awaited")
+        #expect(t.events().isEmpty)
     }
 }

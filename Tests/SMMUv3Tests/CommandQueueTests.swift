@@ -168,13 +168,14 @@ import Platform
         #expect(responses == [PRGResponse(streamID: 4, substreamID: 9, prgIndex: 0x11, code: .responseFailure, automatic: false)])
     }
 
-    @Test func priResponseDropsThePASIDWithoutSubstreams() {
+    @Test func priResponseDropsThePASIDWithoutSubstreams() throws {
         let rig = Rig { $0.substreamIDBits = 0 }
         var responses: [PRGResponse] = []
         rig.smmu.onPRGResponse = { responses.append($0) }
         rig.startCommandQueue(extraEnables: 1)
         rig.push([Command.priResp(streamID: 4, substreamID: 9, prgIndex: 1, response: .success)])
-        #expect(responses.first?.substreamID == nil)
+        try #require(responses.count == 1, "the response reaches the endpoint")
+        #expect(responses[0] == PRGResponse(streamID: 4, substreamID: nil, prgIndex: 1, code: .success, automatic: false))
     }
 
     @Test func traceShowsEachCommandAndPointerMove() {

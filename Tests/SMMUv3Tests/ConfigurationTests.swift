@@ -37,18 +37,26 @@ import SMMUv3Host
     }
 
     /// §5.1: a zero, reserved or too large Span, or a StreamID beyond the Span, is C_BAD_STREAMID.
-    @Test(arguments: [(UInt64(0), UInt32(0x101)), (12, 0x101), (8, 0x101), (2, 0x102), (2, 0x101)])
+    @Test(arguments: [(UInt64(0), UInt32(0x101)), (12, 0x101), (8, 0x101), (2, 0x102)])
     func badLevel1DescriptorsAreCBadStreamID(_ span: UInt64, _ streamID: UInt32) {
         let (t, _) = mappedRig(split: 6, log2Size: 12)
         let l1 = t.streams.l1Address(for: streamID)!
         t.memory.write64(0x9000_0000 | span, at: l1)
-        let outcome = t.translate(streamID, 0x4000)
-        if span == 2 && streamID == 0x101 {
-            #expect(outcome == .aborted(.badSTE), "SID within a 2-entry span reaches an (invalid) STE")
-        } else {
-            #expect(outcome == .aborted(.badStreamID))
-            #expect(t.events() == [.badStreamID(streamID: streamID)])
-        }
+        #expect(t.translate(streamID, 0x4000) == .aborted(.badStreamID))
+        #expect(t.events() == [.badStreamID(streamID: streamID)])
+    }
+
+    /// A StreamID within a small Span (2 STEs) reaches its STE in the level-2 array.
+    @Test func streamIDWithinASmallSpanReachesItsSTE() {
+        let (t, _) = mappedRig(split: 6, log2Size: 12)
+        let l1 = t.streams.l1Address(for: 0x101)!
+        t.memory.write64(0x9000_0000 | 2, at: l1)
+        #expect(t.translate(0x101, 0x4000) == .aborted(.badSTE), "STE 1 of the array at 0x9000_0000: V == 0")
+        #expect(t.events() == [.badSTE(streamID: 0x101)])
+        for (index, word) in STEConfig(config: .bypass).words.enumerated() { t.memory.write64(word, at: 0x9000_0040 + UInt64(index) * 8) }
+        t.invalidate([.cfgiSTE(streamID: 0x101, leaf: true)])
+        #expect(t.translate(0x101, 0x4000) == .translated(physicalAddress: 0x4000), "the STE at L2Ptr + 1 * 64 is used")
+        #expect(t.events().isEmpty)
     }
 
     @Test func steFetchAbortIsFSTEFetchAndIsNotCached() {
@@ -141,8 +149,10 @@ import SMMUv3Host
         t.streams.set(0x10, ste)
         t.streams.set(0x11, STEConfig(config: .abort))
         t.rig.write(.priqCons, 0)
-        // Fill the 128-entry PRI queue, then overflow.
-        for index in 0..<128 { t.smmu.receivePageRequest(PageRequest(streamID: 0x10, substreamID: 1, prgIndex: UInt16(index & 0x1FF), last: false, read: true, write: false, address: 0)) }
+        // Fill the PRI queue (64 entries: SMMUSystem's default priQueueLog2 of 6), then overflow.
+        let entries = 1 << t.host.layout.priQueueLog2Size
+        #expect(entries == 64)
+        for index in 0..<entries { t.smmu.receivePageRequest(PageRequest(streamID: 0x10, substreamID: 1, prgIndex: UInt16(index & 0x1FF), last: false, read: true, write: false, address: 0)) }
         let withPPAR = t.smmu.receivePageRequest(PageRequest(streamID: 0x10, substreamID: 1, prgIndex: 3, last: true, read: true, write: false, address: 0))
         let withoutPPAR = t.smmu.receivePageRequest(PageRequest(streamID: 0x11, substreamID: 1, prgIndex: 4, last: true, read: true, write: false, address: 0))
         let invalid = t.smmu.receivePageRequest(PageRequest(streamID: 0x12, substreamID: 1, prgIndex: 5, last: true, read: true, write: false, address: 0))

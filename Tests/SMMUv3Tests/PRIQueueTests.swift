@@ -1,6 +1,7 @@
 import Testing
 import Platform
 @testable import SMMUv3
+import SMMUv3Host
 
 @Suite struct PRIQueueTests {
     static let base: UInt64 = 0x4030_0000
@@ -84,13 +85,32 @@ import Platform
         #expect(smmu.statistics.priQueueOverflows == 1)
     }
 
-    @Test func overflowResponseHasNoPASIDWithoutPPSUnlessTheSTESaysSo() {
+    @Test func overflowResponseHasNoPASIDWithoutPPSUnlessTheSTESaysSo() throws {
+        // No stream table: the STE is invalid (STRTAB_BASE 0 holds zeros), so Response Failure
+        // without PASID (§8.1).
         let pri = PRIRig(log2: 0) { $0.priPASIDOnOverflow = false }
         pri.rig.smmu.receivePageRequest(PRIQueueTests.request(1))
         let outcome = pri.rig.smmu.receivePageRequest(PRIQueueTests.request(2))
-        // With PPS == 0 the SMMU must read STE.PPAR; the model has no stream table yet, so the
-        // STE counts as inaccessible: Response Failure without PASID (§8.1).
         #expect(outcome == .autoResponded(PRGResponse(streamID: 0x10, substreamID: nil, prgIndex: 2, code: .responseFailure, automatic: true)))
+
+        // With valid STEs (IDR3.PPS == 0): Success, and the PASID only when STE.PPAR == 1.
+        var configuration = SMMUConfiguration.default
+        configuration.priPASIDOnOverflow = false
+        let system = try SMMUSystem(configuration: configuration, priQueueLog2: 0)
+        var responses: [PRGResponse] = []
+        system.smmu.onPRGResponse = { responses.append($0) }
+        var withPPAR = STEConfig(config: .abort)
+        withPPAR.ppar = true
+        system.streams.set(0x10, withPPAR)
+        system.streams.set(0x11, STEConfig(config: .abort))
+        #expect(system.smmu.receivePageRequest(PRIQueueTests.request(1)) == .queued(index: 0))
+        let ppar = PRGResponse(streamID: 0x10, substreamID: 5, prgIndex: 2, code: .success, automatic: true)
+        #expect(system.smmu.receivePageRequest(PRIQueueTests.request(2)) == .autoResponded(ppar), "STE.PPAR == 1: PASID included")
+        var noPPARRequest = PRIQueueTests.request(3)
+        noPPARRequest.streamID = 0x11
+        let noPPAR = PRGResponse(streamID: 0x11, substreamID: nil, prgIndex: 3, code: .success, automatic: true)
+        #expect(system.smmu.receivePageRequest(noPPARRequest) == .autoResponded(noPPAR), "STE.PPAR == 0: no PASID")
+        #expect(responses == [ppar, noPPAR], "the responses reach the endpoint")
     }
 
     @Test func disabledPRIQueueAnswersEveryRequestWithFailure() {

@@ -94,7 +94,9 @@ final class Resolutions {
         _ = t.translate(1, 0x5000)
         _ = t.translate(2, 0x5000)
         t.rig.write(.cr0, t.rig.read(.cr0) & ~1)
-        #expect(resolutions.list.count == 2)
+        // §6.3.9.6: SMMUEN 1 -> 0 marks every stalled transaction for abort.
+        #expect(resolutions.list.map(\.0.streamID) == [1, 2])
+        #expect(resolutions.list.map(\.1) == [.aborted(nil), .aborted(nil)], "aborted, never translated or RAZ")
         #expect(t.smmu.stalled.isEmpty)
     }
 
@@ -127,13 +129,37 @@ final class Resolutions {
         #expect(t.events() == [StallTests.stallRecord(address: 0x5000, stag: 0), .translationFault(TranslationFault(type: .translation, streamID: 1, access: .dataRead, inputAddress: 0x6000))])
     }
 
+    /// §3.4, §3.12: an input beyond IAS on a stream that bypasses stage 1 is a stage-1
+    /// F_ADDR_SIZE that is always terminated with an abort, even where the stream's
+    /// configuration stalls every other Translation-related fault.
     @Test func bypassAddressSizeFaultNeverStalls() {
-        let (t, _, _) = stallingRig()
-        var ste = STEConfig(config: .stage1)
-        ste.s1CDMax = 1
-        ste.s1DSS = 0b01
+        let t = TranslationRig()
+        let resolutions = Resolutions()
+        t.smmu.onStallResolved = { resolutions.list.append(($0, $1)) }
+        // SID 3: stage 2 only (stage 1 bypassed) with STE.S2S == 1.
+        let s2 = t.table(.stage2, inputBits: 40)
+        var ste = STEConfig(config: .stage2)
+        ste.stage2 = STEConfig.Stage2(s2)
+        ste.stage2?.stall = true
         t.streams.set(3, ste)
-        #expect(t.translate(3, 1 << 50) == .aborted(.addressSize), "§3.12: stage-1 bypass address size faults always abort")
+        // SID 4: stage 1 with CD.S == 1 for every CD, S1DSS bypassing stage 1 without a SubstreamID.
+        var cd = CDConfig(table0: t.table(), asid: 1)
+        cd.stall = true
+        t.stage1Stream(4, cd: cd, cdMax: 1, ssids: [0, 1]) { $0.s1DSS = 0b01 }
+
+        // The stall configuration is live: ordinary faults on both streams stall.
+        #expect(t.translate(3, 1 << 44, .dataWrite) == .stalled(stag: 0), "IPA beyond S2T0SZ: stage-2 F_TRANSLATION")
+        #expect(t.translate(4, 0x5000, ssid: 1) == .stalled(stag: 1), "stage-1 F_TRANSLATION with CD.S == 1")
+        _ = t.events()
+
+        #expect(t.translate(3, 1 << 50, .dataWrite) == .aborted(.addressSize))
+        #expect(t.translate(4, 1 << 50) == .aborted(.addressSize))
+        #expect(t.events() == [
+            .translationFault(TranslationFault(type: .addressSize, streamID: 3, access: .dataWrite, inputAddress: 1 << 50)),
+            .translationFault(TranslationFault(type: .addressSize, streamID: 4, access: .dataRead, inputAddress: 1 << 50)),
+        ], "stage-1 faults with Stall == 0")
+        #expect(t.smmu.stalled.map(\.stag) == [0, 1], "no new stall")
+        #expect(resolutions.list.isEmpty)
     }
 }
 

@@ -1,3 +1,4 @@
+import Testing
 import Platform
 import SMMUv3
 import SMMUv3Host
@@ -33,9 +34,13 @@ struct Rig {
     func read64(_ register: SMMURegister) -> UInt64 { bus.read64(at: Rig.smmuBase + register.offset) }
     func write64(_ register: SMMURegister, _ value: UInt64) { bus.write64(value, at: Rig.smmuBase + register.offset) }
 
-    /// Sets CR0 and checks the acknowledge (latency 0 rigs only).
-    func enable(_ bits: UInt32) {
+    /// Sets CR0 and, when the SMMU acknowledges at once (acknowledge latency 0), checks that
+    /// CR0ACK took the value.
+    func enable(_ bits: UInt32, sourceLocation: SourceLocation = #_sourceLocation) {
         write(.cr0, bits)
+        if smmu.configuration.acknowledgeLatency == 0 {
+            #expect(smmu.peek(.cr0ack) == UInt64(bits), "CR0ACK acknowledges CR0", sourceLocation: sourceLocation)
+        }
     }
 
     /// A command queue at `address` with 2^log2 entries, pointers at zero, CMDQEN on.
