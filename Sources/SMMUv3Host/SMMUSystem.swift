@@ -35,6 +35,16 @@ public final class SMMUSystem {
         PageTableBuilder(memory: bus.memory, arena: arena, stage: stage, granuleShift: granule, inputBits: inputBits, startLevel: startLevel)
     }
 
+    /// Makes `streamID` a stage-2-only stream translating through `table` with `vmid`
+    /// (STE.Config = 0b110, §5.2); `adjust` may change the STE before it is written.
+    public func stage2Stream(_ streamID: UInt32, table: PageTableBuilder, vmid: UInt16 = 0, adjust: (inout STEConfig) -> Void = { _ in }) {
+        var ste = STEConfig(config: .stage2)
+        ste.stage2 = STEConfig.Stage2(table)
+        ste.s2VMID = vmid
+        adjust(&ste)
+        streams.set(streamID, ste)
+    }
+
     /// Makes `streamID` a stage-1 stream whose CDs (at `ssids`) are `cd`; returns the CD table.
     @discardableResult
     public func stage1Stream(_ streamID: UInt32, cd: CDConfig, cdMax: Int = 0, format: CDTableBuilder.Format = .linear, ssids: [UInt32] = [0], adjust: (inout STEConfig) -> Void = { _ in }) -> CDTableBuilder {

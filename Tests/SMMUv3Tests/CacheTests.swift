@@ -33,10 +33,7 @@ final class TLBScenario {
         t.stage1Stream(1, cd: CDConfig(table0: sid1, asid: 1)) { $0.s2VMID = 1 }
         t.stage1Stream(2, cd: CDConfig(table0: sid2, asid: 2)) { $0.s2VMID = 1 }
         t.stage1Stream(3, cd: CDConfig(table0: sid3, asid: 1)) { $0.s2VMID = 2 }
-        var ste = STEConfig(config: .stage2)
-        ste.stage2 = STEConfig.Stage2(s2)
-        ste.s2VMID = 1
-        t.streams.set(4, ste)
+        t.stage2Stream(4, table: s2, vmid: 1)
         t.stage1Stream(5, cd: CDConfig(table0: el2)) { $0.strw = 0b10 }
     }
 

@@ -202,9 +202,7 @@ import SMMUv3Host
         #expect(t.translate(1, 0x4000, ssid: 0) == .aborted(.badSubstreamID))
         let s2only = TranslationRig()
         let s2 = s2only.table(.stage2, inputBits: 40)
-        var ste = STEConfig(config: .stage2)
-        ste.stage2 = STEConfig.Stage2(s2)
-        s2only.streams.set(3, ste)
+        s2only.stage2Stream(3, table: s2)
         #expect(s2only.translate(3, 0x1000, ssid: 1) == .aborted(.badSubstreamID), "stage 1 disabled (§7.3.9)")
     }
 

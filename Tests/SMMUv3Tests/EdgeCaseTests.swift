@@ -10,6 +10,15 @@ import SMMUv3Host
     static let noAccess = ATSTranslationCompletion(status: .success, translatedAddress: 0, size: 0x1000, read: false, write: false, execute: false, privileged: false)
     static let completerAbort = ATSTranslationCompletion(status: .completerAbort, translatedAddress: 0, size: 0, read: false, write: false, execute: false, privileged: false)
 
+    /// Maps 16 contiguous-hint pages at 0x20000 whose first page points elsewhere: a
+    /// misprogrammed Contiguous-hint group, so 0x20000 is an F_TLB_CONFLICT.
+    static func mapMisprogrammedContiguousGroup(_ table: PageTableBuilder) {
+        var attributes = MappingAttributes.readWrite
+        attributes.contiguous = true
+        table.map(0x20000, to: 0x80000, attributes)
+        for page in UInt64(1)..<16 { table.map(0x20000 + page * 0x1000, to: 0x90000 + page * 0x1000, attributes) }
+    }
+
     /// A stage-1 stream (SID 1) allowing ATS, with its table filled by `map`.
     func stage1(_ map: (PageTableBuilder) -> Void) -> (TranslationRig, PageTableBuilder) {
         let t = TranslationRig()
@@ -24,10 +33,7 @@ import SMMUv3Host
         let t = TranslationRig()
         let s2 = t.table(.stage2, inputBits: 40)
         map(s2)
-        var ste = STEConfig(config: .stage2)
-        ste.stage2 = STEConfig.Stage2(s2)
-        ste.eats = 0b01
-        t.streams.set(3, ste)
+        t.stage2Stream(3, table: s2) { $0.eats = 0b01 }
         return t
     }
 
@@ -62,13 +68,7 @@ import SMMUv3Host
     }
 
     @Test func tlbConflictIsCompleterAbortWithoutAnEvent() {
-        let (t, _) = stage1 { pt in
-            var attributes = MappingAttributes.readWrite
-            attributes.contiguous = true
-            // A misprogrammed contiguous group: its first page points elsewhere.
-            pt.map(0x20000, to: 0x80000, attributes)
-            for page in UInt64(1)..<16 { pt.map(0x20000 + page * 0x1000, to: 0x90000 + page * 0x1000, attributes) }
-        }
+        let (t, _) = stage1(Self.mapMisprogrammedContiguousGroup)
         #expect(t.smmu.translationRequest(ATSTranslationRequest(streamID: 1, address: 0x20000)) == Self.completerAbort)
         #expect(t.events().isEmpty)
         #expect(t.translate(1, 0x20000) == .aborted(.tlbConflict), "an ordinary transaction gets F_TLB_CONFLICT")
@@ -146,12 +146,11 @@ import SMMUv3Host
         clean.stage2Write = false
         clean.dirtyBitModifier = true
         s2.map(0x9000, to: 0x7_0000, clean)
-        var ste = STEConfig(config: .stage2)
-        ste.stage2 = STEConfig.Stage2(s2)
-        ste.stage2?.hardwareAccessFlag = true
-        ste.stage2?.hardwareDirty = true
-        ste.eats = 0b01
-        t.streams.set(3, ste)
+        t.stage2Stream(3, table: s2) { ste in
+            ste.stage2?.hardwareAccessFlag = true
+            ste.stage2?.hardwareDirty = true
+            ste.eats = 0b01
+        }
         let s2apWrite: UInt64 = 1 << 7
         let noWrite = t.smmu.translationRequest(ATSTranslationRequest(streamID: 3, address: 0x9000, noWrite: true))
         #expect(noWrite.status == .success && noWrite.read && !noWrite.write)
@@ -165,12 +164,7 @@ import SMMUv3Host
     /// A Translation Request that would meet a misprogrammed stage-2 contiguous group gets
     /// Completer Abort, as one would at stage 1 (§3.9.1.2: F_TLB_CONFLICT row).
     @Test func stage2TLBConflictIsCompleterAbort() {
-        let t = stage2Only { s2 in
-            var attributes = MappingAttributes.readWrite
-            attributes.contiguous = true
-            s2.map(0x20000, to: 0x80000, attributes)
-            for page in UInt64(1)..<16 { s2.map(0x20000 + page * 0x1000, to: 0x90000 + page * 0x1000, attributes) }
-        }
+        let t = stage2Only(Self.mapMisprogrammedContiguousGroup)
         #expect(t.smmu.translationRequest(ATSTranslationRequest(streamID: 3, address: 0x20000)) == Self.completerAbort)
         #expect(t.events().isEmpty)
         #expect(t.translate(3, 0x20000) == .aborted(.tlbConflict), "an ordinary transaction gets F_TLB_CONFLICT")

@@ -28,11 +28,7 @@ import SMMUv3Host
         let t = TranslationRig()
         let s2 = t.table(.stage2, inputBits: 40)
         map(s2)
-        var ste = STEConfig(config: .stage2)
-        ste.stage2 = STEConfig.Stage2(s2)
-        ste.s2VMID = 5
-        adjust(&ste.stage2!)
-        t.streams.set(1, ste)
+        t.stage2Stream(1, table: s2, vmid: 5) { adjust(&$0.stage2!) }
         return (t, s2)
     }
 
@@ -447,11 +443,7 @@ import SMMUv3Host
         let s2 = t.table(.stage2, inputBits: 40)
         s2.map(0x1000, to: 0x2000, attributes)
         for (sid, instCfg) in [(UInt32(1), UInt8(0b10)), (2, 0b11)] {
-            var ste = STEConfig(config: .stage2)
-            ste.stage2 = STEConfig.Stage2(s2)
-            ste.s2VMID = UInt16(sid)
-            ste.instCfg = instCfg
-            t.streams.set(sid, ste)
+            t.stage2Stream(sid, table: s2, vmid: UInt16(sid)) { $0.instCfg = instCfg }
         }
         #expect(t.translate(1, 0x1000, Self.fetch) == .translated(physicalAddress: 0x2000))
         #expect(t.translate(2, 0x1000) == .aborted(.permission))

@@ -103,10 +103,7 @@ final class Resolutions {
     @Test func stage2FaultsStallWithS2S() {
         let t = TranslationRig()
         let s2 = t.table(.stage2, inputBits: 40)
-        var ste = STEConfig(config: .stage2)
-        ste.stage2 = STEConfig.Stage2(s2)
-        ste.stage2?.stall = true
-        t.streams.set(3, ste)
+        t.stage2Stream(3, table: s2) { $0.stage2?.stall = true }
         #expect(t.translate(3, 0x9000, .dataWrite) == .stalled(stag: 0))
         #expect(t.events() == [.translationFault(TranslationFault(type: .translation, streamID: 3, access: .dataWrite, stage2: true, inputAddress: 0x9000, ipa: 0x9000, stall: true, stag: 0))])
     }
@@ -138,10 +135,7 @@ final class Resolutions {
         t.smmu.onStallResolved = { resolutions.list.append(($0, $1)) }
         // SID 3: stage 2 only (stage 1 bypassed) with STE.S2S == 1.
         let s2 = t.table(.stage2, inputBits: 40)
-        var ste = STEConfig(config: .stage2)
-        ste.stage2 = STEConfig.Stage2(s2)
-        ste.stage2?.stall = true
-        t.streams.set(3, ste)
+        t.stage2Stream(3, table: s2) { $0.stage2?.stall = true }
         // SID 4: stage 1 with CD.S == 1 for every CD, S1DSS bypassing stage 1 without a SubstreamID.
         var cd = CDConfig(table0: t.table(), asid: 1)
         cd.stall = true

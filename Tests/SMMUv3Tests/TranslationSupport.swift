@@ -33,6 +33,10 @@ final class TranslationRig {
         system.stage1Stream(streamID, cd: cd, cdMax: cdMax, format: format, ssids: ssids, adjust: adjust)
     }
 
+    func stage2Stream(_ streamID: UInt32, table: PageTableBuilder, vmid: UInt16 = 0, adjust: (inout STEConfig) -> Void = { _ in }) {
+        system.stage2Stream(streamID, table: table, vmid: vmid, adjust: adjust)
+    }
+
     /// Translates and returns the outcome.
     func translate(_ streamID: UInt32, _ address: UInt64, ssid: UInt32? = nil, _ access: AccessAttributes = .dataRead) -> TransactionOutcome {
         smmu.translate(InboundTransaction(streamID: streamID, substreamID: ssid, address: address, access: access))

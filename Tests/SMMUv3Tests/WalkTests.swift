@@ -58,10 +58,7 @@ import SMMUv3Host
         let t = TranslationRig()
         let s2 = t.table(.stage2, granule: testCase.granule, inputBits: testCase.inputBits)
         s2.map(testCase.input, to: testCase.output, size: testCase.size)
-        var ste = STEConfig(config: .stage2)
-        ste.stage2 = STEConfig.Stage2(s2)
-        ste.s2VMID = 7
-        t.streams.set(2, ste)
+        t.stage2Stream(2, table: s2, vmid: 7)
         #expect(t.translate(2, testCase.input + 0x18) == .translated(physicalAddress: testCase.output + 0x18))
         #expect(t.events().isEmpty)
     }
@@ -361,10 +358,7 @@ import SMMUv3Host
         let t = TranslationRig()
         let s2 = t.table(.stage2, inputBits: 40)
         map(s2)
-        var ste = STEConfig(config: .stage2)
-        ste.stage2 = STEConfig.Stage2(s2)
-        adjust(&ste.stage2!)
-        t.streams.set(1, ste)
+        t.stage2Stream(1, table: s2) { adjust(&$0.stage2!) }
         return t
     }
 
