@@ -102,12 +102,34 @@ public final class PCIeFunction {
 
     /// Cached translations, by PASID and 4 KB page.
     public private(set) var atc: [UInt32?: [UInt64: ATSTranslationCompletion]] = [:]
-    /// The ATS invalidations received, in order.
-    public private(set) var invalidationsReceived: [ATCInvalidation] = []
-    /// The PRG responses received, in order.
-    public private(set) var responsesReceived: [PRGResponse] = []
+    /// The number of translations in ``atc``.
+    public private(set) var atcEntryCount = 0
+    /// The most translations the ATC holds; inserting into a full ATC empties it first (a
+    /// deterministic replacement policy, like the capacity of a real ATC).
+    public var atcCapacity = 4096
+    private var invalidationLog = BoundedLog<ATCInvalidation>(capacity: PCIeFunction.messageLogCapacity)
+    private var responseLog = BoundedLog<PRGResponse>(capacity: PCIeFunction.messageLogCapacity)
     /// PASIDs with a state other than active.
     public private(set) var pasidStates: [UInt32: PASIDState] = [:]
+
+    /// How many received messages ``invalidationsReceived`` and ``responsesReceived`` keep.
+    public static let messageLogCapacity = 1024
+    /// How many finished DMA operations stay queryable with ``state(of:)`` and ``data(of:)``.
+    public static let finishedOperationsKept = 4096
+    /// The number of PRG indexes (9 bits): at most this many page request groups can be
+    /// outstanding, whatever the credits.
+    public static let prgIndexCount = 512
+
+    /// The most recent ATS invalidations received, oldest first (at most
+    /// ``messageLogCapacity``; ``invalidationCount`` counts them all).
+    public var invalidationsReceived: [ATCInvalidation] { invalidationLog.elements }
+    /// The number of ATS invalidations received.
+    public var invalidationCount: Int { invalidationLog.totalAppended }
+    /// The most recent PRG responses received, oldest first (at most ``messageLogCapacity``;
+    /// ``responseCount`` counts them all).
+    public var responsesReceived: [PRGResponse] { responseLog.elements }
+    /// The number of PRG responses received.
+    public var responseCount: Int { responseLog.totalAppended }
 
     final class Operation {
         let handle: DMAHandle
@@ -136,6 +158,10 @@ public final class PCIeFunction {
     }
 
     private var operations: [Int: Operation] = [:]
+    /// Finished operations, oldest first; the oldest are forgotten beyond
+    /// ``finishedOperationsKept``.
+    private var finished: [Int] = []
+    private var finishedHead = 0
     private var nextOperation = 0
     private var groups: [UInt16: PageRequestGroup] = [:]
     private var nextPRGIndex: UInt16 = 0
@@ -167,11 +193,28 @@ public final class PCIeFunction {
         start(address: address, pasid: pasid, write: true, privileged: privileged, data: bytes)
     }
 
-    /// The state of an operation.
+    /// The state of an operation (nil once a finished operation has been forgotten: the
+    /// function remembers the last ``finishedOperationsKept`` finished ones).
     public func state(of handle: DMAHandle) -> DMAState? { operations[handle.id]?.state }
 
     /// The bytes of a read operation (complete only once its state is `.completed`).
     public func data(of handle: DMAHandle) -> [UInt8]? { operations[handle.id]?.data }
+
+    /// The number of operations the function remembers (unfinished ones and the most recent
+    /// finished ones).
+    public var rememberedOperations: Int { operations.count }
+
+    /// Ends an operation in `state` and forgets the oldest finished operation beyond the bound.
+    private func finish(_ operation: Operation, _ state: DMAState) {
+        operation.state = state
+        if finished.count < PCIeFunction.finishedOperationsKept {
+            finished.append(operation.handle.id)
+            return
+        }
+        operations[finished[finishedHead]] = nil
+        finished[finishedHead] = operation.handle.id
+        finishedHead = (finishedHead + 1) % PCIeFunction.finishedOperationsKept
+    }
 
     private func start(address: UInt64, pasid: UInt32?, write: Bool, privileged: Bool, data: [UInt8]) -> DMAHandle {
         let handle = DMAHandle(id: nextOperation)
@@ -182,7 +225,7 @@ public final class PCIeFunction {
         busy = true
         defer { busy = wasBusy }
         if let pasid, let state = pasidStates[pasid], state != .active {
-            operation.state = .failed(.pasidStopped)
+            finish(operation, .failed(.pasidStopped))
         } else {
             advance(operation)
         }
@@ -214,17 +257,17 @@ public final class PCIeFunction {
                     operation.state = .stalled(stag: stag)
                     return
                 case .aborted(let event):
-                    operation.state = .failed(.aborted(event))
+                    finish(operation, .failed(.aborted(event)))
                     return
                 }
             }
             guard transfer(operation, physical: physical, count: chunk) else {
-                operation.state = .failed(.memoryAbort(physical))
+                finish(operation, .failed(.memoryAbort(physical)))
                 return
             }
             operation.done += chunk
         }
-        operation.state = .completed
+        finish(operation, .completed)
     }
 
     /// Moves `count` bytes between the operation's buffer and memory through the bus.
@@ -247,19 +290,30 @@ public final class PCIeFunction {
         let request = ATSTranslationRequest(streamID: streamID, substreamID: operation.pasid, address: page, noWrite: !operation.write, privileged: operation.privileged)
         let completion = smmu.translationRequest(request)
         guard completion.status == .success else {
-            operation.state = .failed(.translationRequestFailed(completion.status))
+            finish(operation, .failed(.translationRequestFailed(completion.status)))
             return nil
         }
         if grants(completion, operation) {
-            atc[operation.pasid, default: [:]][page] = completion
+            cache(completion, pasid: operation.pasid, page: page)
             return issueTranslated(operation, physical: completion.translatedAddress &+ (address & (completion.size &- 1)), smmu: smmu)
         }
         guard priEnabled else {
-            operation.state = .failed(.noAccess)
+            finish(operation, .failed(.noAccess))
             return nil
         }
         requestPage(operation, page: page)
         return nil
+    }
+
+    private func cache(_ completion: ATSTranslationCompletion, pasid: UInt32?, page: UInt64) {
+        if atc[pasid]?[page] == nil {
+            if atcEntryCount >= max(atcCapacity, 1) {
+                atc.removeAll()
+                atcEntryCount = 0
+            }
+            atcEntryCount += 1
+        }
+        atc[pasid, default: [:]][page] = completion
     }
 
     private func grants(_ completion: ATSTranslationCompletion, _ operation: Operation) -> Bool {
@@ -272,10 +326,10 @@ public final class PCIeFunction {
         switch smmu.translate(transaction) {
         case .translated(let address): return address
         case .aborted(let event):
-            operation.state = .failed(.aborted(event))
+            finish(operation, .failed(.aborted(event)))
             return nil
         default:
-            operation.state = .failed(.aborted(nil))
+            finish(operation, .failed(.aborted(nil)))
             return nil
         }
     }
@@ -283,7 +337,8 @@ public final class PCIeFunction {
     // MARK: PRI
 
     private func requestPage(_ operation: Operation, page: UInt64) {
-        guard creditsInUse < pageRequestCredits else {
+        // Credits beyond the 512 PRG indexes cannot be used: a group needs an index.
+        guard creditsInUse < min(pageRequestCredits, PCIeFunction.prgIndexCount), groups.count < PCIeFunction.prgIndexCount else {
             operation.state = .waitingForCredits
             waitingForCredits.append(operation.handle.id)
             return
@@ -303,7 +358,7 @@ public final class PCIeFunction {
     /// very request) is handled the next time the function runs, never re-entrantly: an
     /// endpoint retrying into an overflowed PRI queue would otherwise loop forever.
     func receive(_ response: PRGResponse) {
-        responsesReceived.append(response)
+        responseLog.append(response)
         inbox.append(response)
         if !busy { processPendingResponses() }
     }
@@ -330,7 +385,7 @@ public final class PCIeFunction {
                 if response.code == .success {
                     advance(operation)
                 } else {
-                    operation.state = .failed(.pageRequestRejected(response.code))
+                    finish(operation, .failed(.pageRequestRejected(response.code)))
                 }
             }
         }
@@ -355,7 +410,9 @@ public final class PCIeFunction {
         case .markStaleAndSendStopMarker:
             for (index, group) in groups where group.pasid == pasid {
                 groups[index]?.stale = true
-                for id in group.waiting { operations[id]?.state = .failed(.staleAfterStop) }
+                for id in group.waiting {
+                    if let operation = operations[id] { finish(operation, .failed(.staleAfterStop)) }
+                }
             }
             pasidStates[pasid] = .stopped
             let wasBusy = busy
@@ -363,6 +420,7 @@ public final class PCIeFunction {
             _ = smmu?.receivePageRequest(.stopMarker(streamID: streamID, substreamID: pasid))
             busy = wasBusy
         }
+        atcEntryCount -= atc[pasid]?.count ?? 0
         atc[pasid] = nil
     }
 
@@ -378,9 +436,11 @@ public final class PCIeFunction {
 
     /// An ATS Invalidate Request arrives: matching ATC entries are dropped.
     func receive(_ invalidation: ATCInvalidation) -> ATCInvalidationResponse {
-        invalidationsReceived.append(invalidation)
+        invalidationLog.append(invalidation)
         for (pasid, entries) in atc where invalidation.global || pasid == invalidation.substreamID || invalidation.substreamID == nil && pasid == nil {
-            atc[pasid] = entries.filter { !invalidation.covers($0.key) }
+            let kept = entries.filter { !invalidation.covers($0.key) }
+            atcEntryCount -= entries.count - kept.count
+            atc[pasid] = kept
         }
         return invalidationResponse
     }
@@ -393,7 +453,7 @@ public final class PCIeFunction {
             let address = operation.address &+ UInt64(operation.done)
             let chunk = min(operation.data.count - operation.done, 4096 - Int(address & 0xFFF))
             guard transfer(operation, physical: physical, count: chunk) else {
-                operation.state = .failed(.memoryAbort(physical))
+                finish(operation, .failed(.memoryAbort(physical)))
                 return
             }
             operation.done += chunk
@@ -405,7 +465,7 @@ public final class PCIeFunction {
         case .stalled(let stag):
             operation.state = .stalled(stag: stag)
         case .aborted(let event):
-            operation.state = .failed(.aborted(event))
+            finish(operation, .failed(.aborted(event)))
         }
     }
 }

@@ -144,23 +144,32 @@ public final class FaultInjector {
 }
 
 /// The system bus: routes CPU MMIO accesses to mapped devices by physical address, gives
-/// devices DMA access to memory, and delivers MSIs as real memory writes. Little-endian.
+/// devices DMA access to RAM, and delivers MSIs as real memory (or register) writes.
+/// Little-endian.
 ///
 /// Two kinds of access exist:
 /// - CPU accesses (`read32(at:)`, `write64(_:at:)`, ...): what a driver does. They reach a
-///   mapped device or memory and are never affected by fault injection.
+///   mapped device or RAM and are never affected by fault injection. A CPU access that hits
+///   neither reads as zero and its write is dropped (counted in ``unbackedCPUAccesses``).
 /// - Device accesses (`dmaRead64(at:)`, `dmaWrite32(_:at:)`, ...): what the SMMU and
-///   endpoints do. They return `nil`/`false` for an external abort: an address outside the
-///   52-bit physical space, or a range made to abort by ``faults``.
+///   endpoints do. They reach RAM only and return `nil`/`false` for an external abort: an
+///   address outside RAM (see ``MemoryMap``), inside a device window, or made to abort by
+///   ``faults``. The one device access that may reach a device's registers is an MSI
+///   (``deliverMSI(address:data:source:)``), which is how an MSI can ring a doorbell, or land
+///   on the sender's own registers.
+///
+/// The bus does not own its devices: it refers to them weakly, and a device that goes away
+/// is unmapped. Devices keep the bus alive (they need it for DMA), so dropping the last
+/// reference to a device frees it, and dropping the device and the bus frees the platform.
 public final class Bus {
     struct Region {
         let base: UInt64
         let size: UInt64
-        let device: MMIODevice
+        weak var device: MMIODevice?
         @inline(__always) func contains(_ address: UInt64) -> Bool { address &- base < size && address >= base }
     }
 
-    /// The physical memory behind the bus.
+    /// The physical memory (RAM) behind the bus.
     public let memory: PhysicalMemory
     /// The interrupt fabric.
     public let interrupts: InterruptController
@@ -170,16 +179,19 @@ public final class Bus {
     public let clock: VirtualClock
     /// Fault injection on device accesses.
     public let faults = FaultInjector()
+    /// CPU accesses that hit neither RAM nor a device (reads returned zero, writes were dropped).
+    @exclusivity(unchecked) public private(set) var unbackedCPUAccesses = 0
 
     @exclusivity(unchecked) private var regions: [Region] = []
     @exclusivity(unchecked) private var mmioLow: UInt64 = .max
     @exclusivity(unchecked) private var mmioHigh: UInt64 = 0
 
-    /// Creates a bus with empty memory, no devices and a trace recording `traceCategories`.
-    public init(traceCategories: TraceCategory = []) {
+    /// Creates a bus with empty RAM laid out by `memoryMap`, no devices and a trace recording
+    /// `traceCategories`.
+    public init(traceCategories: TraceCategory = [], memoryMap: MemoryMap = .default) {
         let clock = VirtualClock()
         self.clock = clock
-        self.memory = PhysicalMemory()
+        self.memory = PhysicalMemory(map: memoryMap)
         self.trace = Trace(enabled: traceCategories, clock: clock)
         self.interrupts = InterruptController(trace: trace)
     }
@@ -201,36 +213,58 @@ public final class Bus {
         }
     }
 
-    /// Maps `device` at `[base, base + size)`.
+    /// Maps `device` at `[base, base + size)`. A device window hides any RAM behind it.
     public func map(_ device: MMIODevice, at base: UInt64, size: UInt64) throws(MappingError) {
         guard size > 0, PhysicalMemory.contains(base, length: Int(clamping: size)) else {
             throw .invalidWindow(base: base, size: size)
         }
+        pruneUnmappedDevices()
         for region in regions where base < region.base &+ region.size && region.base < base &+ size {
-            throw .overlap(base: base, size: size, existing: region.device.deviceName)
+            throw .overlap(base: base, size: size, existing: region.device?.deviceName ?? "device")
         }
         regions.append(Region(base: base, size: size, device: device))
         regions.sort { $0.base < $1.base }
-        mmioLow = min(mmioLow, base)
-        mmioHigh = max(mmioHigh, base &+ size &- 1)
+        recomputeWindowBounds()
     }
 
+    /// Removes every window of `device`.
+    public func unmap(_ device: MMIODevice) {
+        regions.removeAll { $0.device == nil || $0.device === device }
+        recomputeWindowBounds()
+    }
+
+    private func pruneUnmappedDevices() {
+        if regions.contains(where: { $0.device == nil }) {
+            regions.removeAll { $0.device == nil }
+            recomputeWindowBounds()
+        }
+    }
+
+    private func recomputeWindowBounds() {
+        mmioLow = regions.map(\.base).min() ?? .max
+        mmioHigh = regions.map { $0.base &+ $0.size &- 1 }.max() ?? 0
+    }
+
+    /// The device mapped at `address` and the offset into its window.
     @inline(__always)
-    private func region(at address: UInt64) -> Region? {
+    private func device(at address: UInt64) -> (MMIODevice, UInt64)? {
         guard address >= mmioLow, address <= mmioHigh else { return nil }
-        for region in regions where region.contains(address) { return region }
+        for region in regions where region.contains(address) {
+            guard let device = region.device else { return nil }
+            return (device, address &- region.base)
+        }
         return nil
     }
 
     // MARK: CPU accesses
 
     private func cpuRead(_ address: UInt64, size: Int) -> UInt64 {
-        if let region = region(at: address) {
-            let offset = address &- region.base
-            let value = region.device.mmioRead(offset: offset, size: size)
-            if trace.isEnabled(.mmio) { traceMMIO(region, offset: offset, size: size, value: value, write: false) }
+        if let (device, offset) = device(at: address) {
+            let value = device.mmioRead(offset: offset, size: size)
+            if trace.isEnabled(.mmio) { traceMMIO(device, offset: offset, size: size, value: value, write: false) }
             return value
         }
+        if !memory.isRAM(address, length: size) { unbackedCPUAccesses &+= 1 }
         switch size {
         case 1: return UInt64(memory.read8(at: address))
         case 2: return UInt64(memory.read16(at: address))
@@ -240,10 +274,13 @@ public final class Bus {
     }
 
     private func cpuWrite(_ value: UInt64, _ address: UInt64, size: Int) {
-        if let region = region(at: address) {
-            let offset = address &- region.base
-            if trace.isEnabled(.mmio) { traceMMIO(region, offset: offset, size: size, value: value, write: true) }
-            region.device.mmioWrite(offset: offset, value: value, size: size)
+        if let (device, offset) = device(at: address) {
+            if trace.isEnabled(.mmio) { traceMMIO(device, offset: offset, size: size, value: value, write: true) }
+            device.mmioWrite(offset: offset, value: value, size: size)
+            return
+        }
+        if !memory.isRAM(address, length: size) {
+            unbackedCPUAccesses &+= 1
             return
         }
         switch size {
@@ -254,10 +291,10 @@ public final class Bus {
         }
     }
 
-    private func traceMMIO(_ region: Region, offset: UInt64, size: Int, value: UInt64, write: Bool) {
-        let name = region.device.registerName(offset: offset).map { " " + $0 } ?? ""
+    private func traceMMIO(_ device: MMIODevice, offset: UInt64, size: Int, value: UInt64, write: Bool) {
+        let name = device.registerName(offset: offset).map { " " + $0 } ?? ""
         let arrow = write ? "<-" : "->"
-        trace.record(.mmio, "\(write ? "W" : "R")\(size * 8) \(region.device.deviceName)+\(hex(offset, digits: 5))\(name) \(arrow) \(hex(value, digits: size * 2))")
+        trace.record(.mmio, "\(write ? "W" : "R")\(size * 8) \(device.deviceName)+\(hex(offset, digits: 5))\(name) \(arrow) \(hex(value, digits: size * 2))")
     }
 
     /// CPU 8-bit read (memory or MMIO).
@@ -279,31 +316,27 @@ public final class Bus {
 
     // MARK: Device (DMA) accesses
 
+    /// Whether a device access to `[address, address + length)` gets an external abort: it
+    /// leaves RAM, touches a device window, or an injected rule says so.
     @inline(__always)
     private func deviceAccessAborts(_ address: UInt64, length: Int, kind: AccessKinds) -> Bool {
-        if !PhysicalMemory.contains(address, length: length) { return true }
+        if !memory.isRAM(address, length: length) || overlapsDevice(address, length: length) { return true }
         return faults.isActive && faults.aborts(address, length: length, kind: kind)
     }
 
-    /// Device 32-bit read; `nil` on external abort.
+    /// Device 32-bit read of RAM; `nil` on external abort.
     public func dmaRead32(at address: UInt64) -> UInt32? {
         if deviceAccessAborts(address, length: 4, kind: .read) { noteAbort(address, 4, write: false); return nil }
-        if let region = region(at: address) {
-            return UInt32(truncatingIfNeeded: region.device.mmioRead(offset: address &- region.base, size: 4))
-        }
         let value = memory.read32(at: address)
         trace.record(.dma, "R32 \(hex(address, digits: 13)) -> \(hex(value, digits: 8))")
         return value
     }
 
-    /// Device 64-bit read; `nil` on external abort.
+    /// Device 64-bit read of RAM; `nil` on external abort.
     public func dmaRead64(at address: UInt64) -> UInt64? {
         if deviceAccessAborts(address, length: 8, kind: .read) { noteAbort(address, 8, write: false); return nil }
-        if let region = region(at: address) {
-            return region.device.mmioRead(offset: address &- region.base, size: 8)
-        }
         let value = memory.read64(at: address)
-        trace.record(.dma, "R64 \(hex(address, digits: 13)) -> \(hex(value, digits: 16))")
+        if trace.isEnabled(.dma) { trace.record(.dma, "R64 \(hex(address, digits: 13)) -> \(hex(value, digits: 16))") }
         return value
     }
 
@@ -311,64 +344,51 @@ public final class Bus {
     /// abort.
     public func dmaRead128(at address: UInt64) -> (UInt64, UInt64)? {
         if deviceAccessAborts(address, length: 16, kind: .read) { noteAbort(address, 16, write: false); return nil }
-        if overlapsMMIO(address, length: 16) { noteAbort(address, 16, write: false); return nil }
         let low = memory.read64(at: address), high = memory.read64(at: address &+ 8)
         trace.record(.dma, "R128 \(hex(address, digits: 13)) -> \(hex(low, digits: 16)) \(hex(high, digits: 16))")
         return (low, high)
     }
 
-    /// Device 32-bit write; `false` on external abort.
+    /// Device 32-bit write to RAM; `false` on external abort.
     @discardableResult
     public func dmaWrite32(_ value: UInt32, at address: UInt64) -> Bool {
         if deviceAccessAborts(address, length: 4, kind: .write) { noteAbort(address, 4, write: true); return false }
-        if let region = region(at: address) {
-            region.device.mmioWrite(offset: address &- region.base, value: UInt64(value), size: 4)
-            return true
-        }
         trace.record(.dma, "W32 \(hex(address, digits: 13)) <- \(hex(value, digits: 8))")
         memory.write32(value, at: address)
         return true
     }
 
-    /// Device 64-bit write; `false` on external abort.
+    /// Device 64-bit write to RAM; `false` on external abort.
     @discardableResult
     public func dmaWrite64(_ value: UInt64, at address: UInt64) -> Bool {
         if deviceAccessAborts(address, length: 8, kind: .write) { noteAbort(address, 8, write: true); return false }
-        if let region = region(at: address) {
-            region.device.mmioWrite(offset: address &- region.base, value: value, size: 8)
-            return true
-        }
         trace.record(.dma, "W64 \(hex(address, digits: 13)) <- \(hex(value, digits: 16))")
         memory.write64(value, at: address)
         return true
     }
 
-    /// Device read of `buffer.count` bytes; `false` (buffer untouched) on external abort.
-    /// MMIO windows are not readable in bulk: a bulk read touching one aborts.
+    /// Device read of `buffer.count` bytes of RAM; `false` (buffer untouched) on external abort.
     public func dmaRead(at address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
         if deviceAccessAborts(address, length: buffer.count, kind: .read) { noteAbort(address, buffer.count, write: false); return false }
-        if overlapsMMIO(address, length: buffer.count) { noteAbort(address, buffer.count, write: false); return false }
         memory.read(at: address, into: buffer)
         trace.record(.dma, "R\(buffer.count * 8) \(hex(address, digits: 13))")
         return true
     }
 
-    /// Device write of the bytes of `buffer`; `false` (memory untouched) on external abort.
-    /// MMIO windows are not writable in bulk: a bulk write touching one aborts.
+    /// Device write of the bytes of `buffer` to RAM; `false` (memory untouched) on external abort.
     @discardableResult
     public func dmaWrite(at address: UInt64, from buffer: UnsafeRawBufferPointer) -> Bool {
         if deviceAccessAborts(address, length: buffer.count, kind: .write) { noteAbort(address, buffer.count, write: true); return false }
-        if overlapsMMIO(address, length: buffer.count) { noteAbort(address, buffer.count, write: true); return false }
         memory.write(at: address, from: buffer)
         trace.record(.dma, "W\(buffer.count * 8) \(hex(address, digits: 13))")
         return true
     }
 
     @inline(__always)
-    private func overlapsMMIO(_ address: UInt64, length: Int) -> Bool {
+    private func overlapsDevice(_ address: UInt64, length: Int) -> Bool {
         let last = address &+ UInt64(max(length, 1) - 1)
         guard last >= mmioLow, address <= mmioHigh else { return false }
-        return regions.contains { $0.base <= last && address <= $0.base &+ $0.size &- 1 }
+        return regions.contains { $0.device != nil && $0.base <= last && address <= $0.base &+ $0.size &- 1 }
     }
 
     private func noteAbort(_ address: UInt64, _ length: Int, write: Bool) {
@@ -376,17 +396,25 @@ public final class Bus {
     }
 
     /// Performs an MSI: a 32-bit device write of `data` to `address` on behalf of `source`,
-    /// recorded by ``interrupts``. Returns what happened; `.aborted` must be logged by the
-    /// sender as the architecture says.
+    /// recorded by ``interrupts``. It reaches a device's registers when `address` is in a
+    /// device window (a doorbell, or any register), RAM otherwise; anywhere else it aborts.
+    /// Returns what happened; `.aborted` must be logged by the sender as the architecture says.
     @discardableResult
     public func deliverMSI(address: UInt64, data: UInt32, source: String) -> MSIOutcome {
-        let outcome: MSIOutcome
         if faults.isActive && faults.dropsMSI(to: address) {
-            outcome = .dropped
-        } else {
-            outcome = dmaWrite32(data, at: address) ? .delivered : .aborted
+            interrupts.noteMSI(address: address, data: data, outcome: .dropped, source: source)
+            return .dropped
         }
+        if let (target, offset) = device(at: address), device(at: address &+ 3) != nil,
+           !(faults.isActive && faults.aborts(address, length: 4, kind: .write)) {
+            interrupts.noteMSI(address: address, data: data, outcome: .delivered, source: source)
+            target.mmioWrite(offset: offset, value: UInt64(data), size: 4)
+            interrupts.notifyMSI(address: address, data: data)
+            return .delivered
+        }
+        let outcome: MSIOutcome = dmaWrite32(data, at: address) ? .delivered : .aborted
         interrupts.noteMSI(address: address, data: data, outcome: outcome, source: source)
+        if outcome == .delivered { interrupts.notifyMSI(address: address, data: data) }
         return outcome
     }
 }

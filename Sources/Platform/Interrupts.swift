@@ -46,7 +46,7 @@ public struct InterruptRecord: Sendable, Hashable, CustomStringConvertible {
 
 /// The platform's interrupt fabric: edge-triggered wired lines, MSI bookkeeping and the
 /// send-event (WFE wake-up) signal. Interrupts are effectively edge-triggered: there is no
-/// pending state to clear, only a count of pulses per line and an ordered log.
+/// pending state to clear, only a count of pulses per line and a log of recent notifications.
 public final class InterruptController {
     /// Pulses received per wired line.
     @exclusivity(unchecked) public private(set) var pulseCounts: [Int: Int] = [:]
@@ -54,14 +54,16 @@ public final class InterruptController {
     @exclusivity(unchecked) public private(set) var deliveredMSICount = 0
     /// Send-event wake-ups received.
     @exclusivity(unchecked) public private(set) var sendEventCount = 0
-    /// Every notification in order (kept while ``keepsRecords`` is true).
-    @exclusivity(unchecked) public private(set) var records: [InterruptRecord] = []
-    /// Whether ``records`` is kept (benchmarks turn it off).
+    @exclusivity(unchecked) private var log = BoundedLog<InterruptRecord>(capacity: InterruptController.defaultRecordCapacity)
+    /// Whether notifications are logged in ``records`` (counts are kept either way).
     @exclusivity(unchecked) public var keepsRecords = true
     /// Called after a wired line pulses (the line number is passed).
     public var onWiredInterrupt: ((Int) -> Void)?
     /// Called after an MSI is delivered.
     public var onMSI: ((UInt64, UInt32) -> Void)?
+
+    /// How many notifications ``records`` keeps by default.
+    public static let defaultRecordCapacity = 4096
 
     private let trace: Trace
 
@@ -70,34 +72,50 @@ public final class InterruptController {
         self.trace = trace
     }
 
+    /// The most recent notifications, oldest first (at most ``recordCapacity``).
+    public var records: [InterruptRecord] { log.elements }
+
+    /// How many notifications ``records`` keeps; older ones are dropped and counted.
+    public var recordCapacity: Int {
+        get { log.capacity }
+        set { log.resize(to: newValue) }
+    }
+
+    /// Notifications dropped from ``records`` to make room.
+    public var droppedRecords: Int { log.dropped }
+
     /// The number of pulses seen on `line`.
     public func pulses(on line: Int) -> Int { pulseCounts[line, default: 0] }
 
     /// Pulses the wired line `line` on behalf of `source`.
     public func pulse(line: Int, source: String) {
-        pulseCounts[line, default: 0] += 1
-        if keepsRecords { records.append(InterruptRecord(time: trace.clock.now, source: source, kind: .wired(line: line))) }
+        pulseCounts[line, default: 0] &+= 1
+        if keepsRecords { log.append(InterruptRecord(time: trace.clock.now, source: source, kind: .wired(line: line))) }
         trace.record(.interrupt, "\(source): wired line \(line) pulse")
         onWiredInterrupt?(line)
     }
 
     /// Sends a WFE wake-up event on behalf of `source`.
     public func sendEvent(source: String) {
-        sendEventCount += 1
-        if keepsRecords { records.append(InterruptRecord(time: trace.clock.now, source: source, kind: .sendEvent)) }
+        sendEventCount &+= 1
+        if keepsRecords { log.append(InterruptRecord(time: trace.clock.now, source: source, kind: .sendEvent)) }
         trace.record(.interrupt, "\(source): SEV")
     }
 
     /// Records an MSI attempt (performed by ``Bus/deliverMSI(address:data:source:)``).
     func noteMSI(address: UInt64, data: UInt32, outcome: MSIOutcome, source: String) {
-        if outcome == .delivered { deliveredMSICount += 1 }
+        if outcome == .delivered { deliveredMSICount &+= 1 }
         let record = InterruptRecord(time: trace.clock.now, source: source, kind: .msi(address: address, data: data, outcome: outcome))
-        if keepsRecords { records.append(record) }
+        if keepsRecords { log.append(record) }
         trace.record(.interrupt, record.description)
-        if outcome == .delivered { onMSI?(address, data) }
     }
 
-    /// The MSIs recorded so far as `(address, data)` pairs, in order, delivered ones only.
+    /// Tells ``onMSI`` that an MSI was delivered.
+    func notifyMSI(address: UInt64, data: UInt32) {
+        onMSI?(address, data)
+    }
+
+    /// The MSIs among ``records`` as `(address, data)` pairs, in order, delivered ones only.
     public var deliveredMSIs: [(address: UInt64, data: UInt32)] {
         records.compactMap {
             if case .msi(let address, let data, .delivered) = $0.kind { return (address, data) }
@@ -110,6 +128,6 @@ public final class InterruptController {
         pulseCounts = [:]
         deliveredMSICount = 0
         sendEventCount = 0
-        records.removeAll()
+        log.removeAll()
     }
 }

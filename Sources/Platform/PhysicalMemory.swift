@@ -1,58 +1,135 @@
-/// Sparse little-endian physical memory covering a 52-bit physical address space.
+/// Where a platform has RAM: a set of page-aligned physical address ranges.
 ///
-/// Only pages that have been written cost memory: reads of untouched memory return zero
-/// without allocating. Pages are 4 KB and live in a four-level radix tree (10 bits of page
-/// number per level), so a lookup is four dependent loads, plus a one-entry cache for the
-/// common case of repeated accesses to the same page.
+/// Device (DMA) accesses outside RAM and outside every device window get an external abort,
+/// as on a real interconnect, and cost nothing; so does a wild MSI or a descriptor pointing
+/// nowhere. CPU writes outside RAM are dropped and counted, CPU reads return zero.
+public struct MemoryMap: Sendable, Hashable, CustomStringConvertible {
+    /// The RAM ranges, sorted, merged and page aligned.
+    public let ram: [ClosedRange<UInt64>]
+
+    /// Why a memory map cannot be built.
+    public enum Invalid: Error, Equatable, CustomStringConvertible {
+        /// A range is not aligned to 4 KB at both ends.
+        case unaligned(ClosedRange<UInt64>)
+        /// A range reaches beyond the 52-bit physical address space.
+        case outsidePhysicalSpace(ClosedRange<UInt64>)
+
+        public var description: String {
+            switch self {
+            case .unaligned(let range): "RAM range \(hex(range.lowerBound))...\(hex(range.upperBound)) is not 4 KB aligned"
+            case .outsidePhysicalSpace(let range): "RAM range \(hex(range.lowerBound))...\(hex(range.upperBound)) leaves the 52-bit physical space"
+            }
+        }
+    }
+
+    /// RAM in `ranges` (each must start on a 4 KB boundary and end just before one).
+    public init(ram ranges: [ClosedRange<UInt64>]) throws(Invalid) {
+        let pageMask = UInt64(PhysicalMemory.pageSize - 1)
+        for range in ranges {
+            guard range.lowerBound & pageMask == 0, range.upperBound & pageMask == pageMask else { throw .unaligned(range) }
+            guard PhysicalMemory.contains(range.upperBound) else { throw .outsidePhysicalSpace(range) }
+        }
+        var merged: [ClosedRange<UInt64>] = []
+        for range in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let previous = merged.last, range.lowerBound <= previous.upperBound &+ 1 {
+                merged[merged.count - 1] = previous.lowerBound...max(previous.upperBound, range.upperBound)
+            } else {
+                merged.append(range)
+            }
+        }
+        ram = merged
+    }
+
+    private init(checked ranges: [ClosedRange<UInt64>]) {
+        ram = ranges
+    }
+
+    /// 64 GiB of RAM at physical address 0: room for every table, queue and buffer the
+    /// bundled tests, demos and fixtures use, while a stray address beyond it aborts.
+    public static let `default` = MemoryMap(checked: [0...(UInt64(64) << 30) - 1])
+
+    /// The whole 52-bit physical address space is RAM (for tests of the highest addresses).
+    public static let wholePhysicalSpace = MemoryMap(checked: [0...(UInt64(1) << UInt64(PhysicalMemory.addressBits)) - 1])
+
+    /// Whether every byte of `[address, address + length)` is RAM.
+    @inlinable
+    public func contains(_ address: UInt64, length: Int = 1) -> Bool {
+        let (last, overflow) = address.addingReportingOverflow(UInt64(max(length, 1)) &- 1)
+        guard !overflow else { return false }
+        for range in ram where range.lowerBound <= address {
+            if last <= range.upperBound { return true }
+        }
+        return false
+    }
+
+    /// The total RAM size in bytes.
+    public var size: UInt64 { ram.reduce(0) { $0 &+ ($1.upperBound &- $1.lowerBound &+ 1) } }
+
+    public var description: String {
+        ram.map { "\(hex($0.lowerBound))...\(hex($0.upperBound))" }.joined(separator: ", ")
+    }
+}
+
+/// Sparse little-endian RAM laid out by a ``MemoryMap``.
 ///
-/// Addresses at or above 2^52 are outside the space: reads return zero and writes are
-/// dropped. The ``Bus`` turns such device accesses into external aborts.
+/// Only pages that hold non-zero data cost memory: reads of untouched memory return zero and a
+/// write of zero to an untouched page changes nothing, so neither allocates. Pages are 4 KB and
+/// found through an open-addressing hash of page numbers (about 16 bytes of bookkeeping per
+/// page) behind a 64-entry direct-mapped cache of recent pages, so a table walk's descriptor
+/// reads cost one compare each when the tables are warm.
+///
+/// Reads outside RAM return zero; writes outside RAM are dropped and counted in
+/// ``writesOutsideRAM``. The ``Bus`` turns device accesses outside RAM into external aborts.
 public final class PhysicalMemory {
-    /// The number of physical address bits the memory covers.
+    /// The number of physical address bits the platform has.
     public static let addressBits = 52
     /// log2 of the page size.
     public static let pageShift = 12
     /// The page size in bytes.
     public static let pageSize = 1 << pageShift
 
-    private static let levelBits = 10
-    private static let levelEntries = 1 << levelBits
-    private static let levelMask = UInt64(levelEntries - 1)
+    private static let recentSlots = 64
 
-    private typealias Node = UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    /// Where RAM is.
+    public let map: MemoryMap
 
-    private let root: Node
-    @exclusivity(unchecked) private var cachedPageNumber: UInt64 = .max
-    @exclusivity(unchecked) private var cachedPage: UnsafeMutableRawPointer?
+    /// Page number + 1 per hash slot (0 = empty).
+    @exclusivity(unchecked) private var slotKeys: UnsafeMutablePointer<UInt64>
+    @exclusivity(unchecked) private var slotPages: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    @exclusivity(unchecked) private var slotShift: UInt64
+    @exclusivity(unchecked) private var slotCount: Int
+    /// The direct-mapped cache: page number + 1 per slot (0 = empty) and the page.
+    private let recentKeys: UnsafeMutablePointer<UInt64>
+    private let recentPages: UnsafeMutablePointer<UnsafeMutableRawPointer?>
 
-    /// The number of 4 KB pages that have been allocated (written at least once).
+    /// The number of 4 KB pages allocated (written with non-zero data at least once).
     @exclusivity(unchecked) public private(set) var allocatedPageCount = 0
+    /// The number of writes (of non-zero data) dropped because they fell outside RAM.
+    @exclusivity(unchecked) public private(set) var writesOutsideRAM = 0
 
-    /// Creates an empty (all-zero) memory.
-    public init() {
-        root = PhysicalMemory.makeNode()
+    /// Creates an empty (all-zero) memory with RAM where `map` says.
+    public init(map: MemoryMap = .default) {
+        self.map = map
+        primaryLow = map.ram.first?.lowerBound ?? 1
+        primaryHigh = map.ram.first?.upperBound ?? 0
+        slotCount = 64
+        slotShift = UInt64(64 - 6)
+        slotKeys = .allocate(capacity: 64)
+        slotKeys.initialize(repeating: 0, count: 64)
+        slotPages = .allocate(capacity: 64)
+        slotPages.initialize(repeating: nil, count: 64)
+        recentKeys = .allocate(capacity: PhysicalMemory.recentSlots)
+        recentKeys.initialize(repeating: 0, count: PhysicalMemory.recentSlots)
+        recentPages = .allocate(capacity: PhysicalMemory.recentSlots)
+        recentPages.initialize(repeating: nil, count: PhysicalMemory.recentSlots)
     }
 
     deinit {
-        PhysicalMemory.free(node: root, level: 0)
-    }
-
-    private static func makeNode() -> Node {
-        let node = Node.allocate(capacity: levelEntries)
-        node.initialize(repeating: nil, count: levelEntries)
-        return node
-    }
-
-    private static func free(node: Node, level: Int) {
-        for index in 0..<levelEntries {
-            guard let child = node[index] else { continue }
-            if level == 3 {
-                child.deallocate()
-            } else {
-                free(node: child.assumingMemoryBound(to: UnsafeMutableRawPointer?.self), level: level + 1)
-            }
-        }
-        node.deallocate()
+        for index in 0..<slotCount where slotKeys[index] != 0 { slotPages[index]?.deallocate() }
+        slotKeys.deallocate()
+        slotPages.deallocate()
+        recentKeys.deallocate()
+        recentPages.deallocate()
     }
 
     /// Whether `address` lies inside the 52-bit physical space.
@@ -69,49 +146,104 @@ public final class PhysicalMemory {
         return !overflow && contains(end)
     }
 
-    /// The page holding `pageNumber`, allocating it if `allocate` is true.
+    /// The first RAM range, checked inline before the general map (most platforms have one).
+    private let primaryLow: UInt64
+    private let primaryHigh: UInt64
+
+    /// Whether every byte of `[address, address + length)` is RAM.
     @inline(__always)
-    private func page(number pageNumber: UInt64, allocate: Bool) -> UnsafeMutableRawPointer? {
-        if pageNumber == cachedPageNumber { return cachedPage }
-        return lookUp(pageNumber: pageNumber, allocate: allocate)
+    public func isRAM(_ address: UInt64, length: Int = 1) -> Bool {
+        let last = address &+ UInt64(max(length, 1) &- 1)
+        if address >= primaryLow && last <= primaryHigh && last >= address { return true }
+        return map.contains(address, length: length)
     }
 
-    private func lookUp(pageNumber: UInt64, allocate: Bool) -> UnsafeMutableRawPointer? {
-        guard pageNumber >> UInt64(PhysicalMemory.addressBits - PhysicalMemory.pageShift) == 0 else { return nil }
-        var node = root
-        for level in 0..<3 {
-            let shift = UInt64((3 - level) * PhysicalMemory.levelBits)
-            let index = Int((pageNumber >> shift) & PhysicalMemory.levelMask)
-            if let next = node[index] {
-                node = next.assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-            } else {
-                guard allocate else { return nil }
-                let fresh = PhysicalMemory.makeNode()
-                node[index] = UnsafeMutableRawPointer(fresh)
-                node = fresh
-            }
-        }
-        let leafIndex = Int(pageNumber & PhysicalMemory.levelMask)
-        if let existing = node[leafIndex] {
-            cachedPageNumber = pageNumber
-            cachedPage = existing
-            return existing
-        }
-        guard allocate else { return nil }
-        let fresh = UnsafeMutableRawPointer.allocate(byteCount: PhysicalMemory.pageSize, alignment: 64)
-        fresh.initializeMemory(as: UInt8.self, repeating: 0, count: PhysicalMemory.pageSize)
-        node[leafIndex] = fresh
-        allocatedPageCount += 1
-        cachedPageNumber = pageNumber
-        cachedPage = fresh
-        return fresh
+    // MARK: Page lookup
+
+    @inline(__always)
+    private func hashSlot(_ key: UInt64) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> slotShift)
     }
+
+    /// The page holding `pageNumber`, if it was allocated.
+    @inline(__always)
+    private func existingPage(_ pageNumber: UInt64) -> UnsafeMutableRawPointer? {
+        let key = pageNumber &+ 1
+        let recent = Int(truncatingIfNeeded: pageNumber) & (PhysicalMemory.recentSlots - 1)
+        if recentKeys[recent] == key { return recentPages[recent] }
+        return lookUp(key, recent: recent)
+    }
+
+    private func lookUp(_ key: UInt64, recent: Int) -> UnsafeMutableRawPointer? {
+        var slot = hashSlot(key)
+        let mask = slotCount - 1
+        while true {
+            let stored = slotKeys[slot]
+            if stored == key {
+                recentKeys[recent] = key
+                recentPages[recent] = slotPages[slot]
+                return slotPages[slot]
+            }
+            if stored == 0 { return nil }
+            slot = (slot &+ 1) & mask
+        }
+    }
+
+    /// The page for a write of `nonZero` data: the existing page, a new one when the page is
+    /// RAM and the data is not zero, or nil (nothing to do, or outside RAM).
+    @inline(__always)
+    private func pageForWrite(_ pageNumber: UInt64, nonZero: Bool) -> UnsafeMutableRawPointer? {
+        if let page = existingPage(pageNumber) { return page }
+        guard nonZero else { return nil }
+        guard isRAM(pageNumber << UInt64(PhysicalMemory.pageShift)) else {
+            writesOutsideRAM &+= 1
+            return nil
+        }
+        return allocate(pageNumber)
+    }
+
+    private func allocate(_ pageNumber: UInt64) -> UnsafeMutableRawPointer {
+        if (allocatedPageCount + 1) * 2 > slotCount { grow() }
+        let page = UnsafeMutableRawPointer.allocate(byteCount: PhysicalMemory.pageSize, alignment: 64)
+        page.initializeMemory(as: UInt8.self, repeating: 0, count: PhysicalMemory.pageSize)
+        insert(pageNumber &+ 1, page)
+        allocatedPageCount += 1
+        let recent = Int(truncatingIfNeeded: pageNumber) & (PhysicalMemory.recentSlots - 1)
+        recentKeys[recent] = pageNumber &+ 1
+        recentPages[recent] = page
+        return page
+    }
+
+    private func insert(_ key: UInt64, _ page: UnsafeMutableRawPointer) {
+        var slot = hashSlot(key)
+        let mask = slotCount - 1
+        while slotKeys[slot] != 0 { slot = (slot &+ 1) & mask }
+        slotKeys[slot] = key
+        slotPages[slot] = page
+    }
+
+    private func grow() {
+        let oldKeys = slotKeys, oldPages = slotPages, oldCount = slotCount
+        slotCount = oldCount * 2
+        slotShift -= 1
+        slotKeys = .allocate(capacity: slotCount)
+        slotKeys.initialize(repeating: 0, count: slotCount)
+        slotPages = .allocate(capacity: slotCount)
+        slotPages.initialize(repeating: nil, count: slotCount)
+        for index in 0..<oldCount where oldKeys[index] != 0 {
+            insert(oldKeys[index], oldPages[index]!)
+        }
+        oldKeys.deallocate()
+        oldPages.deallocate()
+    }
+
+    // MARK: Typed accesses
 
     @inline(__always)
     private func load<T: FixedWidthInteger>(_ address: UInt64, as type: T.Type) -> T {
-        let offset = Int(address & UInt64(PhysicalMemory.pageSize - 1))
+        let offset = Int(truncatingIfNeeded: address) & (PhysicalMemory.pageSize - 1)
         if offset + MemoryLayout<T>.size <= PhysicalMemory.pageSize {
-            guard let page = page(number: address >> UInt64(PhysicalMemory.pageShift), allocate: false) else { return 0 }
+            guard let page = existingPage(address >> UInt64(PhysicalMemory.pageShift)) else { return 0 }
             return T(littleEndian: page.loadUnaligned(fromByteOffset: offset, as: T.self))
         }
         var value: T = 0
@@ -123,9 +255,9 @@ public final class PhysicalMemory {
 
     @inline(__always)
     private func store<T: FixedWidthInteger>(_ value: T, _ address: UInt64) {
-        let offset = Int(address & UInt64(PhysicalMemory.pageSize - 1))
+        let offset = Int(truncatingIfNeeded: address) & (PhysicalMemory.pageSize - 1)
         if offset + MemoryLayout<T>.size <= PhysicalMemory.pageSize {
-            guard let page = page(number: address >> UInt64(PhysicalMemory.pageShift), allocate: true) else { return }
+            guard let page = pageForWrite(address >> UInt64(PhysicalMemory.pageShift), nonZero: value != 0) else { return }
             page.storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
             return
         }
@@ -136,14 +268,14 @@ public final class PhysicalMemory {
 
     /// Reads one byte.
     public func read8(at address: UInt64) -> UInt8 {
-        guard let page = page(number: address >> UInt64(PhysicalMemory.pageShift), allocate: false) else { return 0 }
-        return page.load(fromByteOffset: Int(address & UInt64(PhysicalMemory.pageSize - 1)), as: UInt8.self)
+        guard let page = existingPage(address >> UInt64(PhysicalMemory.pageShift)) else { return 0 }
+        return page.load(fromByteOffset: Int(truncatingIfNeeded: address) & (PhysicalMemory.pageSize - 1), as: UInt8.self)
     }
 
     /// Writes one byte.
     public func write8(_ value: UInt8, at address: UInt64) {
-        guard let page = page(number: address >> UInt64(PhysicalMemory.pageShift), allocate: true) else { return }
-        page.storeBytes(of: value, toByteOffset: Int(address & UInt64(PhysicalMemory.pageSize - 1)), as: UInt8.self)
+        guard let page = pageForWrite(address >> UInt64(PhysicalMemory.pageShift), nonZero: value != 0) else { return }
+        page.storeBytes(of: value, toByteOffset: Int(truncatingIfNeeded: address) & (PhysicalMemory.pageSize - 1), as: UInt8.self)
     }
 
     /// Reads a little-endian 16-bit value (any alignment).
@@ -160,34 +292,45 @@ public final class PhysicalMemory {
     /// Writes a little-endian 64-bit value (any alignment).
     public func write64(_ value: UInt64, at address: UInt64) { store(value, address) }
 
+    // MARK: Bulk accesses
+
+    /// Calls `body(address, bufferOffset, chunk)` for each piece of `[address, address + count)`
+    /// that lies within one page.
+    @inline(__always)
+    private func forEachChunk(at address: UInt64, count: Int, _ body: (UInt64, Int, Int) -> Void) {
+        var done = 0
+        while done < count {
+            let current = address &+ UInt64(done)
+            let offset = Int(truncatingIfNeeded: current) & (PhysicalMemory.pageSize - 1)
+            let chunk = min(PhysicalMemory.pageSize - offset, count - done)
+            body(current, done, chunk)
+            done += chunk
+        }
+    }
+
     /// Copies `buffer.count` bytes starting at `address` into `buffer`.
     public func read(at address: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
-        var done = 0
-        while done < buffer.count {
-            let current = address &+ UInt64(done)
-            let offset = Int(current & UInt64(PhysicalMemory.pageSize - 1))
-            let chunk = min(PhysicalMemory.pageSize - offset, buffer.count - done)
-            let destination = buffer.baseAddress! + done
-            if let page = page(number: current >> UInt64(PhysicalMemory.pageShift), allocate: false) {
-                destination.copyMemory(from: page + offset, byteCount: chunk)
+        guard let base = buffer.baseAddress else { return }
+        forEachChunk(at: address, count: buffer.count) { current, done, chunk in
+            let offset = Int(truncatingIfNeeded: current) & (PhysicalMemory.pageSize - 1)
+            if let page = existingPage(current >> UInt64(PhysicalMemory.pageShift)) {
+                (base + done).copyMemory(from: page + offset, byteCount: chunk)
             } else {
-                destination.initializeMemory(as: UInt8.self, repeating: 0, count: chunk)
+                (base + done).initializeMemory(as: UInt8.self, repeating: 0, count: chunk)
             }
-            done += chunk
         }
     }
 
     /// Copies the bytes of `buffer` to memory starting at `address`.
     public func write(at address: UInt64, from buffer: UnsafeRawBufferPointer) {
-        var done = 0
-        while done < buffer.count {
-            let current = address &+ UInt64(done)
-            let offset = Int(current & UInt64(PhysicalMemory.pageSize - 1))
-            let chunk = min(PhysicalMemory.pageSize - offset, buffer.count - done)
-            if let page = page(number: current >> UInt64(PhysicalMemory.pageShift), allocate: true) {
-                (page + offset).copyMemory(from: buffer.baseAddress! + done, byteCount: chunk)
+        guard let base = buffer.baseAddress else { return }
+        forEachChunk(at: address, count: buffer.count) { current, done, chunk in
+            let offset = Int(truncatingIfNeeded: current) & (PhysicalMemory.pageSize - 1)
+            let source = UnsafeRawBufferPointer(start: base + done, count: chunk)
+            let nonZero = source.contains { $0 != 0 }
+            if let page = pageForWrite(current >> UInt64(PhysicalMemory.pageShift), nonZero: nonZero) {
+                (page + offset).copyMemory(from: base + done, byteCount: chunk)
             }
-            done += chunk
         }
     }
 
@@ -205,19 +348,11 @@ public final class PhysicalMemory {
 
     /// Sets `count` bytes starting at `address` to `value`.
     public func fill(_ value: UInt8, at address: UInt64, count: Int) {
-        var done = 0
-        while done < count {
-            let current = address &+ UInt64(done)
-            let offset = Int(current & UInt64(PhysicalMemory.pageSize - 1))
-            let chunk = min(PhysicalMemory.pageSize - offset, count - done)
-            if value == 0, page(number: current >> UInt64(PhysicalMemory.pageShift), allocate: false) == nil {
-                done += chunk
-                continue
-            }
-            if let page = page(number: current >> UInt64(PhysicalMemory.pageShift), allocate: true) {
+        forEachChunk(at: address, count: max(count, 0)) { current, _, chunk in
+            let offset = Int(truncatingIfNeeded: current) & (PhysicalMemory.pageSize - 1)
+            if let page = pageForWrite(current >> UInt64(PhysicalMemory.pageShift), nonZero: value != 0) {
                 (page + offset).initializeMemory(as: UInt8.self, repeating: value, count: chunk)
             }
-            done += chunk
         }
     }
 }

@@ -94,8 +94,9 @@ public final class Trace {
     public var keepsLines = true
     /// Called with every recorded line (for example to print it as it happens).
     public var sink: ((TraceLine) -> Void)?
-    /// The recorded lines, oldest first.
-    @exclusivity(unchecked) public private(set) var lines: [TraceLine] = []
+    @exclusivity(unchecked) private var kept = BoundedLog<TraceLine>(capacity: Trace.defaultLineCapacity)
+    /// How many lines ``lines`` keeps by default.
+    public static let defaultLineCapacity = 65536
     /// The source of the virtual time stamped on each line.
     public let clock: VirtualClock
     @exclusivity(unchecked) private var nextSequence: UInt64 = 0
@@ -124,13 +125,26 @@ public final class Trace {
     func append(_ category: TraceCategory, _ text: String) {
         let line = TraceLine(sequence: nextSequence, time: clock.now, category: category, text: text)
         nextSequence &+= 1
-        if keepsLines { lines.append(line) }
+        if keepsLines { kept.append(line) }
         sink?(line)
     }
 
-    /// Forgets the kept lines (the sequence numbering continues).
+    /// The most recent lines, oldest first (at most ``lineCapacity``; every line also goes to
+    /// ``sink``).
+    public var lines: [TraceLine] { kept.elements }
+
+    /// How many lines ``lines`` keeps; older ones are dropped and counted in ``droppedLines``.
+    public var lineCapacity: Int {
+        get { kept.capacity }
+        set { kept.resize(to: newValue) }
+    }
+
+    /// Lines dropped from ``lines`` to make room.
+    public var droppedLines: Int { kept.dropped }
+
+    /// Forgets the kept lines and the dropped count (the sequence numbering continues).
     public func clear() {
-        lines.removeAll(keepingCapacity: true)
+        kept.removeAll()
     }
 
     /// The kept lines of `category`, as text.

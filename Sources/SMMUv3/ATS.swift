@@ -120,6 +120,8 @@ extension SMMU {
     /// permissions for permission faults. Translation Requests never stall and record only
     /// F_BAD_ATS_TREQ.
     public func translationRequest(_ request: ATSTranslationRequest) -> ATSTranslationCompletion {
+        beginOperation()
+        defer { endOperation() }
         let completion = answerTranslationRequest(request)
         trace.record(.translation, "\(names.xlat): ATS TR sid=\(hex(request.streamID))\(request.substreamID.map { " pasid=\(hex($0))" } ?? "") \(hex(request.address))\(request.noWrite ? " NW" : "") -> \(completion)")
         return completion
@@ -189,29 +191,20 @@ extension SMMU {
         let request = ATCInvalidation(streamID: streamID, substreamID: pasid, global: pasid != nil && global, address: size >= 52 ? 0 : address & ~(span &- 1), size: size)
         let response = deliver(request)
         trace.record(.translation, "\(names.xlat): \(request) -> \(response)")
-        pendingATCInvalidations.append((request, response))
+        outstandingATCInvalidations.note(response, timeout: configuration.atcInvalidationTimeout)
         return .atcInvalidationSent(endpoints: 1)
     }
 
     /// Whether every ATS invalidation sent so far completed within the timeout. Completions that
     /// arrive late make the SMMU wait (virtual time advances); a missing one fails the
-    /// CMD_SYNC. Either way the pending list is cleared, so that a retried CMD_SYNC succeeds
+    /// CMD_SYNC. Either way the outstanding set is cleared, so that a retried CMD_SYNC succeeds
     /// (the timed-out invalidations "will never complete", §3.9.1.4).
     func atcInvalidationsComplete() -> Bool {
-        guard !pendingATCInvalidations.isEmpty else { return true }
-        var wait: UInt64 = 0
-        var timedOut = false
-        for (_, response) in pendingATCInvalidations {
-            switch response {
-            case .completed, .unsupportedRequest: break
-            case .completedAfter(let ticks):
-                if ticks > configuration.atcInvalidationTimeout { timedOut = true } else { wait = max(wait, ticks) }
-            case .noResponse: timedOut = true
-            }
-        }
-        pendingATCInvalidations.removeAll()
-        bus.clock.advance(by: timedOut ? configuration.atcInvalidationTimeout : wait)
-        return !timedOut
+        let outstanding = outstandingATCInvalidations
+        guard outstanding.count != 0 else { return true }
+        outstandingATCInvalidations = OutstandingATCInvalidations()
+        bus.clock.advance(by: outstanding.timedOut ? configuration.atcInvalidationTimeout : outstanding.longestWait)
+        return !outstanding.timedOut
     }
 
     /// STE.PPAR of a valid STE for `streamID`, or nil when the STE cannot be located or is
@@ -219,5 +212,26 @@ extension SMMU {
     func streamTableEntryForPRIResponse(streamID: UInt32) -> Bool? {
         guard isEnabled, case .success(let ste) = streamTableEntry(for: streamID, mode: .transaction), ste.problem == nil else { return nil }
         return ste.ppar
+    }
+}
+
+/// The ATS invalidations sent since the last CMD_SYNC, as much as CMD_SYNC needs to know: how
+/// many, the latest completion among them, and whether one will never complete in time.
+struct OutstandingATCInvalidations {
+    /// Invalidations sent (saturating).
+    var count = 0
+    /// The longest completion delay, in ticks, among those that complete in time.
+    var longestWait: UInt64 = 0
+    /// Whether one of them does not complete within the timeout.
+    var timedOut = false
+
+    mutating func note(_ response: ATCInvalidationResponse, timeout: UInt64) {
+        count = count == .max ? count : count + 1
+        switch response {
+        case .completed, .unsupportedRequest: break
+        case .completedAfter(let ticks):
+            if ticks > timeout { timedOut = true } else { longestWait = max(longestWait, ticks) }
+        case .noResponse: timedOut = true
+        }
     }
 }

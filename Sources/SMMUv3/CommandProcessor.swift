@@ -165,6 +165,8 @@ extension SMMU {
     @discardableResult
     public func runCommandQueue() -> [CommandStep] {
         guard !processingCommands else { return [] }
+        beginOperation()
+        defer { endOperation() }
         processingCommands = true
         defer { processingCommands = false }
         var steps: [CommandStep] = []
@@ -182,6 +184,8 @@ extension SMMU {
     @discardableResult
     public func stepCommand() -> CommandStep? {
         guard !processingCommands else { return nil }
+        beginOperation()
+        defer { endOperation() }
         processingCommands = true
         defer { processingCommands = false }
         return processOneCommand()
@@ -222,7 +226,7 @@ extension SMMU {
         }
 
         cmdq.cons = (cmdq.cons & ~geometry.pointerMask) | geometry.increment(cons)
-        statistics.commandsConsumed += 1
+        statistics.commandsConsumed &+= 1
         trace.record(.queue, "\(names.cmdq): CONS -> \(geometry.describe(cmdq.consPointer))")
         var finalEffect = effect
         if case .sync(let parameters) = command {
@@ -241,7 +245,7 @@ extension SMMU {
     /// written first, then GERROR.CMDQ_ERR activates.
     private func fail(_ failure: CommandFailure, at cons: UInt32, address: UInt64, entry: CommandEntry?, command: Command?) -> CommandStep {
         cmdq.cons = Reg.Queue.consErr.inserting(UInt32(failure.error.rawValue), into: cmdq.cons)
-        statistics.commandErrors += 1
+        statistics.commandErrors &+= 1
         let what = command?.description ?? entry?.description ?? "<fetch aborted>"
         trace.record(.command, "\(names.cmdq): [\(cmdq.geometry.describe(cons))] \(what) -> \(failure)")
         raiseGlobalError(Reg.GERROR.cmdqErr)

@@ -178,6 +178,8 @@ public struct SMMUConfiguration: Sendable, Hashable {
     public var configurationCacheCapacity = 4096
     /// Checked mode at reset: every cache hit is compared with memory (see ``SMMU/checkedMode``).
     public var checkedMode = false
+    /// How many diagnostics ``SMMU/diagnostics`` keeps; older ones are dropped and counted.
+    public var diagnosticsCapacity = 1024
     /// How long (in virtual clock ticks) CMD_SYNC waits for ATS invalidation completions before
     /// failing with CERROR_ATC_INV_SYNC.
     public var atcInvalidationTimeout: UInt64 = 1_000_000
@@ -219,6 +221,7 @@ public struct SMMUConfiguration: Sendable, Hashable {
         }
         if acknowledgeLatency < 0 { try fail("acknowledgeLatency must not be negative") }
         if tlbCapacity < 1 || configurationCacheCapacity < 1 { try fail("cache capacities must be at least 1") }
+        if diagnosticsCapacity < 0 { try fail("diagnosticsCapacity must not be negative") }
     }
 }
 

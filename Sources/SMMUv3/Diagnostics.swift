@@ -30,6 +30,9 @@ public struct SMMUDiagnostic: Hashable, Sendable, CustomStringConvertible {
         /// GERRORN toggled a bit whose error was not active (§7.5: CONSTRAINED
         /// UNPREDICTABLE); the model stores it, so the bit reads as an active error.
         case inactiveErrorToggled(UInt32)
+        /// A stall record offered with ``SMMU/recordEvent(_:)`` found STALL_MAX records already
+        /// held and was discarded.
+        case stallRecordDiscarded
     }
 
     /// Virtual time.

@@ -16,6 +16,9 @@ public enum EventQueueOutcome: Hashable, Sendable, CustomStringConvertible {
     /// The write of the record got an external abort: EVENTQ_ABT_ERR activated and the
     /// record is lost (synchronous abort: PROD does not move, §7.2.2).
     case writeAborted
+    /// A stall record that could not be written, offered when STALL_MAX records were already
+    /// held: only records injected with ``SMMU/recordEvent(_:)`` can get here.
+    case discardedTooManyHeld
 
     public var description: String {
         switch self {
@@ -25,6 +28,7 @@ public enum EventQueueOutcome: Hashable, Sendable, CustomStringConvertible {
         case .discardedQueueDisabled: "discarded: EVENTQEN == 0"
         case .discardedAbortError: "discarded: EVENTQ_ABT_ERR active"
         case .writeAborted: "lost: external abort writing the queue"
+        case .discardedTooManyHeld: "discarded: STALL_MAX stall records already held"
         }
     }
 }
@@ -43,16 +47,29 @@ extension SMMU {
     /// Offers an event record to the event queue, applying the full/overflow, disabled and
     /// abort rules (§7.2, §7.4) and raising the event queue interrupt on an empty to
     /// non-empty transition. Stall records (Stall == 1) are never discarded.
+    ///
+    /// A stall record that cannot be written is held (``pendingStallRecords``) while its
+    /// transaction stays stalled. Records offered here directly that describe no stalled
+    /// transaction are held too, up to STALL_MAX in all; beyond that they are discarded with
+    /// a diagnostic (the architecture never has more stall records than stalls).
     @discardableResult
     public func recordEvent(_ record: EventRecord) -> EventQueueOutcome {
-        let outcome = writeEvent(record)
+        beginOperation()
+        defer { endOperation() }
+        var outcome = writeEvent(record)
         switch outcome {
         case .written:
-            statistics.eventsWritten += 1
+            statistics.eventsWritten &+= 1
         case .heldUntilWritable:
-            pendingStallRecords.append(record)
-        case .discardedQueueFull, .discardedQueueDisabled, .discardedAbortError, .writeAborted:
-            statistics.eventsDiscarded += 1
+            if pendingStallRecords.count < max(configuration.stallMax, 1) {
+                pendingStallRecords.append(record)
+            } else {
+                outcome = .discardedTooManyHeld
+                statistics.eventsDiscarded &+= 1
+                diagnose(.stallRecordDiscarded, "stall record discarded: \(pendingStallRecords.count) records are already held (STALL_MAX)")
+            }
+        case .discardedQueueFull, .discardedQueueDisabled, .discardedAbortError, .writeAborted, .discardedTooManyHeld:
+            statistics.eventsDiscarded &+= 1
         }
         trace.record(.event, "\(names.evtq): \(record) -> \(outcome)")
         return outcome
@@ -70,7 +87,7 @@ extension SMMU {
             if stall { return .heldUntilWritable }
             if !eventQueueOverflowActive {
                 eventq.prod ^= overflowFlagMask
-                statistics.eventQueueOverflows += 1
+                statistics.eventQueueOverflows &+= 1
                 trace.record(.queue, "\(names.evtq): overflow, PROD.OVFLG -> \(eventq.prod >> 31)")
             }
             return .discardedQueueFull
@@ -92,15 +109,26 @@ extension SMMU {
         return .written(index: prod)
     }
 
-    /// Writes held stall records while the queue is writable, oldest first.
+    /// Writes held stall records while the queue is writable, oldest first. Not re-entered:
+    /// a write that frees room while the flush runs is seen by its loop.
     func flushPendingStallRecords() {
+        guard !flushingStallRecords else { return }
+        flushingStallRecords = true
+        defer { flushingStallRecords = false }
         while let record = pendingStallRecords.first {
             let outcome = writeEvent(record)
             if outcome == .heldUntilWritable { return }
-            pendingStallRecords.removeFirst()
-            if case .written = outcome { statistics.eventsWritten += 1 } else { statistics.eventsDiscarded += 1 }
+            if !pendingStallRecords.isEmpty { pendingStallRecords.removeFirst() }
+            if case .written = outcome { statistics.eventsWritten &+= 1 } else { statistics.eventsDiscarded &+= 1 }
             trace.record(.event, "\(names.evtq): held \(record) -> \(outcome)")
         }
+    }
+
+    /// Forgets the held record of a stalled transaction that was just resolved: the record
+    /// goes with the transaction it describes.
+    func discardHeldStallRecord(streamID: UInt32, stag: UInt16) {
+        guard !pendingStallRecords.isEmpty else { return }
+        pendingStallRecords.removeAll { $0.streamID == streamID && $0.stag == stag }
     }
 
     /// EVENTQ_CONS write: never guarded (§6.3.96). Freeing space lets held stall records in.
@@ -119,10 +147,12 @@ extension SMMU {
     /// Responses generated here are also passed to ``onPRGResponse``.
     @discardableResult
     public func receivePageRequest(_ request: PageRequest) -> PRIMessageOutcome {
+        beginOperation()
+        defer { endOperation() }
         let outcome = acceptPageRequest(request)
         switch outcome {
-        case .queued: statistics.priEntriesWritten += 1
-        case .discarded, .autoResponded: statistics.priMessagesDiscarded += 1
+        case .queued: statistics.priEntriesWritten &+= 1
+        case .discarded, .autoResponded: statistics.priMessagesDiscarded &+= 1
         case .unsupported: break
         }
         trace.record(.pri, "\(names.priq): \(request) -> \(outcome)")
@@ -143,7 +173,7 @@ extension SMMU {
                 diagnose(.inconsistentQueue("priq"), "PRI queue PROD/CONS inconsistent: treated as full")
             }
             priq.prod ^= overflowFlagMask
-            statistics.priQueueOverflows += 1
+            statistics.priQueueOverflows &+= 1
             trace.record(.queue, "\(names.priq): overflow, PROD.OVFLG -> \(priq.prod >> 31)")
         }
         if priQueueOverflowActive {

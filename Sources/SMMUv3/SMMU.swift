@@ -129,8 +129,9 @@ public final class SMMU: MMIODevice {
     @exclusivity(unchecked) public var checkedMode: Bool
     @exclusivity(unchecked) var stalledTransactions: [StalledTransaction] = []
     @exclusivity(unchecked) var nextSTAG: UInt16 = 0
-    /// ATS invalidations sent and not yet known to be complete (checked by CMD_SYNC).
-    @exclusivity(unchecked) var pendingATCInvalidations: [(request: ATCInvalidation, response: ATCInvalidationResponse)] = []
+    /// ATS invalidations sent since the last CMD_SYNC, summarised: what the next CMD_SYNC
+    /// must wait for (§3.9.1.4). O(1) however many CMD_ATC_INV are issued.
+    @exclusivity(unchecked) var outstandingATCInvalidations = OutstandingATCInvalidations()
     /// Called when a stalled transaction is resolved by CMD_RESUME (retry, abort or
     /// terminate), CMD_STALL_TERM or SMMUEN being cleared, with the new outcome.
     @exclusivity(unchecked) public var onStallResolved: ((InboundTransaction, TransactionOutcome) -> Void)?
@@ -138,11 +139,22 @@ public final class SMMU: MMIODevice {
     /// no ATS endpoint is attached: CMD_ATC_INV then has no effect.
     @exclusivity(unchecked) public var onATCInvalidation: ((ATCInvalidation) -> ATCInvalidationResponse)?
 
-    /// Stall event records waiting for the event queue to become writable (§7.2.1: stall
-    /// records are never discarded).
+    /// Stall event records waiting for the event queue to become writable, oldest first
+    /// (§7.2.1: stall records are never discarded while their transaction is stalled). A held
+    /// record leaves with its transaction when that is resolved (CMD_RESUME, CMD_STALL_TERM,
+    /// SMMUEN 1 -> 0), so there are never more than STALL_MAX of them.
     @exclusivity(unchecked) public internal(set) var pendingStallRecords: [EventRecord] = []
-    /// Explanations of ignored writes and CONSTRAINED UNPREDICTABLE choices, oldest first.
-    @exclusivity(unchecked) public internal(set) var diagnostics: [SMMUDiagnostic] = []
+    @exclusivity(unchecked) var flushingStallRecords = false
+    @exclusivity(unchecked) var diagnosticLog: BoundedLog<SMMUDiagnostic>
+    /// Interrupts raised by the current operation, delivered when it completes.
+    @exclusivity(unchecked) var postedInterrupts: [PostedInterrupt] = []
+    /// Nesting depth of public operations (MMIO accesses, translations, PRI messages...).
+    @exclusivity(unchecked) var operationDepth = 0
+    @exclusivity(unchecked) var deliveringInterrupts = false
+    /// The stalled transaction whose `translate` has not returned yet (see ``translate(_:)``).
+    @exclusivity(unchecked) var unannouncedStall: (streamID: UInt32, stag: UInt16)?
+    /// How that transaction was resolved before `translate` could return it as stalled.
+    @exclusivity(unchecked) var earlyStallResolution: TransactionOutcome?
     /// Counters.
     @exclusivity(unchecked) public internal(set) var statistics = SMMUStatistics()
     /// Called with every PRG Response the SMMU sends to an endpoint (from CMD_PRI_RESP or
@@ -198,6 +210,7 @@ public final class SMMU: MMIODevice {
         cdCache = FastTable(capacityLimit: configuration.configurationCacheCapacity)
         checkedMode = configuration.checkedMode
         commandProcessing = configuration.commandProcessing
+        diagnosticLog = BoundedLog(capacity: configuration.diagnosticsCapacity)
         super.init()
         reset()
         do {
@@ -207,9 +220,13 @@ public final class SMMU: MMIODevice {
         }
     }
 
+    deinit {
+        bus.unmap(self)
+    }
+
     /// Returns the SMMU to its reset state (§6.3: every reset value; UNKNOWN values reset to
     /// zero; GBPA to ``SMMUConfiguration/gbpaResetValue`` with Update clear). Memory, and
-    /// therefore queue contents, are untouched.
+    /// therefore queue contents, are untouched; interrupts not yet delivered are lost.
     public func reset() {
         cr0 = 0
         cr0ack = 0
@@ -233,6 +250,7 @@ public final class SMMU: MMIODevice {
         irqCtrlReadsUntilAck = 0
         gbpaReadsUntilDone = 0
         pendingStallRecords = []
+        postedInterrupts = []
         reportedInconsistentCommandQueue = false
         resetTranslationState()
     }
@@ -245,7 +263,7 @@ public final class SMMU: MMIODevice {
         cdCache.removeAll()
         streamContexts.invalidate()
         stalledTransactions.removeAll()
-        pendingATCInvalidations.removeAll()
+        outstandingATCInvalidations = OutstandingATCInvalidations()
         nextSTAG = 0
     }
 
@@ -268,10 +286,68 @@ public final class SMMU: MMIODevice {
         }
     }
 
-    func diagnose(_ kind: SMMUDiagnostic.Kind, _ message: String) {
-        diagnostics.append(SMMUDiagnostic(time: bus.clock.now, kind: kind, message: message))
-        trace.record(.diagnostic, "\(configuration.name): \(message)")
+    func diagnose(_ kind: SMMUDiagnostic.Kind, _ message: @autoclosure () -> String) {
+        let text = message()
+        diagnosticLog.append(SMMUDiagnostic(time: bus.clock.now, kind: kind, message: text))
+        trace.record(.diagnostic, "\(configuration.name): \(text)")
     }
+
+    /// Explanations of ignored writes and CONSTRAINED UNPREDICTABLE choices, oldest first:
+    /// the most recent ``SMMUConfiguration/diagnosticsCapacity`` of them.
+    public var diagnostics: [SMMUDiagnostic] { diagnosticLog.elements }
+
+    /// Diagnostics dropped from ``diagnostics`` to make room for newer ones.
+    public var droppedDiagnostics: Int { diagnosticLog.dropped }
+
+    // MARK: Operations and posted interrupts
+
+    /// Starts a public operation (an MMIO access, a translation, a PRI message...).
+    @inline(__always)
+    func beginOperation() {
+        operationDepth &+= 1
+    }
+
+    /// Ends a public operation; the outermost one delivers the interrupts it raised.
+    @inline(__always)
+    func endOperation() {
+        operationDepth &-= 1
+        if operationDepth == 0 && !postedInterrupts.isEmpty { deliverPostedInterrupts() }
+    }
+
+    /// Delivers posted interrupts, in the order they were raised: the MSI (an ordinary write
+    /// that may land anywhere, the SMMU's own registers included) then the wired pulse.
+    /// Whatever those writes cause may raise more interrupts; they are delivered in further
+    /// rounds, at most ``deliveryRoundLimit`` per operation, so that a configuration in which
+    /// interrupts feed themselves (a GERROR MSI aimed at SMMU_GERRORN acknowledging the
+    /// command queue error it reports, say) cannot hang the caller: what is left is delivered
+    /// when the next operation completes.
+    func deliverPostedInterrupts() {
+        guard !deliveringInterrupts else { return }
+        deliveringInterrupts = true
+        defer { deliveringInterrupts = false }
+        var rounds = 0
+        while !postedInterrupts.isEmpty && rounds < SMMU.deliveryRoundLimit {
+            rounds += 1
+            let batch = postedInterrupts
+            postedInterrupts.removeAll(keepingCapacity: true)
+            for interrupt in batch {
+                if interrupt.msiAddress != 0 {
+                    if bus.deliverMSI(address: interrupt.msiAddress, data: interrupt.msiData, source: interrupt.source) == .aborted {
+                        raiseGlobalError(interrupt.abortBit)
+                    }
+                }
+                if interrupt.line >= 0 {
+                    interrupts.pulse(line: interrupt.line, source: interrupt.source)
+                }
+            }
+        }
+    }
+
+    /// The most rounds of interrupt delivery one operation performs.
+    static let deliveryRoundLimit = 64
+
+    /// Interrupts raised and not yet delivered.
+    public var undeliveredInterrupts: Int { postedInterrupts.count }
 
     // MARK: State queries
 
@@ -301,6 +377,8 @@ public final class SMMU: MMIODevice {
 
     /// Completes every update still waiting for its acknowledge latency.
     public func settle() {
+        beginOperation()
+        defer { endOperation() }
         if cr0 != cr0ack { completeCR0Update() }
         if irqCtrl != irqCtrlAck { completeIRQCtrlUpdate() }
         if Reg.GBPA.update.isSet(gbpa) { completeGBPAUpdate() }
@@ -330,6 +408,8 @@ public final class SMMU: MMIODevice {
     }
 
     public override func mmioRead(offset: UInt64, size: Int) -> UInt64 {
+        beginOperation()
+        defer { endOperation() }
         switch size {
         case 4 where offset & 3 == 0:
             return UInt64(read32(offset))
@@ -348,6 +428,8 @@ public final class SMMU: MMIODevice {
     }
 
     public override func mmioWrite(offset: UInt64, value: UInt64, size: Int) {
+        beginOperation()
+        defer { endOperation() }
         switch size {
         case 4 where offset & 3 == 0:
             write32(offset, UInt32(truncatingIfNeeded: value))
@@ -760,9 +842,24 @@ public final class SMMU: MMIODevice {
         case eventQueue, priQueue, globalError
     }
 
-    /// Signals an interrupt if its IRQ_CTRLACK enable is set: an MSI when MSIs are
-    /// implemented and the configured address is non-zero, and a pulse on the wired line
-    /// when wired outputs exist (§3.18.2).
+    /// An interrupt raised and waiting for the operation that raised it to complete. The MSI
+    /// address and data are those configured when it was raised.
+    struct PostedInterrupt {
+        /// The source name, e.g. `smmu.evtq`.
+        let source: String
+        /// 0 = no MSI.
+        let msiAddress: UInt64
+        let msiData: UInt32
+        /// The wired line, or -1.
+        let line: Int
+        /// The GERROR bit an aborted MSI activates.
+        let abortBit: BitField
+    }
+
+    /// Raises an interrupt if its IRQ_CTRLACK enable is set: an MSI when MSIs are implemented
+    /// and the configured address is non-zero, and a pulse on the wired line when wired
+    /// outputs exist (§3.18.2). The interrupt is posted: delivered when the current operation
+    /// completes (see ``deliverPostedInterrupts()``).
     func signalInterrupt(_ interrupt: InterruptSource) {
         let enable: BitField, msi: IRQConfiguration, line: Int?, abortBit: BitField, name: String
         switch interrupt {
@@ -777,14 +874,9 @@ public final class SMMU: MMIODevice {
             trace.record(.interrupt, "\(name): interrupt not signalled (IRQ_CTRLACK enable clear)")
             return
         }
-        statistics.interruptsSignalled += 1
-        if configuration.msi && msi.address != 0 {
-            if bus.deliverMSI(address: msi.address, data: msi.data, source: name) == .aborted {
-                raiseGlobalError(abortBit)
-            }
-        }
-        if let line {
-            interrupts.pulse(line: line, source: name)
-        }
+        statistics.interruptsSignalled &+= 1
+        postedInterrupts.append(PostedInterrupt(
+            source: name, msiAddress: configuration.msi ? msi.address : 0, msiData: msi.data, line: line ?? -1, abortBit: abortBit))
+        if operationDepth == 0 { deliverPostedInterrupts() }
     }
 }

@@ -105,7 +105,39 @@ extension SMMU {
     /// Translates one transaction as the SMMU would (§3.3, §13): GBPA when SMMUEN == 0, the
     /// stream and CD tables, the TLB and the table walks, recording events, stalling or
     /// terminating on faults exactly as configured.
+    ///
+    /// A `.stalled` result is final for the caller: ``onStallResolved`` later reports how the
+    /// stall ended. If it ends before this call returns (the event queue interrupt this
+    /// translation raised lands on SMMU_CR0 and clears SMMUEN, say), the call returns that
+    /// ending instead and ``onStallResolved`` is not called for it.
     public func translate(_ transaction: InboundTransaction) -> TransactionOutcome {
+        beginOperation()
+        let outcome = translateTransaction(transaction)
+        guard case .stalled(let stag) = outcome, operationDepth == 1 else {
+            endOperation()
+            return outcome
+        }
+        let outer = (unannouncedStall, earlyStallResolution)
+        unannouncedStall = (transaction.streamID, stag)
+        earlyStallResolution = nil
+        endOperation()
+        let resolution = earlyStallResolution
+        (unannouncedStall, earlyStallResolution) = outer
+        return resolution ?? outcome
+    }
+
+    /// Reports how a stalled transaction ended: to ``onStallResolved``, or, when its
+    /// `translate` has not returned yet, as that call's result.
+    func announceStallResolution(_ stalled: StalledTransaction, _ outcome: TransactionOutcome) {
+        discardHeldStallRecord(streamID: stalled.transaction.streamID, stag: stalled.stag)
+        if let pending = unannouncedStall, pending.streamID == stalled.transaction.streamID, pending.stag == stalled.stag {
+            earlyStallResolution = outcome
+            return
+        }
+        onStallResolved?(stalled.transaction, outcome)
+    }
+
+    private func translateTransaction(_ transaction: InboundTransaction) -> TransactionOutcome {
         let outcome: TransactionOutcome
         switch transaction.kind {
         case .unsupported(let reason):
@@ -531,7 +563,7 @@ extension SMMU {
         case .terminate: outcome = configuration.terminateAlwaysAborts ? .aborted(nil) : .terminatedRAZ(nil)
         }
         trace.record(.translation, "\(names.xlat): RESUME sid=\(hex(streamID)) stag=\(hex(stag)) \(action): \(stalled.transaction) \(outcome)")
-        onStallResolved?(stalled.transaction, outcome)
+        announceStallResolution(stalled, outcome)
         return .stallsResolved(count: 1)
     }
 
@@ -540,15 +572,17 @@ extension SMMU {
         let matching = stalledTransactions.filter { $0.transaction.streamID == streamID }
         guard !matching.isEmpty else { return .noEffect(.noStalledTransaction) }
         stalledTransactions.removeAll { $0.transaction.streamID == streamID }
-        for stalled in matching { onStallResolved?(stalled.transaction, .aborted(nil)) }
+        for stalled in matching { announceStallResolution(stalled, .aborted(nil)) }
         return .stallsResolved(count: matching.count)
     }
 
-    /// SMMUEN 1 -> 0 (§6.3.9.6): all stalled transactions are aborted.
+    /// SMMUEN 1 -> 0 (§6.3.9.6): all stalled transactions are aborted, and the stall records
+    /// still held for them go too (as does any held record injected with ``recordEvent(_:)``).
     func abortAllStalledTransactions() {
         let all = stalledTransactions
         stalledTransactions.removeAll()
-        for stalled in all { onStallResolved?(stalled.transaction, .aborted(nil)) }
+        for stalled in all { announceStallResolution(stalled, .aborted(nil)) }
+        pendingStallRecords.removeAll()
     }
 }
 

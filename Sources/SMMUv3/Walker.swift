@@ -53,7 +53,7 @@ extension SMMU {
     @inline(__always)
     func readDescriptor(_ address: UInt64, mode: WalkMode) -> UInt64? {
         if case .inspect = mode {
-            return PhysicalMemory.contains(address, length: 8) ? bus.memory.read64(at: address) : nil
+            return bus.memory.isRAM(address, length: 8) ? bus.memory.read64(at: address) : nil
         }
         return bus.dmaRead64(at: address)
     }

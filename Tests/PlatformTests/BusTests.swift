@@ -28,14 +28,40 @@ final class RecordingDevice: MMIODevice {
 
     @Test func overlappingOrEmptyWindowsAreRejected() throws {
         let bus = Bus()
-        try bus.map(RecordingDevice(), at: 0x2000, size: 0x1000)
+        let first = RecordingDevice(), second = RecordingDevice()
+        try bus.map(first, at: 0x2000, size: 0x1000)
         #expect(throws: Bus.MappingError.overlap(base: 0x2800, size: 0x1000, existing: "rec")) {
-            try bus.map(RecordingDevice(), at: 0x2800, size: 0x1000)
+            try bus.map(second, at: 0x2800, size: 0x1000)
         }
         #expect(throws: Bus.MappingError.invalidWindow(base: 0x9000, size: 0)) {
-            try bus.map(RecordingDevice(), at: 0x9000, size: 0)
+            try bus.map(second, at: 0x9000, size: 0)
         }
-        try bus.map(RecordingDevice(), at: 0x3000, size: 0x1000)
+        try bus.map(second, at: 0x3000, size: 0x1000)
+    }
+
+    @Test func theBusDoesNotKeepItsDevicesAlive() throws {
+        let bus = Bus()
+        weak var gone: RecordingDevice?
+        do {
+            let device = RecordingDevice()
+            gone = device
+            try bus.map(device, at: 0x2000, size: 0x1000)
+            bus.write32(1, at: 0x2000)
+            #expect(device.writes.count == 1)
+        }
+        #expect(gone == nil, "the device was freed when its owner let it go")
+        bus.write32(7, at: 0x2000)
+        #expect(bus.read32(at: 0x2000) == 7, "its window is gone: the access reaches RAM")
+        try bus.map(RecordingDevice(), at: 0x2000, size: 0x1000)
+    }
+
+    @Test func anUnmappedDeviceNoLongerSeesAccesses() throws {
+        let bus = Bus()
+        let device = RecordingDevice()
+        try bus.map(device, at: 0x2000, size: 0x1000)
+        bus.unmap(device)
+        bus.write32(1, at: 0x2000)
+        #expect(device.writes.isEmpty)
     }
 
     @Test func injectedAbortsHitOnlyDeviceAccessesOfTheChosenKind() {
@@ -64,12 +90,71 @@ final class RecordingDevice: MMIODevice {
     }
 
     @Test func deviceAccessesOutsideThePhysicalSpaceAbort() {
-        let bus = Bus()
+        let bus = Bus(memoryMap: .wholePhysicalSpace)
         #expect(bus.dmaRead64(at: 1 << 52) == nil)
         #expect(bus.dmaRead64(at: .max - 3) == nil)
         var buffer = [UInt8](repeating: 0, count: 16)
         let ok = buffer.withUnsafeMutableBytes { bus.dmaRead(at: (1 << 52) - 8, into: $0) }
         #expect(!ok)
+        #expect(bus.dmaRead64(at: (1 << 52) - 8) == 0)
+    }
+
+    @Test func deviceAccessesOutsideRAMAbortAndCostNothing() throws {
+        let bus = Bus(memoryMap: try MemoryMap(ram: [0x1000...0x1FFF, 0x8000_0000...0xBFFF_FFFF]))
+        #expect(bus.dmaWrite64(1, at: 0x1FF8))
+        #expect(!bus.dmaWrite64(1, at: 0x1FFC), "an access running off the end of a RAM range aborts")
+        #expect(bus.dmaRead32(at: 0x2000) == nil)
+        #expect(bus.dmaRead64(at: 0xBFFF_FFF8) == 0)
+        var random = UInt64(0x1234_5678)
+        for _ in 0..<10_000 {
+            random = random &* 6364136223846793005 &+ 1442695040888963407
+            let address = (random >> 12) & 0x000F_FFFF_FFFF_FFFC
+            if address >= 0x8000_0000 && address < 0xC000_0000 { continue }
+            _ = bus.deliverMSI(address: address, data: 0xFFFF_FFFF, source: "wild")
+        }
+        #expect(bus.memory.allocatedPageCount == 1, "wild MSIs allocated nothing")
+        #expect(bus.interrupts.deliveredMSICount == 0)
+    }
+
+    @Test func deviceAccessesToADeviceWindowAbortButMSIsReachIt() throws {
+        let bus = Bus()
+        let device = RecordingDevice()
+        try bus.map(device, at: 0x2000, size: 0x1000)
+        #expect(bus.dmaRead64(at: 0x2000) == nil)
+        #expect(!bus.dmaWrite32(5, at: 0x2004))
+        #expect(device.writes.isEmpty, "only an MSI reaches a device's registers")
+        #expect(bus.deliverMSI(address: 0x2004, data: 5, source: "t") == .delivered)
+        #expect(device.writes.map(\.offset) == [4])
+    }
+
+    @Test func cpuAccessesOutsideRAMAndDevicesAreDroppedAndCounted() throws {
+        let bus = Bus(memoryMap: try MemoryMap(ram: [0...0xFFFF]))
+        bus.write64(0xAA, at: 0x1_0000)
+        #expect(bus.read64(at: 0x1_0000) == 0)
+        #expect(bus.unbackedCPUAccesses == 2)
+        #expect(bus.memory.allocatedPageCount == 0)
+    }
+
+    @Test func interruptRecordsAreABoundedRingThatCountsWhatItDropped() {
+        let bus = Bus()
+        bus.interrupts.recordCapacity = 3
+        for line in 0..<5 { bus.interrupts.pulse(line: line, source: "s") }
+        #expect(bus.interrupts.records.map(\.description) == ["s: wired line 2 pulse", "s: wired line 3 pulse", "s: wired line 4 pulse"])
+        #expect(bus.interrupts.droppedRecords == 2)
+        #expect(bus.interrupts.pulses(on: 0) == 1, "counts are kept for every pulse")
+    }
+
+    @Test func traceLinesAreABoundedRingThatCountsWhatItDropped() {
+        let trace = Trace(enabled: .all)
+        trace.lineCapacity = 2
+        var sunk = 0
+        trace.sink = { _ in sunk += 1 }
+        for index in 0..<5 { trace.record(.command, "line \(index)") }
+        #expect(trace.lines.map(\.description) == ["[000003] cmd     line 3", "[000004] cmd     line 4"])
+        #expect(trace.droppedLines == 3)
+        #expect(sunk == 5, "the sink sees every line")
+        trace.clear()
+        #expect(trace.lines.isEmpty && trace.droppedLines == 0)
     }
 
     @Test func msisAreMemoryWritesThatCanBeDroppedOrAborted() {
@@ -112,7 +197,8 @@ final class RecordingDevice: MMIODevice {
     @Test func traceRecordsOnlyEnabledCategoriesAndIsDeterministic() throws {
         func run() throws -> [String] {
             let bus = Bus(traceCategories: [.mmio])
-            try bus.map(RecordingDevice(), at: 0x1000, size: 0x100)
+            let device = RecordingDevice()
+            try bus.map(device, at: 0x1000, size: 0x100)
             bus.write32(5, at: 0x1000)
             _ = bus.read32(at: 0x1004)
             bus.interrupts.pulse(line: 1, source: "x")

@@ -43,7 +43,7 @@ import Testing
     }
 
     @Test func addressesBeyondFiftyTwoBitsAreOutsideTheSpace() {
-        let memory = PhysicalMemory()
+        let memory = PhysicalMemory(map: .wholePhysicalSpace)
         #expect(PhysicalMemory.contains((1 << 52) - 1))
         #expect(!PhysicalMemory.contains(1 << 52))
         #expect(!PhysicalMemory.contains((1 << 52) - 4, length: 8))
@@ -54,11 +54,60 @@ import Testing
     }
 
     @Test func highestPageOfTheSpaceIsUsable() {
-        let memory = PhysicalMemory()
+        let memory = PhysicalMemory(map: .wholePhysicalSpace)
         let top: UInt64 = (1 << 52) - 8
         memory.write64(0xDEAD_BEEF, at: top)
         #expect(memory.read64(at: top) == 0xDEAD_BEEF)
         #expect(memory.read64(at: 0) == 0)
+    }
+}
+
+@Suite struct MemoryMapTests {
+    @Test func writesOutsideRAMAreDroppedAndCounted() throws {
+        let memory = PhysicalMemory(map: try MemoryMap(ram: [0x1000...0x1FFF]))
+        memory.write64(5, at: 0x2000)
+        #expect(memory.read64(at: 0x2000) == 0)
+        #expect(memory.writesOutsideRAM == 1)
+        memory.write32(5, at: 0x1FFE)
+        #expect(memory.read16(at: 0x1FFE) == 5, "the part of the access inside RAM lands")
+        #expect(memory.writesOutsideRAM == 1, "zero bytes outside RAM change nothing, so nothing was dropped")
+        #expect(memory.allocatedPageCount == 1)
+    }
+
+    @Test func writingZeroToUntouchedMemoryAllocatesNothing() {
+        let memory = PhysicalMemory()
+        for page in UInt64(0)..<1000 { memory.write64(0, at: page << 20) }
+        memory.write([0, 0, 0], at: 0x5000)
+        #expect(memory.allocatedPageCount == 0)
+        memory.write64(1, at: 0x5000)
+        memory.write64(0, at: 0x5000)
+        #expect(memory.allocatedPageCount == 1)
+        #expect(memory.read64(at: 0x5000) == 0)
+    }
+
+    @Test func rangesAreCheckedAndMerged() throws {
+        #expect(throws: MemoryMap.Invalid.unaligned(0x1000...0x1FFE)) { try MemoryMap(ram: [0x1000...0x1FFE]) }
+        #expect(throws: MemoryMap.Invalid.outsidePhysicalSpace(0...(1 << 53) - 1)) { try MemoryMap(ram: [0...(1 << 53) - 1]) }
+        let map = try MemoryMap(ram: [0x3000...0x3FFF, 0x1000...0x2FFF, 0x8000...0x8FFF])
+        #expect(map.ram == [0x1000...0x3FFF, 0x8000...0x8FFF])
+        #expect(map.contains(0x2FFC, length: 8))
+        #expect(!map.contains(0x3FFC, length: 8))
+        #expect(!map.contains(.max, length: 2))
+        #expect(map.size == 0x4000)
+    }
+
+    @Test func manyScatteredPagesStayReadable() {
+        let memory = PhysicalMemory()
+        var address: UInt64 = 0x1234_5000
+        var written: [UInt64] = []
+        for index in 0..<5000 {
+            address = (address &* 2862933555777941757 &+ 3037000493) & 0xF_FFFF_F000
+            memory.write64(UInt64(index) + 1, at: address)
+            written.append(address)
+        }
+        for (index, address) in written.enumerated() where written.lastIndex(of: address) == index {
+            #expect(memory.read64(at: address) == UInt64(index) + 1)
+        }
     }
 }
 
