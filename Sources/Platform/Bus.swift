@@ -183,8 +183,9 @@ public final class Bus {
     @exclusivity(unchecked) public private(set) var unbackedCPUAccesses = 0
 
     @exclusivity(unchecked) private var regions: [Region] = []
-    @exclusivity(unchecked) private var mmioLow: UInt64 = .max
-    @exclusivity(unchecked) private var mmioHigh: UInt64 = 0
+    /// The lowest and highest addresses of any device window (for the inlined RAM check).
+    @exclusivity(unchecked) @usableFromInline var mmioLow: UInt64 = .max
+    @exclusivity(unchecked) @usableFromInline var mmioHigh: UInt64 = 0
 
     /// Creates a bus with empty RAM laid out by `memoryMap`, no devices and a trace recording
     /// `traceCategories`.
@@ -332,8 +333,41 @@ public final class Bus {
         return value
     }
 
+    /// Whether a device access of `length` bytes at `address` certainly reaches RAM with no
+    /// fault rule, device window or trace to consult (the inlined fast path).
+    @inlinable @inline(__always)
+    func reachesPlainRAM(_ address: UInt64, length: Int) -> Bool {
+        let last = address &+ UInt64(length &- 1)
+        return last >= address && (last < mmioLow || address > mmioHigh) && memory.isRAM(address, length: length)
+            && !faults.isActive && !trace.isEnabled(.dma)
+    }
+
+    /// Whether device reads need nothing but the address checks: no fault rule is installed
+    /// and DMA is not traced. Lets a caller doing a burst of reads (a table walk) use
+    /// ``plainRead64(at:)``.
+    @inlinable @inline(__always)
+    public var devicesReadPlainRAM: Bool { !faults.isActive && !trace.isEnabled(.dma) }
+
+    /// A device 64-bit read of RAM when ``devicesReadPlainRAM`` holds (checked by the caller);
+    /// `nil` on external abort (outside RAM or in a device window).
+    @inlinable @inline(__always)
+    public func plainRead64(at address: UInt64) -> UInt64? {
+        let last = address &+ 7
+        if last >= address && (last < mmioLow || address > mmioHigh) && memory.isRAM(address, length: 8) {
+            return memory.read64(at: address)
+        }
+        return checkedDMARead64(at: address)
+    }
+
     /// Device 64-bit read of RAM; `nil` on external abort.
+    @inlinable @inline(__always)
     public func dmaRead64(at address: UInt64) -> UInt64? {
+        if reachesPlainRAM(address, length: 8) { return memory.read64(at: address) }
+        return checkedDMARead64(at: address)
+    }
+
+    @usableFromInline
+    func checkedDMARead64(at address: UInt64) -> UInt64? {
         if deviceAccessAborts(address, length: 8, kind: .read) { noteAbort(address, 8, write: false); return nil }
         let value = memory.read64(at: address)
         if trace.isEnabled(.dma) { trace.record(.dma, "R64 \(hex(address, digits: 13)) -> \(hex(value, digits: 16))") }
@@ -342,7 +376,14 @@ public final class Bus {
 
     /// Device read of two consecutive doublewords (a 16-byte queue entry); `nil` on external
     /// abort.
+    @inlinable @inline(__always)
     public func dmaRead128(at address: UInt64) -> (UInt64, UInt64)? {
+        if reachesPlainRAM(address, length: 16) { return (memory.read64(at: address), memory.read64(at: address &+ 8)) }
+        return checkedDMARead128(at: address)
+    }
+
+    @usableFromInline
+    func checkedDMARead128(at address: UInt64) -> (UInt64, UInt64)? {
         if deviceAccessAborts(address, length: 16, kind: .read) { noteAbort(address, 16, write: false); return nil }
         let low = memory.read64(at: address), high = memory.read64(at: address &+ 8)
         trace.record(.dma, "R128 \(hex(address, digits: 13)) -> \(hex(low, digits: 16)) \(hex(high, digits: 16))")

@@ -88,7 +88,7 @@ public final class PhysicalMemory {
     /// The page size in bytes.
     public static let pageSize = 1 << pageShift
 
-    private static let recentSlots = 64
+    @usableFromInline static let recentSlots = 64
 
     /// Where RAM is.
     public let map: MemoryMap
@@ -99,8 +99,8 @@ public final class PhysicalMemory {
     @exclusivity(unchecked) private var slotShift: UInt64
     @exclusivity(unchecked) private var slotCount: Int
     /// The direct-mapped cache: page number + 1 per slot (0 = empty) and the page.
-    private let recentKeys: UnsafeMutablePointer<UInt64>
-    private let recentPages: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    @usableFromInline let recentKeys: UnsafeMutablePointer<UInt64>
+    @usableFromInline let recentPages: UnsafeMutablePointer<UnsafeMutableRawPointer?>
 
     /// The number of 4 KB pages allocated (written with non-zero data at least once).
     @exclusivity(unchecked) public private(set) var allocatedPageCount = 0
@@ -147,11 +147,11 @@ public final class PhysicalMemory {
     }
 
     /// The first RAM range, checked inline before the general map (most platforms have one).
-    private let primaryLow: UInt64
-    private let primaryHigh: UInt64
+    @usableFromInline let primaryLow: UInt64
+    @usableFromInline let primaryHigh: UInt64
 
     /// Whether every byte of `[address, address + length)` is RAM.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func isRAM(_ address: UInt64, length: Int = 1) -> Bool {
         let last = address &+ UInt64(max(length, 1) &- 1)
         if address >= primaryLow && last <= primaryHigh && last >= address { return true }
@@ -282,8 +282,21 @@ public final class PhysicalMemory {
     public func read16(at address: UInt64) -> UInt16 { load(address, as: UInt16.self) }
     /// Reads a little-endian 32-bit value (any alignment).
     public func read32(at address: UInt64) -> UInt32 { load(address, as: UInt32.self) }
-    /// Reads a little-endian 64-bit value (any alignment).
-    public func read64(at address: UInt64) -> UInt64 { load(address, as: UInt64.self) }
+    /// Reads a little-endian 64-bit value (any alignment). A read within a recently used page
+    /// is inlined into the caller: a table walk's descriptor reads cost a few instructions.
+    @inlinable @inline(__always)
+    public func read64(at address: UInt64) -> UInt64 {
+        let offset = Int(truncatingIfNeeded: address) & (PhysicalMemory.pageSize - 1)
+        let pageNumber = address >> UInt64(PhysicalMemory.pageShift)
+        let slot = Int(truncatingIfNeeded: pageNumber) & (PhysicalMemory.recentSlots - 1)
+        if offset <= PhysicalMemory.pageSize - 8, recentKeys[slot] == pageNumber &+ 1, let page = recentPages[slot] {
+            return UInt64(littleEndian: page.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        }
+        return slowRead64(at: address)
+    }
+
+    @usableFromInline
+    func slowRead64(at address: UInt64) -> UInt64 { load(address, as: UInt64.self) }
 
     /// Writes a little-endian 16-bit value (any alignment).
     public func write16(_ value: UInt16, at address: UInt64) { store(value, address) }

@@ -1,31 +1,31 @@
 /// The categories a ``Trace`` can record, each switchable on its own.
 public struct TraceCategory: OptionSet, Sendable, Hashable, CustomStringConvertible {
     public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// CPU accesses to memory-mapped registers.
-    public static let mmio = TraceCategory(rawValue: 1 << 0)
+    @inlinable public static var mmio: TraceCategory { TraceCategory(rawValue: 1 << 0) }
     /// Commands consumed from the command queue and what they did.
-    public static let command = TraceCategory(rawValue: 1 << 1)
+    @inlinable public static var command: TraceCategory { TraceCategory(rawValue: 1 << 1) }
     /// Event records produced (or discarded).
-    public static let event = TraceCategory(rawValue: 1 << 2)
+    @inlinable public static var event: TraceCategory { TraceCategory(rawValue: 1 << 2) }
     /// Queue pointer moves (PROD/CONS, wrap, overflow flags).
-    public static let queue = TraceCategory(rawValue: 1 << 3)
+    @inlinable public static var queue: TraceCategory { TraceCategory(rawValue: 1 << 3) }
     /// Wired interrupt pulses, MSIs and SEV wake-ups.
-    public static let interrupt = TraceCategory(rawValue: 1 << 4)
+    @inlinable public static var interrupt: TraceCategory { TraceCategory(rawValue: 1 << 4) }
     /// Global errors (GERROR activation and acknowledge).
-    public static let error = TraceCategory(rawValue: 1 << 5)
+    @inlinable public static var error: TraceCategory { TraceCategory(rawValue: 1 << 5) }
     /// PRI messages and responses.
-    public static let pri = TraceCategory(rawValue: 1 << 6)
+    @inlinable public static var pri: TraceCategory { TraceCategory(rawValue: 1 << 6) }
     /// Device (DMA) accesses to memory. Verbose; off in ``TraceCategory/standard``.
-    public static let dma = TraceCategory(rawValue: 1 << 7)
+    @inlinable public static var dma: TraceCategory { TraceCategory(rawValue: 1 << 7) }
     /// Model diagnostics: ignored guarded writes, CONSTRAINED UNPREDICTABLE choices taken,
     /// inconsistent queue states.
-    public static let diagnostic = TraceCategory(rawValue: 1 << 8)
+    @inlinable public static var diagnostic: TraceCategory { TraceCategory(rawValue: 1 << 8) }
     /// Control register handshakes (CR0/CR0ACK, IRQ_CTRL/ACK, GBPA.Update).
-    public static let control = TraceCategory(rawValue: 1 << 9)
+    @inlinable public static var control: TraceCategory { TraceCategory(rawValue: 1 << 9) }
     /// Translation of inbound transactions.
-    public static let translation = TraceCategory(rawValue: 1 << 10)
+    @inlinable public static var translation: TraceCategory { TraceCategory(rawValue: 1 << 10) }
 
     /// Every category.
     public static let all = TraceCategory(rawValue: (1 << 11) - 1)

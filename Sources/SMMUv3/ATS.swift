@@ -146,12 +146,11 @@ extension SMMU {
         let hasPASID = request.substreamID != nil
         let requestedPrivilege = hasPASID && request.privileged
         let access = AccessAttributes(read: request.noWrite, instruction: false, privileged: requestedPrivilege)
-        let transaction = InboundTransaction(streamID: request.streamID, substreamID: request.substreamID, address: request.address, access: access)
-        var context = ResolvedContext()
+        var context = StreamContext()
         let stu = smallestTranslationUnit
         let noAccess = ATSTranslationCompletion(status: .success, translatedAddress: 0, size: stu, read: false, write: false, execute: false, privileged: requestedPrivilege)
         let mapping: Mapping
-        switch resolve(transaction, context: &context, mode: .translationRequest, checksAccess: false) {
+        switch resolveAndTranslate(streamID: request.streamID, substreamID: request.substreamID, address: request.address, access: access, mode: .translationRequest, checksAccess: false, context: &context) {
         case .success(let found): mapping = found
         case .failure(let failure):
             switch failure {
@@ -161,7 +160,7 @@ extension SMMU {
             default: return .failed(.completerAbort)
             }
         }
-        let effectivePrivilege = effectiveAccess(access, ste).privileged
+        let effectivePrivilege = context.effectiveAccess(access).privileged
         let granted = mapping.stage1.intersection(mapping.stage2)
         func allows(_ privileged: Permissions, _ unprivileged: Permissions) -> Bool {
             granted.contains(effectivePrivilege ? privileged : unprivileged)

@@ -171,11 +171,14 @@ public struct SMMUConfiguration: Sendable, Hashable {
     /// EVENTQ/PRIQ PROD and CONS registers (§6.2.1; Linux ARM_SMMU_OPT_PAGE0_REGS_ONLY).
     /// When false they are RAZ/WI.
     public var page0AliasesPage1Registers = false
-    /// The most leaf translations the TLB holds; when full it is flushed (a deterministic
-    /// replacement policy).
-    public var tlbCapacity = 16384
-    /// The most STEs (and, separately, CDs) the configuration cache holds; flushed when full.
-    public var configurationCacheCapacity = 4096
+    /// The most leaf translations the TLB holds. It is 8-way set-associative: a translation
+    /// that finds its set full replaces the set's oldest entry (FIFO); nothing else is lost
+    /// until invalidated. Memory grows with use, up to about 60 bytes per entry.
+    public var tlbCapacity = 262_144
+    /// The most entries each configuration cache holds: STEs, CDs, and the combined
+    /// STE-and-CD stream contexts (see ``tlbCapacity`` for the replacement policy). Memory
+    /// grows with use, up to about 200 bytes per entry and cache.
+    public var configurationCacheCapacity = 131_072
     /// Checked mode at reset: every cache hit is compared with memory (see ``SMMU/checkedMode``).
     public var checkedMode = false
     /// How many diagnostics ``SMMU/diagnostics`` keeps; older ones are dropped and counted.

@@ -82,8 +82,6 @@ extension SMMU {
             }
         }
         if case .transaction = mode {
-            let evictions = steCache.evictions
-            defer { if steCache.evictions != evictions { streamContexts.invalidate() } }
             steCache.insert(CachedSTE(ste: ste, raw: raw, address: address, l1Address: l1Address ?? .max, l1Raw: l1Raw ?? 0, staleReported: false), for: UInt64(streamID))
             trace.record(.translation, "\(names.xlat): STE sid=\(hex(streamID)) fetched from \(hex(address))\(ste.problem.map { " (ILLEGAL: \($0))" } ?? "")")
         }
@@ -195,8 +193,6 @@ extension SMMU {
         guard let raw = readStructure(cdPA, mode: mode) else { return .failure(.cdFetch(address: cdPA)) }
         let cd = decodeCD(raw, ste: ste)
         if case .transaction = mode {
-            let evictions = cdCache.evictions
-            defer { if cdCache.evictions != evictions { streamContexts.invalidate() } }
             cdCache.insert(CachedCD(cd: cd, raw: raw, address: cdPA, l1Address: l1Address, l1Raw: l1Raw, staleReported: false), for: key)
             trace.record(.translation, "\(names.xlat): CD sid=\(hex(streamID)) index=\(hex(index)) fetched from \(hex(cdPA))\(cd.problem.map { " (ILLEGAL: \($0))" } ?? "")")
         }
@@ -207,7 +203,7 @@ extension SMMU {
 
     /// Removes cached STEs (and every CD cached through them) for `streamIDs`.
     func invalidateConfiguration(streamIDs: ClosedRange<UInt32>, includeL1: Bool) -> Int {
-        streamContexts.invalidate()
+        invalidateStreamContexts(streamIDs: streamIDs)
         if streamIDs == 0...UInt32.max {
             return steCache.removeAll() + cdCache.removeAll()
         }
@@ -223,7 +219,7 @@ extension SMMU {
 
     /// Removes cached CDs of `streamID`: one CD index, or all when `substreamID` is nil.
     func invalidateContextDescriptors(streamID: UInt32, substreamID: UInt32?, includeL1: Bool) -> Int {
-        streamContexts.invalidate()
+        invalidateStreamContexts(streamID: streamID, substreamID: substreamID)
         if let substreamID {
             return cdCache.remove(cdKey(streamID: streamID, index: substreamID)) ? 1 : 0
         }

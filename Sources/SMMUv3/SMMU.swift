@@ -115,11 +115,12 @@ public final class SMMU: MMIODevice {
     /// The TLB (leaf translations, §3.17).
     let tlb: TLB
     /// The STE cache, by StreamID.
-    let steCache: FastTable<UInt64, CachedSTE>
+    let steCache: SetAssociativeCache<UInt64, CachedSTE>
     /// The CD cache, by StreamID and CD index.
-    let cdCache: FastTable<UInt64, CachedCD>
-    /// Memoised stream contexts for the TLB-hit path (derived from the two caches above).
-    let streamContexts = StreamContextCache()
+    let cdCache: SetAssociativeCache<UInt64, CachedCD>
+    /// The combined configuration cache: resolved stream contexts, by StreamID and SubstreamID
+    /// (see ``StreamContext``).
+    let streamContexts: SetAssociativeCache<UInt64, StreamContext>
     /// How commands are consumed now (initially ``SMMUConfiguration/commandProcessing``): switch
     /// to `.stepped` after bring-up to walk the queue one command at a time.
     @exclusivity(unchecked) public var commandProcessing: SMMUConfiguration.CommandProcessing
@@ -206,8 +207,9 @@ public final class SMMU: MMIODevice {
         eventq = QueueRegisters(maxLog2: configuration.eventQueueMaxLog2, entryBytes: 32)
         priq = QueueRegisters(maxLog2: configuration.pri ? configuration.priQueueMaxLog2 : 0, entryBytes: 16)
         tlb = TLB(capacity: configuration.tlbCapacity)
-        steCache = FastTable(capacityLimit: configuration.configurationCacheCapacity)
-        cdCache = FastTable(capacityLimit: configuration.configurationCacheCapacity)
+        steCache = SetAssociativeCache(capacityLimit: configuration.configurationCacheCapacity)
+        cdCache = SetAssociativeCache(capacityLimit: configuration.configurationCacheCapacity)
+        streamContexts = SetAssociativeCache(capacityLimit: configuration.configurationCacheCapacity)
         checkedMode = configuration.checkedMode
         commandProcessing = configuration.commandProcessing
         diagnosticLog = BoundedLog(capacity: configuration.diagnosticsCapacity)
@@ -261,7 +263,7 @@ public final class SMMU: MMIODevice {
         tlb.flush()
         steCache.removeAll()
         cdCache.removeAll()
-        streamContexts.invalidate()
+        streamContexts.removeAll()
         stalledTransactions.removeAll()
         outstandingATCInvalidations = OutstandingATCInvalidations()
         nextSTAG = 0

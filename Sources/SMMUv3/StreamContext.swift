@@ -1,12 +1,16 @@
 import Platform
 
-/// What the TLB-hit path needs to know about a stream (and SubstreamID), memoised from the STE
-/// and CD caches. It is only a shortcut through those caches: it is discarded whenever any STE
-/// or CD cache entry is removed or evicted, so it never outlives the entries it came from.
+/// Everything a transaction of one stream (and SubstreamID) needs once its STE and CD are
+/// known: how to translate (the walk tables and TLB tags of each stage), the attribute
+/// overrides, and how faults are disposed of (§3.3, §5.2, §5.4, §5.5).
+///
+/// It is resolved from the STE and CD (through their caches) and kept in the stream-context
+/// cache: a combined configuration cache, as real SMMUs have. Like every configuration cache it
+/// is stale until invalidated: CMD_CFGI_* commands remove the contexts built from the
+/// structures they name, and nothing else does (capacity evictions of the STE or CD cache do
+/// not, which the architecture allows since a combined entry is itself a cached copy of both).
 struct StreamContext: BitwiseCopyable {
     enum Kind: UInt8 {
-        /// Not filled.
-        case empty
         /// No translation (Config 0b100, or both stages bypassed): the address passes.
         case identity
         /// Stage 2 only (or stage 1 bypassed by S1DSS): the address is an IPA.
@@ -15,111 +19,232 @@ struct StreamContext: BitwiseCopyable {
         case stage1
     }
 
-    var generation: UInt64 = 0
-    var streamID: UInt32 = 0
-    var substreamID: UInt32 = .max
-    var kind: Kind = .empty
-    var tag = TLBTag(kind: .stage1, world: .el1, vmid: 0, asid: 0, global: false)
-    var includeGlobal = false
-    var aset = false
-    var privCfg: UInt8 = 0
-    var instCfg: UInt8 = 0
+    // Read by every cached stage-1 translation, so kept together at the front.
+    var kind: Kind = .identity
     var table0Enabled = false
     var table1Enabled = false
-    var inputBits0: UInt8 = 0
-    var inputBits1: UInt8 = 0
+    /// Whether global entries apply (not for EL2, which has no ASIDs).
+    var includeGlobal = false
+    var aset = false
+    /// The most recent translation's page size (log2) and what it grants (stage 1 and stage 2
+    /// permissions together, bit 7 set when the page is unprivileged-accessible, for PAN).
+    var recentShift: UInt8 = 0
+    var recentGrant: UInt8 = 0
+    /// The non-global tag of this context's stage-1 (or nested) TLB entries.
+    var tag = TLBTag(kind: .stage1, world: .el1, vmid: 0, asid: 0, global: false)
+    /// Per half, the VA bits [top:inputsize] that must all equal VA[55] (§3.4.1; top is 55
+    /// with TBI, else 63).
+    var rangeMask0: UInt64 = 0
+    var rangeMask1: UInt64 = 0
+    /// Per incoming access (byte index: read | instruction << 1 | privileged << 2), the
+    /// permission it needs once the STE overrides apply, with bit 7 set when PAN applies to it.
+    var accessRules: UInt64 = 0
+    /// The most recent translation (a one-entry micro-TLB per stream context, as SMMU TBUs
+    /// have): the TLB generation it was copied at (0: none; any TLB invalidation since makes
+    /// it unusable), its input page (input >> shift) and output base.
+    var recentGeneration: UInt64 = 0
+    var recentPage: UInt64 = 0
+    var recentOutput: UInt64 = 0
+
+    var streamID: UInt32 = 0
+    /// The SubstreamID, or `UInt32.max` for none.
+    var substreamID: UInt32 = .max
+    /// STE.PRIVCFG and STE.INSTCFG (0 without ATTR_PERMS_OVR).
+    var privCfg: UInt8 = 0
+    var instCfg: UInt8 = 0
+
+    // Fault disposition (§5.5).
+    /// STE.S2S and STE.S2R (stage-2 faults).
+    var stage2Stall = false
+    var stage2Record = true
+    /// Whether a CD was located, and its S, R and A (stage-1 faults).
+    var hasCD = false
+    var stage1Stall = false
+    var stage1Record = true
+    var stage1Abort = true
+
+    // Stage 1.
+    var world: StreamWorld = .el1
+    var table0 = WalkTable()
+    var table1 = WalkTable()
     var tbi0 = false
     var tbi1 = false
+    var hierarchicalDisabled0 = false
+    var hierarchicalDisabled1 = false
+    var wxn = false
+    /// CD.PAN, already false for EL2.
     var pan = false
-    /// Stage-2 input size (stage-2 kinds).
-    var stage2InputBits: UInt8 = 0
-}
 
-/// A small direct-mapped array of stream contexts.
-final class StreamContextCache {
-    static let slots = 64
-    @exclusivity(unchecked) var entries: UnsafeMutablePointer<StreamContext>
-    /// Bumped whenever a configuration cache entry goes away; contexts of older generations
-    /// are ignored.
-    @exclusivity(unchecked) var generation: UInt64 = 1
+    // Stage 2.
+    var hasStage2 = false
+    var stage2 = Stage2Context()
 
-    init() {
-        entries = .allocate(capacity: StreamContextCache.slots)
-        entries.initialize(repeating: StreamContext(), count: StreamContextCache.slots)
-    }
-
-    deinit { entries.deallocate() }
-
+    /// The key of a context in the stream-context cache.
     @inline(__always)
-    static func slot(_ streamID: UInt32, _ substreamID: UInt32) -> Int {
-        Int(truncatingIfNeeded: ((UInt64(streamID) &* 0x9E37_79B9) ^ UInt64(substreamID)) & UInt64(slots - 1))
+    static func key(streamID: UInt32, substreamID: UInt32?) -> UInt64 {
+        UInt64(streamID) << 32 | UInt64(substreamID ?? .max)
     }
 
-    /// The context for a stream, if current.
+    /// The STE-derived part: overrides, stage-2 disposition and the stage-2 context.
+    init(streamID: UInt32, substreamID: UInt32?, ste: StreamTableEntry) {
+        self.streamID = streamID
+        self.substreamID = substreamID ?? .max
+        privCfg = ste.privCfg
+        instCfg = ste.instCfg
+        stage2Stall = ste.s2Stall
+        stage2Record = ste.s2Record
+        world = ste.world
+        if ste.stage2Enabled {
+            hasStage2 = true
+            stage2 = Stage2Context(table: ste.stage2, vmid: ste.vmid, checksDeviceTableWalks: ste.s2PTW, streamID: streamID, substreamID: substreamID ?? .max)
+        }
+        computeAccessRules()
+    }
+
+    /// A context before anything is known (configuration errors).
+    init() {}
+
+    /// Adds the CD-derived part: stage 1 with `cd` (§5.4), tagged as `ste` says.
+    mutating func useStage1(_ cd: ContextDescriptor, ste: StreamTableEntry) {
+        kind = .stage1
+        hasCD = true
+        stage1Stall = cd.stall
+        stage1Record = cd.record
+        stage1Abort = cd.abort
+        tag = TLBTag(kind: hasStage2 ? .nested : .stage1, world: world, vmid: world == .el1 ? ste.vmid : 0, asid: world == .el2 ? 0 : cd.asid, global: false)
+        includeGlobal = world != .el2
+        aset = cd.aset
+        table0 = cd.table0
+        table1 = cd.table1
+        table0Enabled = cd.table0Enabled
+        table1Enabled = cd.table1Enabled
+        tbi0 = cd.tbi0
+        tbi1 = cd.tbi1
+        hierarchicalDisabled0 = cd.hierarchicalDisabled0
+        hierarchicalDisabled1 = cd.hierarchicalDisabled1
+        wxn = cd.wxn
+        pan = cd.pan && world != .el2
+        rangeMask0 = StreamContext.rangeMask(inputBits: table0.inputBits, tbi: tbi0)
+        rangeMask1 = StreamContext.rangeMask(inputBits: table1.inputBits, tbi: tbi1)
+        computeAccessRules()
+    }
+
+    /// VA bits [top:inputBits] (top = 55 with TBI, else 63).
+    private static func rangeMask(inputBits: UInt8, tbi: Bool) -> UInt64 {
+        let top = tbi ? 55 : 63
+        return UInt64.lowBits(top + 1) & ~UInt64.lowBits(Int(inputBits))
+    }
+
+    /// The index of an incoming access in ``accessRules``.
     @inline(__always)
-    func context(_ streamID: UInt32, _ substreamID: UInt32) -> UnsafeMutablePointer<StreamContext>? {
-        let entry = entries + StreamContextCache.slot(streamID, substreamID)
-        guard entry.pointee.generation == generation, entry.pointee.streamID == streamID, entry.pointee.substreamID == substreamID else { return nil }
-        return entry
+    static func accessIndex(_ access: AccessAttributes) -> UInt64 {
+        (access.read ? 1 : 0) | (access.instruction ? 2 : 0) | (access.privileged ? 4 : 0)
     }
 
-    func store(_ context: StreamContext) {
-        var copy = context
-        copy.generation = generation
-        entries[StreamContextCache.slot(context.streamID, context.substreamID)] = copy
+    private mutating func computeAccessRules() {
+        var rules: UInt64 = 0
+        for index in UInt64(0)..<8 {
+            let incoming = AccessAttributes(read: index & 1 != 0, instruction: index & 2 != 0, privileged: index & 4 != 0)
+            let access = effectiveAccess(incoming)
+            var rule = UInt64(Permissions.needed(read: access.read, instruction: access.instruction, privileged: access.privileged).rawValue)
+            if pan && access.privileged && !access.instruction { rule |= 0x80 }
+            rules |= rule << (index * 8)
+        }
+        accessRules = rules
     }
 
-    /// Forgets every context (a configuration cache entry was removed).
+    /// The STE overrides of the incoming attributes (§13.1.2): PRIVCFG for reads and writes,
+    /// INSTCFG for reads; writes are always data.
     @inline(__always)
-    func invalidate() { generation &+= 1 }
+    func effectiveAccess(_ access: AccessAttributes) -> AccessAttributes {
+        var result = access
+        switch privCfg {
+        case 0b10: result.privileged = false
+        case 0b11: result.privileged = true
+        default: break
+        }
+        if access.read {
+            switch instCfg {
+            case 0b10: result.instruction = false
+            case 0b11: result.instruction = true
+            default: break
+            }
+        } else {
+            result.instruction = false
+        }
+        return result
+    }
 }
 
 extension SMMU {
-    /// The TLB-hit fast path: the stream's memoised context and one TLB lookup. Returns nil
-    /// (take the full path) for anything but a permitted hit, so faults, walks and every
-    /// checked-mode comparison go through the complete translation procedure.
-    @inline(__always)
-    func fastTranslate(_ transaction: InboundTransaction) -> UInt64? {
-        let substreamID = transaction.substreamID ?? .max
-        guard let context = streamContexts.context(transaction.streamID, substreamID) else { return nil }
-        let address = transaction.address
-        var access = transaction.access
-        switch context.pointee.privCfg {
-        case 0b10: access.privileged = false
-        case 0b11: access.privileged = true
-        default: break
+    /// Resolves the configuration of a transaction from `streamID` (with `substreamID`) with
+    /// SMMUEN == 1 (§3.3.1, §5.2 S1DSS/S1CDMax, §7.3.7, §7.3.9): the STE, then, for stage 1,
+    /// the CD the SubstreamID selects. On failure, `context` holds what was learnt before it
+    /// (the STE-derived part, for the disposition of a stage-2 fault on the CD fetch).
+    func resolveContext(streamID: UInt32, substreamID: UInt32?, mode: WalkMode, into context: inout StreamContext) -> TranslationFailure? {
+        let ste: StreamTableEntry
+        switch streamTableEntry(for: streamID, mode: mode) {
+        case .success(let found): ste = found
+        case .failure(let failure): return .configuration(failure)
         }
-        if !access.read {
-            access.instruction = false
-        } else if context.pointee.instCfg >= 0b10 {
-            access.instruction = context.pointee.instCfg == 0b11
-        }
-        let needed = Permissions.needed(read: access.read, instruction: access.instruction, privileged: access.privileged)
-        switch context.pointee.kind {
-        case .empty:
+        if let problem = ste.problem { return .badSTE(problem) }
+        if ste.isAbort { return .silentAbort }
+        context = StreamContext(streamID: streamID, substreamID: substreamID, ste: ste)
+        if ste.isBypass {
+            if let substreamID { return .configuration(.badSubstreamID(substreamID)) }
             return nil
-        case .identity:
-            return address >> UInt64(oasBits) == 0 ? address : nil
-        case .stage2:
-            guard address >> UInt64(context.pointee.stage2InputBits) == 0, address >> UInt64(oasBits) == 0,
-                  let hit = tlb.lookup(context.pointee.tag, input: address, includeGlobal: false),
-                  hit.entry.stage2.contains(needed) else { return nil }
-            return hit.entry.outputBase | (address & UInt64.lowBits(Int(hit.key.shift)))
-        case .stage1:
-            let upper = address & (1 << 55) != 0
-            let enabled = upper ? context.pointee.table1Enabled : context.pointee.table0Enabled
-            guard enabled else { return nil }
-            let inputBits = upper ? context.pointee.inputBits1 : context.pointee.inputBits0
-            let top = (upper ? context.pointee.tbi1 : context.pointee.tbi0) ? 55 : 63
-            let checkedBits = top - Int(inputBits) + 1
-            let field = (address >> UInt64(inputBits)) & UInt64.lowBits(checkedBits)
-            guard field == 0 || field == UInt64.lowBits(checkedBits) else { return nil }
-            let input = normalizedVA(address)
-            guard let hit = tlb.lookup(context.pointee.tag, input: input, includeGlobal: context.pointee.includeGlobal, globalASET: context.pointee.aset) else { return nil }
-            let entry = hit.entry
-            guard entry.stage1.contains(needed), entry.stage2.contains(needed) else { return nil }
-            if context.pointee.pan && access.privileged && !access.instruction && entry.flags & TLBEntry.unprivilegedAccessible != 0 { return nil }
-            return entry.outputBase | (input & UInt64.lowBits(Int(hit.key.shift)))
         }
+
+        let substreamsEnabled = ste.stage1Enabled && ste.s1CDMax != 0 && configuration.substreamIDBits != 0
+        var cdIndex: UInt32?
+        if let substreamID {
+            guard substreamsEnabled, UInt64(substreamID) >> UInt64(ste.s1CDMax) == 0 else {
+                return .configuration(.badSubstreamID(substreamID))
+            }
+            if substreamID == 0 && ste.s1DSS == 0b10 { return .streamDisabled }
+            cdIndex = substreamID
+        } else if ste.stage1Enabled {
+            if substreamsEnabled {
+                switch ste.s1DSS {
+                case 0b01: cdIndex = nil
+                case 0b10: cdIndex = 0
+                default: return .streamDisabled
+                }
+            } else {
+                cdIndex = 0
+            }
+        }
+        guard let index = cdIndex else {
+            context.kind = context.hasStage2 ? .stage2 : .identity
+            return nil
+        }
+        let cd: ContextDescriptor
+        switch contextDescriptor(streamID: streamID, ste: ste, index: index, reportedSSID: substreamID ?? 0, stage2: context.hasStage2 ? context.stage2 : nil, mode: mode) {
+        case .success(let found): cd = found
+        case .failure(let failure): return .configuration(failure)
+        }
+        if let problem = cd.problem { return .badCD(problem) }
+        context.useStage1(cd, ste: ste)
+        return nil
+    }
+
+    /// Removes the stream contexts built from the STEs of `streamIDs` (CMD_CFGI_STE*, ALL).
+    func invalidateStreamContexts(streamIDs: ClosedRange<UInt32>) {
+        if streamIDs == 0...UInt32.max {
+            streamContexts.removeAll()
+        } else {
+            streamContexts.removeAll { key, _ in streamIDs.contains(UInt32(truncatingIfNeeded: key >> 32)) }
+        }
+    }
+
+    /// Removes the stream contexts that may have used the CD at `substreamID` of `streamID`
+    /// (all of the stream's when nil): its own, and the no-SubstreamID one, which uses CD 0.
+    func invalidateStreamContexts(streamID: UInt32, substreamID: UInt32?) {
+        guard let substreamID else {
+            streamContexts.removeAll { key, _ in UInt32(truncatingIfNeeded: key >> 32) == streamID }
+            return
+        }
+        streamContexts.remove(StreamContext.key(streamID: streamID, substreamID: substreamID))
+        streamContexts.remove(StreamContext.key(streamID: streamID, substreamID: nil))
     }
 }

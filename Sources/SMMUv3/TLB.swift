@@ -37,13 +37,19 @@ struct Permissions: OptionSet, BitwiseCopyable, Hashable {
     }
 }
 
-/// The tag of a TLB entry: StreamWorld, VMID, ASID (or global), and kind.
+/// The tag of a TLB entry: StreamWorld, VMID, ASID (or global, with its ASET), and kind, in
+/// bits [37:0].
 struct TLBTag: Equatable, BitwiseCopyable {
     var bits: UInt64
 
     @inline(__always)
     init(kind: TLBEntryKind, world: StreamWorld, vmid: UInt16, asid: UInt16, global: Bool) {
         bits = UInt64(asid) | UInt64(vmid) << 16 | UInt64(world.rawValue) << 32 | (global ? 1 << 34 : 0) | UInt64(kind.rawValue) << 35
+    }
+
+    @inline(__always)
+    init(bits: UInt64) {
+        self.bits = bits
     }
 
     @inline(__always) var asid: UInt16 { UInt16(truncatingIfNeeded: bits) }
@@ -61,17 +67,25 @@ struct TLBTag: Equatable, BitwiseCopyable {
     }
 }
 
-/// The key of a TLB entry: tag, input page number and page size.
-struct TLBKey: FastTableKey {
-    var tag: TLBTag
+/// The key of a TLB entry: tag, input page number and page size, in two words.
+struct TLBKey: CacheKey {
+    /// The tag in bits [37:0], the page size (log2) in bits [63:56].
+    var tagAndShift: UInt64
     /// The input address shifted right by `shift`.
     var page: UInt64
-    /// log2 of the bytes the entry maps.
-    var shift: UInt8
 
-    @inline(__always) var hash64: UInt64 {
-        (tag.bits &* 0x9E37_79B9_7F4A_7C15) ^ (page &* 0xC2B2_AE3D_27D4_EB4F) ^ UInt64(shift) &* 0x1656_67B1_9E37_79F9
+    @inline(__always)
+    init(tag: TLBTag, page: UInt64, shift: UInt8) {
+        tagAndShift = tag.bits | UInt64(shift) << 56
+        self.page = page
     }
+
+    /// The tag.
+    @inline(__always) var tag: TLBTag { TLBTag(bits: tagAndShift & 0x00FF_FFFF_FFFF_FFFF) }
+    /// log2 of the bytes the entry maps.
+    @inline(__always) var shift: UInt8 { UInt8(truncatingIfNeeded: tagAndShift >> 56) }
+
+    @inline(__always) var hash64: UInt64 { mix64((page &* 0x9E37_79B9_7F4A_7C15) ^ tagAndShift) }
 }
 
 /// One cached translation.
@@ -103,25 +117,29 @@ struct TLBEntry: BitwiseCopyable {
 
 /// The model's TLB: leaf translations tagged by StreamWorld, VMID, ASID/global and kind
 /// (§3.17), looked up by trying each page size present. Intermediate table descriptors are
-/// not cached (walk caches are optional, §3.21.1).
+/// not cached (walk caches are optional, §3.21.1). Set-associative with FIFO replacement
+/// within a set (see ``SetAssociativeCache``).
 final class TLB {
-    let table: FastTable<TLBKey, TLBEntry>
+    let table: SetAssociativeCache<TLBKey, TLBEntry>
     /// Per kind, a bitmask of the page sizes (log2) entries were inserted with.
     @exclusivity(unchecked) private var shifts: (UInt64, UInt64, UInt64) = (0, 0, 0)
     /// Per kind, whether global entries were inserted.
     @exclusivity(unchecked) private var globals: (Bool, Bool, Bool) = (false, false, false)
+    /// Bumped whenever entries are removed (invalidation or flush; not capacity evictions):
+    /// copies of entries taken at an older generation must not be used.
+    @exclusivity(unchecked) private(set) var generation: UInt64 = 1
     /// Hits and misses (for diagnostics and benchmarks).
-@exclusivity(unchecked)     var hits = 0
-@exclusivity(unchecked)     var misses = 0
+    @exclusivity(unchecked) var hits = 0
+    @exclusivity(unchecked) var misses = 0
 
     init(capacity: Int) {
-        table = FastTable(capacityLimit: capacity)
+        table = SetAssociativeCache(capacityLimit: capacity)
     }
 
     var count: Int { table.count }
 
     @inline(__always)
-    private func shiftMask(_ kind: TLBEntryKind) -> UInt64 {
+    func shiftMask(_ kind: TLBEntryKind) -> UInt64 {
         switch kind {
         case .stage1: shifts.0
         case .stage2: shifts.1
@@ -130,7 +148,7 @@ final class TLB {
     }
 
     @inline(__always)
-    private func hasGlobal(_ kind: TLBEntryKind) -> Bool {
+    func hasGlobal(_ kind: TLBEntryKind) -> Bool {
         switch kind {
         case .stage1: globals.0
         case .stage2: globals.1
@@ -169,6 +187,59 @@ final class TLB {
         return nil
     }
 
+    /// A TLB entry found in place by ``probe(_:input:includeGlobal:globalASET:)``.
+    struct Probe {
+        /// The entry, valid until the TLB next changes.
+        let entry: UnsafePointer<TLBEntry>
+        /// log2 of the bytes it maps.
+        let shift: UInt8
+    }
+
+    /// ``lookup(_:input:includeGlobal:globalASET:)`` for the hit path: the entry is read in
+    /// place instead of copied.
+    @inline(__always)
+    func probe(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool) -> Probe? {
+        var bits = shiftMask(tag.kind)
+        if bits != 0 && bits & (bits &- 1) == 0 {
+            // One page size in use (the common case): one probe.
+            let shift = UInt8(truncatingIfNeeded: bits.trailingZeroBitCount)
+            if let entry = table.address(of: TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)) {
+                hits &+= 1
+                return Probe(entry: entry, shift: shift)
+            }
+            bits = 0
+        }
+        while bits != 0 {
+            let shift = UInt8(truncatingIfNeeded: bits.trailingZeroBitCount)
+            bits &= bits &- 1
+            if let entry = table.address(of: TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)) {
+                hits &+= 1
+                return Probe(entry: entry, shift: shift)
+            }
+        }
+        guard includeGlobal && hasGlobal(tag.kind) else {
+            misses &+= 1
+            return nil
+        }
+        return probeGlobal(tag.globalVariant(aset: globalASET), input: input)
+    }
+
+    /// The global entries' part of ``probe(_:input:includeGlobal:globalASET:)``.
+    @inline(never)
+    private func probeGlobal(_ global: TLBTag, input: UInt64) -> Probe? {
+        var bits = shiftMask(global.kind)
+        while bits != 0 {
+            let shift = UInt8(truncatingIfNeeded: bits.trailingZeroBitCount)
+            bits &= bits &- 1
+            if let entry = table.address(of: TLBKey(tag: global, page: input >> UInt64(shift), shift: shift)) {
+                hits &+= 1
+                return Probe(entry: entry, shift: shift)
+            }
+        }
+        misses &+= 1
+        return nil
+    }
+
     /// Inserts a translation.
     func insert(_ entry: TLBEntry, tag: TLBTag, input: UInt64, shift: UInt8) {
         let key = TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)
@@ -188,11 +259,15 @@ final class TLB {
     }
 
     /// Removes one entry.
-    func remove(_ key: TLBKey) { table.remove(key) }
+    func remove(_ key: TLBKey) {
+        generation &+= 1
+        table.remove(key)
+    }
 
     /// Removes everything.
     @discardableResult
     func flush() -> Int {
+        generation &+= 1
         shifts = (0, 0, 0)
         globals = (false, false, false)
         return table.removeAll()
@@ -201,7 +276,8 @@ final class TLB {
     /// Removes every entry matching `predicate`.
     @discardableResult
     func remove(where predicate: (TLBKey, TLBEntry) -> Bool) -> Int {
-        table.removeAll(where: predicate)
+        generation &+= 1
+        return table.removeAll(where: predicate)
     }
 
     /// Removes the entries of `tag` that map any address in `[address, address + length)`
@@ -209,6 +285,7 @@ final class TLB {
     /// the range is small, scans otherwise.
     @discardableResult
     func removeCovering(address: UInt64, length: UInt64, tag: TLBTag, filter: (TLBEntry) -> Bool) -> Int {
+        generation &+= 1
         var bits = shiftMask(tag.kind)
         if bits == 0 || (tag.isGlobal && !hasGlobal(tag.kind)) { return 0 }
         var removed = 0
@@ -227,8 +304,9 @@ final class TLB {
                     page &+= 1
                 }
             } else {
+                let tagAndShift = tag.bits | shift << 56
                 removed += table.removeAll { key, entry in
-                    key.tag == tag && key.shift == UInt8(shift) && key.page >= first && key.page <= lastPage && filter(entry)
+                    key.tagAndShift == tagAndShift && key.page >= first && key.page <= lastPage && filter(entry)
                 }
             }
         }

@@ -39,6 +39,8 @@ extension SMMU {
     /// Removes the entries covering a VA range for a tag (non-global with `asid`) and, when
     /// `globals`, the global entries of either ASET: the tags a VA invalidation probes.
     private func removeVA(_ address: UInt64, length: UInt64, kind: TLBEntryKind, world: StreamWorld, vmid: UInt16, asid: UInt16, globals: Bool, scope: TLBIScope) -> Int {
+        guard tlb.shiftMask(kind) != 0 else { return 0 }
+        let globals = globals && tlb.hasGlobal(kind)
         let tag = TLBTag(kind: kind, world: world, vmid: vmid, asid: asid, global: false)
         var removed = tlb.removeCovering(address: address, length: length, tag: tag) { SMMU.matches($0, scope) }
         if globals {
@@ -114,8 +116,8 @@ extension SMMU {
                 now = .failure(.configuration(failure))
             }
         } else {
-            var context = ResolvedContext()
-            now = resolve(InboundTransaction(streamID: entry.streamID, substreamID: substreamID, address: input, access: .dataRead), context: &context, mode: .inspect, checksAccess: false)
+            var context = StreamContext()
+            now = resolveAndTranslate(streamID: entry.streamID, substreamID: substreamID, address: input, access: .dataRead, mode: .inspect, checksAccess: false, context: &context)
         }
         let describedNow: String
         switch now {

@@ -84,13 +84,12 @@ enum TranslationFailure: Error {
     /// always recorded and aborted (§3.4, §3.12).
     case bypassAddressSize
     case fault(WalkFault)
-}
 
-/// A transaction's resolved configuration, kept for fault disposition.
-struct ResolvedContext {
-    var ste = StreamTableEntry()
-    var cd: ContextDescriptor?
-    var access = AccessAttributes.dataRead
+    /// A stage-1 fault on the input address.
+    @inline(__always)
+    static func stage1(_ type: EventType) -> TranslationFailure {
+        .fault(WalkFault(type: type, stage: .stage1, faultClass: .input))
+    }
 }
 
 /// A stalled transaction awaiting CMD_RESUME or CMD_STALL_TERM.
@@ -111,8 +110,16 @@ extension SMMU {
     /// translation raised lands on SMMU_CR0 and clears SMMUEN, say), the call returns that
     /// ending instead and ``onStallResolved`` is not called for it.
     public func translate(_ transaction: InboundTransaction) -> TransactionOutcome {
+        var miss: (context: UnsafePointer<StreamContext>, input: UInt64)?
+        if case .untranslated = transaction.kind, isEnabled, !checkedMode, !trace.isEnabled(.translation) {
+            switch lookUpCachedStage1(transaction) {
+            case .hit(let physicalAddress): return .translated(physicalAddress: physicalAddress)
+            case .miss(let context, let input): miss = (context, input)
+            case .other: break
+            }
+        }
         beginOperation()
-        let outcome = translateTransaction(transaction)
+        let outcome = miss.map { translateMiss(transaction, context: $0.context, input: $0.input) } ?? translateTransaction(transaction)
         guard case .stalled(let stag) = outcome, operationDepth == 1 else {
             endOperation()
             return outcome
@@ -180,153 +187,171 @@ extension SMMU {
         return .translated(physicalAddress: transaction.address)
     }
 
-    /// The STE overrides of the incoming attributes (§13.1.2): PRIVCFG for reads and writes,
-    /// INSTCFG for reads; writes are always data.
-    @inline(__always)
-    func effectiveAccess(_ access: AccessAttributes, _ ste: StreamTableEntry) -> AccessAttributes {
-        var result = access
-        switch ste.privCfg {
-        case 0b10: result.privileged = false
-        case 0b11: result.privileged = true
-        default: break
+    /// SMMUEN == 1: the stream context (from the stream-context cache, or resolved and cached),
+    /// then the address.
+    private func translateEnabled(_ transaction: InboundTransaction) -> TransactionOutcome {
+        let key = StreamContext.key(streamID: transaction.streamID, substreamID: transaction.substreamID)
+        // A cached context is read in place: nothing a translation does changes the
+        // stream-context cache (it fills the TLB; the interrupts it raises are posted).
+        if !checkedMode, let cached = streamContexts.address(of: key) {
+            return translate(transaction, context: cached.pointee)
         }
-        if access.read {
-            switch ste.instCfg {
-            case 0b10: result.instruction = false
-            case 0b11: result.instruction = true
-            default: break
-            }
-        } else {
-            result.instruction = false
+        var context = StreamContext()
+        if let failure = resolveContext(streamID: transaction.streamID, substreamID: transaction.substreamID, mode: .transaction, into: &context) {
+            return dispose(failure, transaction: transaction, context: context, access: context.effectiveAccess(transaction.access))
         }
-        return result
+        streamContexts.insert(context, for: key)
+        return translate(transaction, context: context)
     }
 
-    private func translateEnabled(_ transaction: InboundTransaction) -> TransactionOutcome {
-        if !checkedMode, let physical = fastTranslate(transaction) { return .translated(physicalAddress: physical) }
-        var context = ResolvedContext()
-        switch resolve(transaction, context: &context, mode: .transaction, checksAccess: true) {
+    /// What the lean lookup of an untranslated transaction found.
+    enum CachedLookup {
+        /// A TLB hit that grants the access.
+        case hit(UInt64)
+        /// A stage-1 stream with a cached context, a valid VA (its TBI view is `input`) and no
+        /// TLB entry: a walk is next.
+        case miss(UnsafePointer<StreamContext>, input: UInt64)
+        /// Anything else: the full path decides.
+        case other
+    }
+
+    /// The common case, kept lean (SMMUEN == 1, not in checked mode): a stage-1 stream whose
+    /// context is cached and a TLB hit that grants the access, with the same rules as the full
+    /// path (``stage1Input(_:context:)``, the access rules of the context). It changes nothing
+    /// but the TLB's hit count, and the stream context it returns for a miss stays valid until
+    /// the configuration caches change (translation itself never changes them).
+    @inline(__always)
+    func lookUpCachedStage1(_ transaction: InboundTransaction) -> CachedLookup {
+        guard let context = streamContexts.mutableAddress(of: StreamContext.key(streamID: transaction.streamID, substreamID: transaction.substreamID)),
+              context.pointee.kind == .stage1,
+              let input = stage1Input(transaction.address, context: context.pointee) else { return .other }
+        let rule = UInt8(truncatingIfNeeded: context.pointee.accessRules >> (StreamContext.accessIndex(transaction.access) &* 8))
+        // The stream's most recent translation, if no TLB invalidation happened since.
+        if context.pointee.recentGeneration == tlb.generation, input >> UInt64(context.pointee.recentShift) == context.pointee.recentPage {
+            if Self.grants(context.pointee.recentGrant, rule: rule) {
+                return .hit(context.pointee.recentOutput | (input & UInt64.lowBits(Int(context.pointee.recentShift))))
+            }
+            return .other
+        }
+        guard let hit = tlb.probe(context.pointee.tag, input: input, includeGlobal: context.pointee.includeGlobal, globalASET: context.pointee.aset) else {
+            return .miss(UnsafePointer(context), input: input)
+        }
+        let entry = hit.entry.pointee
+        let grant = entry.stage1.intersection(entry.stage2).rawValue | (entry.flags & TLBEntry.unprivilegedAccessible != 0 ? 0x80 : 0)
+        guard Self.grants(grant, rule: rule) else { return .other }
+        // The copy is taken when the stream has none (or an invalidated one): a stream that
+        // keeps to a few pages keeps hitting it, and one that roams costs no extra stores.
+        if context.pointee.recentGeneration != tlb.generation {
+            context.pointee.recentGeneration = tlb.generation
+            context.pointee.recentShift = hit.shift
+            context.pointee.recentPage = input >> UInt64(hit.shift)
+            context.pointee.recentOutput = entry.outputBase
+            context.pointee.recentGrant = grant
+        }
+        return .hit(entry.outputBase | (input & UInt64.lowBits(Int(hit.shift))))
+    }
+
+    /// Whether a translation granting `grant` (permissions, bit 7: unprivileged-accessible)
+    /// allows an access with `rule` (from ``StreamContext/accessRules``): the permission it
+    /// needs, and PAN (§13.4.1: a privileged data access to an unprivileged-accessible page
+    /// faults when CD.PAN is set).
+    @inline(__always)
+    static func grants(_ grant: UInt8, rule: UInt8) -> Bool {
+        let needed = rule & 0x3F
+        return grant & needed == needed && !(rule & 0x80 != 0 && grant & 0x80 != 0)
+    }
+
+    /// A TLB miss found by ``lookUpCachedStage1(_:)``: the walk, without looking the TLB up
+    /// again.
+    @inline(never)
+    private func translateMiss(_ transaction: InboundTransaction, context: UnsafePointer<StreamContext>, input: UInt64) -> TransactionOutcome {
+        let access = context.pointee.effectiveAccess(transaction.access)
+        switch walkStage1(input, upper: transaction.address & (1 << 55) != 0, access: access, context: context, mode: .transaction, checksAccess: true) {
         case .success(let mapping):
             return .translated(physicalAddress: mapping.outputAddress)
         case .failure(let failure):
-            return dispose(failure, transaction: transaction, context: context)
+            return dispose(failure, transaction: transaction, context: context.pointee, access: access)
         }
     }
 
-    // MARK: Resolution
+    /// The stage-1 input address of `va` (its TBI view), or nil when the VA selects a disabled
+    /// half or lies outside the half's range: a Translation fault without a walk (§3.4.1,
+    /// §5.4 EPDx).
+    @inline(__always)
+    func stage1Input(_ va: UInt64, context: StreamContext) -> UInt64? {
+        let upper = va & (1 << 55) != 0
+        guard upper ? context.table1Enabled : context.table0Enabled else { return nil }
+        // VA[top:inputsize] must all equal VA[55], which selected the half.
+        let mask = upper ? context.rangeMask1 : context.rangeMask0
+        let field = va & mask
+        guard field == 0 || field == mask else { return nil }
+        return normalizedVA(va)
+    }
 
-    /// Resolves a transaction's configuration and address (SMMUEN == 1). With `checksAccess`
-    /// false (ATS Translation Requests), permissions are computed but not enforced.
-    func resolve(_ transaction: InboundTransaction, context: inout ResolvedContext, mode: WalkMode, checksAccess: Bool) -> Result<Mapping, TranslationFailure> {
-        let streamID = transaction.streamID
-        let ste: StreamTableEntry
-        switch streamTableEntry(for: streamID, mode: mode) {
-        case .success(let found): ste = found
-        case .failure(let failure): return .failure(.configuration(failure))
+    /// Whether a cached stage-1 (or nested) translation grants `access` as it is: both stages'
+    /// permissions, and PAN (§13.4.1: a privileged data access to an unprivileged-accessible
+    /// page faults).
+    @inline(__always)
+    func stage1HitGrants(_ entry: TLBEntry, access: AccessAttributes, pan: Bool) -> Bool {
+        let needed = Permissions.needed(read: access.read, instruction: access.instruction, privileged: access.privileged)
+        let panFault = pan && access.privileged && !access.instruction && entry.flags & TLBEntry.unprivilegedAccessible != 0
+        return !panFault && entry.stage1.contains(needed) && entry.stage2.contains(needed)
+    }
+
+    @inline(__always)
+    private func translate(_ transaction: InboundTransaction, context: StreamContext) -> TransactionOutcome {
+        let access = context.effectiveAccess(transaction.access)
+        switch translateAddress(transaction.address, access: access, context: context, mode: .transaction, checksAccess: true) {
+        case .success(let mapping):
+            return .translated(physicalAddress: mapping.outputAddress)
+        case .failure(let failure):
+            return dispose(failure, transaction: transaction, context: context, access: access)
         }
-        context.ste = ste
-        if let problem = ste.problem { return .failure(.badSTE(problem)) }
-        if ste.isAbort { return .failure(.silentAbort) }
-        let access = effectiveAccess(transaction.access, ste)
-        context.access = access
-        let oasBits = UInt64(oasBits)
-        var memo = StreamContext()
-        memo.streamID = streamID
-        memo.substreamID = transaction.substreamID ?? .max
-        memo.privCfg = ste.privCfg
-        memo.instCfg = ste.instCfg
-        let memoise: Bool
-        if case .transaction = mode { memoise = true } else { memoise = false }
-        if ste.isBypass {
-            if let substreamID = transaction.substreamID { return .failure(.configuration(.badSubstreamID(substreamID))) }
-            if memoise {
-                memo.kind = .identity
-                streamContexts.store(memo)
-            }
-            if transaction.address >> oasBits != 0 { return .failure(.bypassAddressSize) }
-            return .success(Mapping(outputAddress: transaction.address, shift: 12, stage1: .all, stage2: .all, flags: 0, ipa: transaction.address, granule: 0, level: 0, cacheable: false))
-        }
+    }
 
-        // Substream selection (§5.2 S1DSS/S1CDMax, §7.3.7, §7.3.9).
-        let ssidBits = configuration.substreamIDBits
-        let substreamsEnabled = ste.stage1Enabled && ste.s1CDMax != 0 && ssidBits != 0
-        var cdIndex: UInt32?
-        if let substreamID = transaction.substreamID {
-            guard substreamsEnabled, UInt64(substreamID) >> UInt64(ste.s1CDMax) == 0 else {
-                return .failure(.configuration(.badSubstreamID(substreamID)))
-            }
-            if substreamID == 0 && ste.s1DSS == 0b10 { return .failure(.streamDisabled) }
-            cdIndex = substreamID
-        } else if ste.stage1Enabled {
-            if substreamsEnabled {
-                switch ste.s1DSS {
-                case 0b01: cdIndex = nil
-                case 0b10: cdIndex = 0
-                default: return .failure(.streamDisabled)
-                }
-            } else {
-                cdIndex = 0
-            }
-        }
+    // MARK: Translation through a stream context
 
-        let stage2: Stage2Context? = ste.stage2Enabled
-            ? Stage2Context(table: ste.stage2, vmid: ste.vmid, checksDeviceTableWalks: ste.s2PTW, streamID: streamID, substreamID: transaction.substreamID ?? .max)
-            : nil
-
-        guard let index = cdIndex else {
-            if memoise {
-                if let stage2 {
-                    memo.kind = .stage2
-                    memo.tag = TLBTag(kind: .stage2, world: .el1, vmid: stage2.vmid, asid: 0, global: false)
-                    memo.stage2InputBits = stage2.table.inputBits
-                } else {
-                    memo.kind = .identity
-                }
-                streamContexts.store(memo)
-            }
+    /// Translates `address` for a stream whose configuration is `context` (SMMUEN == 1). With
+    /// `checksAccess` false (ATS Translation Requests, checked-mode comparisons), permissions
+    /// are computed but not enforced.
+    func translateAddress(_ address: UInt64, access: AccessAttributes, context: StreamContext, mode: WalkMode, checksAccess: Bool) -> Result<Mapping, TranslationFailure> {
+        switch context.kind {
+        case .stage1:
+            return translateStage1(address, access: access, context: context, mode: mode, checksAccess: checksAccess)
+        case .identity:
+            if address >> UInt64(oasBits) != 0 { return .failure(.bypassAddressSize) }
+            return .success(.identity(address))
+        case .stage2:
             // Stage 1 bypassed: the input is the IPA; beyond IAS (== OAS) it is a stage-1
             // Address Size fault (§3.4).
-            if transaction.address >> oasBits != 0 { return .failure(.bypassAddressSize) }
-            guard let stage2 else {
-                return .success(Mapping(outputAddress: transaction.address, shift: 12, stage1: .all, stage2: .all, flags: 0, ipa: transaction.address, granule: 0, level: 0, cacheable: false))
-            }
-            var result = translateStage2(ipa: transaction.address, write: !access.read, context: stage2, faultClass: .input, mode: mode, access: checksAccess ? access : nil)
+            if address >> UInt64(oasBits) != 0 { return .failure(.bypassAddressSize) }
+            let stage2 = context.stage2
+            var result = translateStage2(ipa: address, write: !access.read, context: stage2, faultClass: .input, mode: mode, access: checksAccess ? access : nil)
             // §3.9.1.2, §13.7.1: a Translation Request is granted what stage 2 allows; a page
             // that is not writable at stage 2 still grants read to a write-intent request.
             if !checksAccess, !access.read, case .failure(let fault) = result, fault.type == .permission {
-                result = translateStage2(ipa: transaction.address, write: false, context: stage2, faultClass: .input, mode: mode)
+                result = translateStage2(ipa: address, write: false, context: stage2, faultClass: .input, mode: mode)
             }
             switch result {
             case .success(let mapping): return .success(mapping)
             case .failure(let fault):
-                if !checksAccess && fault.type == .permission { return .success(Mapping(outputAddress: transaction.address, shift: 12, stage1: .all, stage2: [], flags: 0, ipa: transaction.address, granule: 0, level: 0, cacheable: false)) }
+                if !checksAccess && fault.type == .permission {
+                    var none = Mapping.identity(address)
+                    none.stage2 = []
+                    return .success(none)
+                }
                 return .failure(.fault(fault))
             }
         }
+    }
 
-        let cd: ContextDescriptor
-        switch contextDescriptor(streamID: streamID, ste: ste, index: index, reportedSSID: transaction.substreamID ?? 0, stage2: stage2, mode: mode) {
-        case .success(let found): cd = found
-        case .failure(let failure): return .failure(.configuration(failure))
+    /// Resolves the configuration of `streamID` and translates `address` with it, without the
+    /// stream-context cache (ATS Translation Requests and checked-mode comparisons).
+    func resolveAndTranslate(streamID: UInt32, substreamID: UInt32?, address: UInt64, access: AccessAttributes, mode: WalkMode, checksAccess: Bool, context: inout StreamContext) -> Result<Mapping, TranslationFailure> {
+        if let failure = resolveContext(streamID: streamID, substreamID: substreamID, mode: mode, into: &context) {
+            return .failure(failure)
         }
-        context.cd = cd
-        if let problem = cd.problem { return .failure(.badCD(problem)) }
-        if memoise {
-            memo.kind = .stage1
-            let world = ste.world
-            memo.tag = TLBTag(kind: stage2 == nil ? .stage1 : .nested, world: world, vmid: world == .el1 ? ste.vmid : 0, asid: world == .el2 ? 0 : cd.asid, global: false)
-            memo.includeGlobal = world != .el2
-            memo.aset = cd.aset
-            memo.table0Enabled = cd.table0Enabled
-            memo.table1Enabled = cd.table1Enabled
-            memo.inputBits0 = cd.table0.inputBits
-            memo.inputBits1 = cd.table1.inputBits
-            memo.tbi0 = cd.tbi0
-            memo.tbi1 = cd.tbi1
-            memo.pan = cd.pan && world != .el2
-            streamContexts.store(memo)
-        }
-        return translateStage1(transaction.address, access: access, ste: ste, cd: cd, stage2: stage2, streamID: streamID, substreamID: transaction.substreamID, mode: mode, checksAccess: checksAccess)
+        return translateAddress(address, access: context.effectiveAccess(access), context: context, mode: mode, checksAccess: checksAccess)
     }
 
     /// Sign-extends a VA from bit 55 (the TBI view; equal to the VA for every in-range VA).
@@ -335,49 +360,44 @@ extension SMMU {
         address & (1 << 55) != 0 ? address | 0xFF00_0000_0000_0000 : address & 0x00FF_FFFF_FFFF_FFFF
     }
 
-    /// Stage 1 (and, when nested, stage 2) translation of a VA (§3.4, §3.17).
-    func translateStage1(_ va: UInt64, access: AccessAttributes, ste: StreamTableEntry, cd: ContextDescriptor, stage2: Stage2Context?, streamID: UInt32, substreamID: UInt32?, mode: WalkMode, checksAccess: Bool) -> Result<Mapping, TranslationFailure> {
+    /// Stage 1 (and, when nested, stage 2) translation of a VA (§3.4, §3.17): the checks on
+    /// the VA, then the TLB; a miss (or a hit that needs a hardware update) walks.
+    @inline(__always)
+    func translateStage1(_ va: UInt64, access: AccessAttributes, context: StreamContext, mode: WalkMode, checksAccess: Bool) -> Result<Mapping, TranslationFailure> {
         let upper = va & (1 << 55) != 0
-        let enabled = upper ? cd.table1Enabled : cd.table0Enabled
-        func stage1Fault(_ type: EventType) -> Result<Mapping, TranslationFailure> {
-            .failure(.fault(WalkFault(type: type, stage: .stage1, faultClass: .input)))
-        }
-        // §5.4: a disabled half (EPDx) gives a Translation fault without a walk.
-        guard enabled else { return stage1Fault(.translation) }
-        let table = upper ? cd.table1 : cd.table0
-        let tbi = upper ? cd.tbi1 : cd.tbi0
-        let hierarchicalDisabled = upper ? cd.hierarchicalDisabled1 : cd.hierarchicalDisabled0
-        // §3.4.1: VA[top:inputsize] must all equal VA[55], which selected the half (top = 55
-        // with TBI, else 63).
-        let top = tbi ? 55 : 63
-        let checkedBits = top - Int(table.inputBits) + 1
-        let field = (va >> UInt64(table.inputBits)) & UInt64.lowBits(checkedBits)
-        guard field == 0 || field == UInt64.lowBits(checkedBits) else { return stage1Fault(.translation) }
-        let input = normalizedVA(va)
-
-        let kind: TLBEntryKind = stage2 == nil ? .stage1 : .nested
-        let world = ste.world
-        let tag = TLBTag(kind: kind, world: world, vmid: world == .el1 ? ste.vmid : 0, asid: world == .el2 ? 0 : cd.asid, global: false)
-        let needed = Permissions.needed(read: access.read, instruction: access.instruction, privileged: access.privileged)
-        let panCheck = cd.pan && access.privileged && !access.instruction && world != .el2
-
-        if case .inspect = mode {} else if let hit = tlb.lookup(tag, input: input, includeGlobal: world != .el2, globalASET: cd.aset) {
+        guard let input = stage1Input(va, context: context) else { return .failure(.stage1(.translation)) }
+        if case .inspect = mode {} else if let hit = tlb.lookup(context.tag, input: input, includeGlobal: context.includeGlobal, globalASET: context.aset) {
             let entry = hit.entry
             if checkedMode && entry.flags & TLBEntry.staleReported == 0 { verifyTLBHit(hit, input: input) }
             let offset = input & UInt64.lowBits(Int(hit.key.shift))
             let mapping = Mapping(outputAddress: entry.outputBase | offset, shift: hit.key.shift, stage1: entry.stage1, stage2: entry.stage2, flags: entry.flags, ipa: entry.ipaBase | offset, granule: entry.granule, level: entry.level, cacheable: true)
-            if !checksAccess { return .success(mapping) }
-            let panFault = panCheck && entry.flags & TLBEntry.unprivilegedAccessible != 0
+            if !checksAccess || stage1HitGrants(entry, access: access, pan: context.pan) { return .success(mapping) }
+            let needed = Permissions.needed(read: access.read, instruction: access.instruction, privileged: access.privileged)
+            let panFault = context.pan && access.privileged && !access.instruction && entry.flags & TLBEntry.unprivilegedAccessible != 0
             if !panFault && entry.stage1.contains(needed) {
-                if entry.stage2.contains(needed) { return .success(mapping) }
                 if !(entry.flags & TLBEntry.stage2DirtyUpdatable != 0 && !access.read) {
                     return .failure(.fault(WalkFault(type: .permission, stage: .stage2, faultClass: .input, ipa: entry.ipaBase | offset)))
                 }
             } else if panFault || !(entry.flags & TLBEntry.stage1DirtyUpdatable != 0 && !access.read) {
-                return stage1Fault(.permission)
+                return .failure(.stage1(.permission))
             }
             // A write to a writable-clean page: walk again to update the dirty state.
         }
+        return withUnsafePointer(to: context) { walkStage1(input, upper: upper, access: access, context: $0, mode: mode, checksAccess: checksAccess) }
+    }
+
+    /// The TLB-miss part of ``translateStage1(_:access:context:mode:checksAccess:)``: the
+    /// walk, hardware updates, permissions, stage 2 when nested, and the TLB fill.
+    @inline(never)
+    private func walkStage1(_ input: UInt64, upper: Bool, access: AccessAttributes, context pointer: UnsafePointer<StreamContext>, mode: WalkMode, checksAccess: Bool) -> Result<Mapping, TranslationFailure> {
+        func stage1Fault(_ type: EventType) -> Result<Mapping, TranslationFailure> { .failure(.stage1(type)) }
+        let table = upper ? pointer.pointee.table1 : pointer.pointee.table0
+        let hierarchicalDisabled = upper ? pointer.pointee.hierarchicalDisabled1 : pointer.pointee.hierarchicalDisabled0
+        let stage2: Stage2Context? = pointer.pointee.hasStage2 ? pointer.pointee.stage2 : nil
+        let world = pointer.pointee.world
+        let tag = pointer.pointee.tag
+        let needed = Permissions.needed(read: access.read, instruction: access.instruction, privileged: access.privileged)
+        let panCheck = pointer.pointee.pan && access.privileged && !access.instruction
 
         var leaf: WalkLeaf
         switch walk(table, stage: .stage1, input: input, nested: stage2, mode: mode) {
@@ -395,7 +415,7 @@ extension SMMU {
         case .success(let value): cacheable = value
         case .failure(let fault): return .failure(.fault(fault))
         }
-        var (permissions, flags) = stage1Permissions(leaf, world: world, hierarchicalDisabled: hierarchicalDisabled, wxn: cd.wxn, dirtyEnabled: table.hardwareDirty)
+        var (permissions, flags) = stage1Permissions(leaf, world: world, hierarchicalDisabled: hierarchicalDisabled, wxn: pointer.pointee.wxn, dirtyEnabled: table.hardwareDirty)
         let panFault = panCheck && flags & TLBEntry.unprivilegedAccessible != 0
         if checksAccess && panFault { return stage1Fault(.permission) }
         let wantsWrite = !access.read
@@ -408,7 +428,7 @@ extension SMMU {
                 if let fault = updateDescriptor(&leaf, to: dirty, stage: .stage1, nested: stage2, descriptorIPA: descriptorIPA) {
                     return .failure(.fault(fault))
                 }
-                (permissions, flags) = stage1Permissions(leaf, world: world, hierarchicalDisabled: hierarchicalDisabled, wxn: cd.wxn, dirtyEnabled: table.hardwareDirty)
+                (permissions, flags) = stage1Permissions(leaf, world: world, hierarchicalDisabled: hierarchicalDisabled, wxn: pointer.pointee.wxn, dirtyEnabled: table.hardwareDirty)
             }
         }
         if checksAccess && !permissions.contains(needed) { return stage1Fault(.permission) }
@@ -422,7 +442,7 @@ extension SMMU {
             // privilege (§13.7.1).
             if !checksAccess {
                 let privileged = access.privileged
-                let read = ste.instCfg == 0b11 ? permissions.contains(privileged ? .privilegedExecute : .unprivilegedExecute) : permissions.contains(privileged ? .privilegedRead : .unprivilegedRead)
+                let read = pointer.pointee.instCfg == 0b11 ? permissions.contains(privileged ? .privilegedExecute : .unprivilegedExecute) : permissions.contains(privileged ? .privilegedRead : .unprivilegedRead)
                 if !read && !permissions.contains(privileged ? .privilegedWrite : .unprivilegedWrite) { return .success(mapping) }
             }
             var result = translateStage2(ipa: ipa, write: wantsWrite, context: stage2, faultClass: .input, mode: mode, access: checksAccess ? access : nil)
@@ -448,11 +468,11 @@ extension SMMU {
         }
         if mapping.cacheable, case .transaction = mode {
             let global = world != .el2 && !Descriptor.nG.isSet(leaf.descriptor)
-            let insertTag = global ? tag.globalVariant(aset: cd.aset) : tag
+            let insertTag = global ? tag.globalVariant(aset: pointer.pointee.aset) : tag
             let pageMask = ~UInt64.lowBits(Int(mapping.shift))
             let entry = TLBEntry(
                 outputBase: mapping.outputAddress & pageMask, ipaBase: mapping.ipa & pageMask, stage1: mapping.stage1, stage2: mapping.stage2,
-                flags: mapping.flags, granule: mapping.granule, level: mapping.level, streamID: streamID, substreamID: substreamID ?? .max)
+                flags: mapping.flags, granule: mapping.granule, level: mapping.level, streamID: pointer.pointee.streamID, substreamID: pointer.pointee.substreamID)
             tlb.insert(entry, tag: insertTag, input: input, shift: mapping.shift)
         }
         return .success(mapping)
@@ -462,7 +482,7 @@ extension SMMU {
 
     /// Records, stalls or terminates a failed transaction as its configuration asks (§3.12,
     /// §5.5, §7.3).
-    func dispose(_ failure: TranslationFailure, transaction: InboundTransaction, context: ResolvedContext) -> TransactionOutcome {
+    func dispose(_ failure: TranslationFailure, transaction: InboundTransaction, context: StreamContext, access: AccessAttributes) -> TransactionOutcome {
         let streamID = transaction.streamID
         let substreamID = transaction.substreamID
         func abort(_ record: EventRecord) -> TransactionOutcome {
@@ -484,7 +504,7 @@ extension SMMU {
         case .configuration(.cdFetch(let address)):
             return abort(.cdFetch(streamID: streamID, substreamID: substreamID, fetchAddress: address))
         case .configuration(.stage2(let fault)), .fault(let fault):
-            return disposeFault(fault, transaction: transaction, context: context)
+            return disposeFault(fault, transaction: transaction, context: context, access: access)
         case .badSTE:
             return abort(.badSTE(streamID: streamID, substreamID: substreamID))
         case .streamDisabled:
@@ -492,21 +512,21 @@ extension SMMU {
         case .badCD:
             return abort(.badCD(streamID: streamID, substreamID: substreamID))
         case .bypassAddressSize:
-            return abort(.translationFault(TranslationFault(type: .addressSize, streamID: streamID, substreamID: substreamID, access: context.access, inputAddress: transaction.address)))
+            return abort(.translationFault(TranslationFault(type: .addressSize, streamID: streamID, substreamID: substreamID, access: access, inputAddress: transaction.address)))
         }
     }
 
-    private func disposeFault(_ fault: WalkFault, transaction: InboundTransaction, context: ResolvedContext) -> TransactionOutcome {
+    private func disposeFault(_ fault: WalkFault, transaction: InboundTransaction, context: StreamContext, access: AccessAttributes) -> TransactionOutcome {
         let streamID = transaction.streamID
         let substreamID = transaction.substreamID
         let stage2 = fault.stage == .stage2
         switch fault.type {
         case .walkExternalAbort:
-            let record = EventRecord.walkExternalAbort(streamID: streamID, substreamID: substreamID, access: context.access, stage2: stage2, faultClass: fault.faultClass, inputAddress: transaction.address, fetchAddress: fault.fetchAddress)
+            let record = EventRecord.walkExternalAbort(streamID: streamID, substreamID: substreamID, access: access, stage2: stage2, faultClass: fault.faultClass, inputAddress: transaction.address, fetchAddress: fault.fetchAddress)
             recordEvent(record)
             return .aborted(.walkExternalAbort)
         case .tlbConflict:
-            recordEvent(.tlbConflict(streamID: streamID, substreamID: substreamID, access: context.access, stage2: stage2, inputAddress: transaction.address, ipa: fault.ipa))
+            recordEvent(.tlbConflict(streamID: streamID, substreamID: substreamID, access: access, stage2: stage2, inputAddress: transaction.address, ipa: fault.ipa))
             return .aborted(.tlbConflict)
         default:
             break
@@ -514,13 +534,13 @@ extension SMMU {
         // Stage 1 faults follow CD.S/R/A; stage 2 faults follow STE.S2S/S2R with A == 1.
         let stall: Bool, record: Bool, abortOnTerminate: Bool
         if stage2 {
-            (stall, record, abortOnTerminate) = (context.ste.s2Stall, context.ste.s2Record, true)
-        } else if let cd = context.cd {
-            (stall, record, abortOnTerminate) = (cd.stall, cd.record, cd.abort || configuration.terminateAlwaysAborts)
+            (stall, record, abortOnTerminate) = (context.stage2Stall, context.stage2Record, true)
+        } else if context.hasCD {
+            (stall, record, abortOnTerminate) = (context.stage1Stall, context.stage1Record, context.stage1Abort || configuration.terminateAlwaysAborts)
         } else {
             (stall, record, abortOnTerminate) = (false, true, true)
         }
-        var description = TranslationFault(type: fault.type, streamID: streamID, substreamID: substreamID, access: context.access, stage2: stage2, faultClass: fault.faultClass, inputAddress: transaction.address, ipa: fault.ipa, translationTableRead: fault.translationTableRead)
+        var description = TranslationFault(type: fault.type, streamID: streamID, substreamID: substreamID, access: access, stage2: stage2, faultClass: fault.faultClass, inputAddress: transaction.address, ipa: fault.ipa, translationTableRead: fault.translationTableRead)
         if stall && stalledTransactions.count < configuration.stallMax {
             let stag = allocateSTAG(streamID: streamID)
             description.stall = true

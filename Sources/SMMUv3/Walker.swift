@@ -19,6 +19,12 @@ struct Mapping {
     var level: Int8
     /// Whether the result may be cached (false when AF == 0 with AFFD).
     var cacheable: Bool
+
+    /// No translation: `address` passes unchanged with every permission.
+    @inline(__always)
+    static func identity(_ address: UInt64) -> Mapping {
+        Mapping(outputAddress: address, shift: 12, stage1: .all, stage2: .all, flags: 0, ipa: address, granule: 0, level: 0, cacheable: false)
+    }
 }
 
 /// How a walk may affect the system.
@@ -33,12 +39,12 @@ enum WalkMode {
 }
 
 /// Context for the stage-2 part of a translation: the stream's stage-2 table and tags.
-struct Stage2Context {
-    var table: WalkTable
-    var vmid: UInt16
-    var checksDeviceTableWalks: Bool
-    var streamID: UInt32
-    var substreamID: UInt32
+struct Stage2Context: BitwiseCopyable {
+    var table = WalkTable()
+    var vmid: UInt16 = 0
+    var checksDeviceTableWalks = false
+    var streamID: UInt32 = 0
+    var substreamID: UInt32 = .max
 }
 
 extension TLBEntry {
@@ -65,15 +71,18 @@ extension SMMU {
     /// Access flag and permissions are the caller's, as they depend on the access.
     func walk(_ table: WalkTable, stage: TranslationStage, input: UInt64, nested: Stage2Context?, mode: WalkMode) -> Result<WalkLeaf, WalkFault> {
         let faultClass: FaultClass = stage == .stage1 ? .translationTable : .input
-        var level = Int(table.startLevel)
-        var tableAddress = table.base
-        var leaf = WalkLeaf(descriptor: 0, level: 0, shift: 0, outputBase: 0, descriptorAddress: 0)
         let stride = table.stride
+        var level = Int(table.startLevel)
+        var shift = table.levelShift(level)
+        // The starting level resolves the input bits above `shift`; each later level `stride`.
+        var indexMask = UInt64.lowBits(Int(table.inputBits) - shift)
+        let strideMask = UInt64.lowBits(stride)
+        let outputLimit = UInt64(table.outputBits)
+        var tableAddress = table.base
+        var tableAttributes: UInt64 = 0
+        let plain = bus.devicesReadPlainRAM
         while true {
-            let shift = table.levelShift(level)
-            let indexBits = level == Int(table.startLevel) ? Int(table.inputBits) - shift : stride
-            let index = (input >> UInt64(shift)) & UInt64.lowBits(indexBits)
-            let descriptorIPA = tableAddress &+ index &* 8
+            let descriptorIPA = tableAddress &+ ((input >> UInt64(shift)) & indexMask) &* 8
             var descriptorAddress = descriptorIPA
             if let nested {
                 // A stage-1 table access is an IPA translated by stage 2 (§5.4.1).
@@ -82,7 +91,15 @@ extension SMMU {
                 case .failure(let fault): return .failure(fault)
                 }
             }
-            guard let descriptor = readDescriptor(descriptorAddress, mode: mode) else {
+            let fetched: UInt64?
+            if case .inspect = mode {
+                fetched = readDescriptor(descriptorAddress, mode: mode)
+            } else if plain {
+                fetched = bus.plainRead64(at: descriptorAddress)
+            } else {
+                fetched = bus.dmaRead64(at: descriptorAddress)
+            }
+            guard let descriptor = fetched else {
                 // §7.3.12: an abort fetching a stage-1 descriptor is S2 == 0, CLASS == TT.
                 return .failure(WalkFault(type: .walkExternalAbort, stage: stage, faultClass: faultClass, fetchAddress: descriptorAddress, level: Int8(level)))
             }
@@ -92,31 +109,31 @@ extension SMMU {
             let isTable = Descriptor.tableOrPage.isSet(descriptor)
             if level < 3 && isTable {
                 let next = table.outputAddress(descriptor, shift: Int(table.granuleShift))
-                if next >> UInt64(table.outputBits) != 0 {
+                if next >> outputLimit != 0 {
                     return .failure(WalkFault(type: .addressSize, stage: stage, faultClass: .input, level: Int8(level)))
                 }
-                if stage == .stage1 {
-                    leaf.privilegedExecuteNever = leaf.privilegedExecuteNever || Descriptor.pxnTable.isSet(descriptor)
-                    leaf.unprivilegedExecuteNever = leaf.unprivilegedExecuteNever || Descriptor.uxnTable.isSet(descriptor)
-                    leaf.noUnprivileged = leaf.noUnprivileged || Descriptor.apTable0.isSet(descriptor)
-                    leaf.readOnly = leaf.readOnly || Descriptor.apTable1.isSet(descriptor)
-                }
+                // Hierarchical attributes (stage 1 only): APTable, UXNTable, PXNTable.
+                tableAttributes |= descriptor
                 tableAddress = next
                 level += 1
+                shift -= stride
+                indexMask = strideMask
                 continue
             }
             if level == 3 ? !isTable : !table.blockAllowed(at: level) {
                 return .failure(WalkFault(type: .translation, stage: stage, faultClass: .input, level: Int8(level)))
             }
             let output = table.outputAddress(descriptor, shift: shift)
-            if output >> UInt64(table.outputBits) != 0 {
+            if output >> outputLimit != 0 {
                 return .failure(WalkFault(type: .addressSize, stage: stage, faultClass: .input, level: Int8(level)))
             }
-            leaf.descriptor = descriptor
-            leaf.level = Int8(level)
-            leaf.shift = UInt8(shift)
-            leaf.outputBase = output
-            leaf.descriptorAddress = descriptorAddress
+            var leaf = WalkLeaf(descriptor: descriptor, level: Int8(level), shift: UInt8(shift), outputBase: output, descriptorAddress: descriptorAddress)
+            if stage == .stage1 {
+                leaf.privilegedExecuteNever = Descriptor.pxnTable.isSet(tableAttributes)
+                leaf.unprivilegedExecuteNever = Descriptor.uxnTable.isSet(tableAttributes)
+                leaf.noUnprivileged = Descriptor.apTable0.isSet(tableAttributes)
+                leaf.readOnly = Descriptor.apTable1.isSet(tableAttributes)
+            }
             leaf.descriptorIPA = descriptorIPA
             return .success(leaf)
         }

@@ -3,14 +3,25 @@ import Platform
 import SMMUv3
 import SMMUv3Host
 
-/// `smmuv3-bench`: throughput of the model's hot paths, one `BENCH <name> <value> <unit>` line
-/// each. Run in release builds (`make bench`).
+/// `smmuv3-bench`: throughput of the model's hot paths and how they scale, one
+/// `BENCH <name> <value> <unit>` line each. Run in release builds (`make bench`).
+///
+/// `smmuv3-bench [FILTER]` runs the benchmarks whose name contains FILTER (all when absent).
+/// The peak-memory figure is measured in a child process of its own, so that it counts
+/// nothing but its scenario.
 
 /// Runs `body` repeatedly in `rounds` windows of at least `window` seconds and returns the best
 /// rate in operations per second (the best window is the least disturbed by the machine).
+///
+/// With `SMMUV3_BENCH_CALLS=N` in the environment, `body` runs exactly N times and nothing is
+/// timed: for instruction-count profiles (`valgrind --tool=callgrind`).
 func measure(operationsPerCall: Int, rounds: Int = 5, window: Double = 0.2, _ body: () -> Void) -> Double {
+    if let calls = fixedCalls {
+        for _ in 0..<calls { body() }
+        return 0
+    }
     let clock = ContinuousClock()
-    for _ in 0..<3 { body() }
+    body()
     var best: Double = 0
     for _ in 0..<rounds {
         var calls = 0
@@ -27,21 +38,29 @@ func measure(operationsPerCall: Int, rounds: Int = 5, window: Double = 0.2, _ bo
     return best
 }
 
+let fixedCalls = ProcessInfo.processInfo.environment["SMMUV3_BENCH_CALLS"].flatMap { Int($0) }
+let arguments = Array(CommandLine.arguments.dropFirst())
+/// `--child NAME` runs one benchmark in this process (used for the memory figure).
+let childBenchmark: String? = arguments.first == "--child" ? arguments.dropFirst().first : nil
 /// Benchmarks whose name contains this argument run (all when absent).
-let filter = CommandLine.arguments.dropFirst().first
+let filter = childBenchmark == nil ? arguments.first : nil
 
-func selected(_ name: String) -> Bool { filter.map { name.contains($0) } ?? true }
+func selected(_ name: String) -> Bool {
+    if let childBenchmark { return name == childBenchmark }
+    return filter.map { name.contains($0) } ?? true
+}
 
 func report(_ name: String, _ perSecond: Double, unit: String) {
     let millions = (perSecond / 1e6 * 100).rounded() / 100
     print("BENCH \(name) \(millions) M\(unit)/s")
+    fflush(nil)
 }
 
-func system(_ configure: (inout SMMUConfiguration) -> Void = { _ in }) -> SMMUSystem {
+func system(streamTableLog2: Int = 8, _ configure: (inout SMMUConfiguration) -> Void = { _ in }) -> SMMUSystem {
     var configuration = SMMUConfiguration.default
     configure(&configuration)
     do {
-        let system = try SMMUSystem(configuration: configuration, eventQueueLog2: 16)
+        let system = try SMMUSystem(configuration: configuration, streamTableLog2Size: streamTableLog2, eventQueueLog2: 16)
         system.bus.interrupts.keepsRecords = false
         return system
     } catch {
@@ -62,6 +81,8 @@ func translationLoop(_ system: SMMUSystem, streamID: UInt32, addresses: [UInt64]
     }
 }
 
+// MARK: TLB hits
+
 // TLB hit, stage 1, 4 KB pages.
 if selected("tlb_hit_s1_4k") {
     let s = system()
@@ -73,7 +94,63 @@ if selected("tlb_hit_s1_4k") {
     report("tlb_hit_s1_4k", measure(operationsPerCall: addresses.count, loop), unit: "translations")
 }
 
-// TLB miss with a full 4-level 4 KB walk: a one-entry TLB and alternating pages.
+// TLB hits spread over many streams, each with its own STE, CD and ASID (sharing one page
+// table): the configuration caches and the TLB must hold them all.
+for streams in [1, 64, 4096, 65536] where selected("tlb_hit_streams_\(streams)") {
+    let s = system(streamTableLog2: 16)
+    let pt = s.pageTable()
+    let pages = max(1, 4096 / streams)
+    for page in 0..<pages { pt.map(0x10_0000_0000 + UInt64(page) << 12, to: 0x1_0000_0000 + UInt64(page) << 12) }
+    for stream in 0..<streams {
+        s.stage1Stream(UInt32(stream), cd: CDConfig(table0: pt, asid: UInt16(truncatingIfNeeded: stream)))
+    }
+    var transactions: [InboundTransaction] = []
+    for page in 0..<pages {
+        for stream in 0..<streams {
+            transactions.append(.read(streamID: UInt32(stream), address: 0x10_0000_0000 + UInt64(page) << 12 | 0x40))
+        }
+    }
+    let smmu = s.smmu
+    let rate = measure(operationsPerCall: transactions.count) {
+        for transaction in transactions {
+            if case .translated(let physical) = smmu.translate(transaction) { sink &+= physical }
+        }
+    }
+    report("tlb_hit_streams_\(streams)", rate, unit: "translations")
+}
+
+// MARK: Working sets
+
+// One stream touching N distinct 4 KB pages round robin: hits while N fits the TLB, walks
+// (with the rest of the TLB kept) beyond.
+for pages in [1, 4096, 262_144, 1_048_576] where selected("working_set_\(pages)_pages") {
+    let s = system()
+    let pt = s.pageTable()
+    let base: UInt64 = 0x10_0000_0000
+    for page in 0..<pages { pt.map(base + UInt64(page) << 12, to: 0x1_0000_0000 + UInt64(page) << 12) }
+    s.stage1Stream(1, cd: CDConfig(table0: pt, asid: 1))
+    // A stride through the pages visits every one before returning to the first; each call
+    // translates the next 65,536 of them.
+    let stride = pages > 1 ? 4099 % pages : 0
+    var addresses = [UInt64](repeating: 0, count: 65536)
+    var page = 0
+    let smmu = s.smmu
+    let rate = measure(operationsPerCall: addresses.count) {
+        for index in 0..<addresses.count {
+            addresses[index] = base + UInt64(page) << 12
+            page = pages > 1 ? (page + stride) % pages : 0
+        }
+        for address in addresses {
+            if case .translated(let physical) = smmu.translate(.read(streamID: 1, address: address)) { sink &+= physical }
+        }
+    }
+    report("working_set_\(pages)_pages", rate, unit: "translations")
+}
+
+// MARK: Walks
+
+// TLB miss with a full 4-level 4 KB walk: a one-entry TLB and alternating pages; the STE and
+// CD stay cached.
 if selected("walk_s1_4k_4level") {
     let s = system { $0.tlbCapacity = 1 }
     let pt = s.pageTable()
@@ -82,6 +159,25 @@ if selected("walk_s1_4k_4level") {
     s.stage1Stream(1, cd: CDConfig(table0: pt, asid: 1))
     let loop = translationLoop(s, streamID: 1, addresses: Array(repeating: addresses, count: 64).flatMap { $0 })
     report("walk_s1_4k_4level", measure(operationsPerCall: 128, loop), unit: "walks")
+}
+
+// The same walk with a cold configuration cache: two streams alternate through one-entry STE
+// and CD caches, so every translation fetches and decodes its STE and CD first.
+if selected("walk_s1_4k_cold_config") {
+    let s = system { $0.tlbCapacity = 1; $0.configurationCacheCapacity = 1 }
+    let pt = s.pageTable()
+    let addresses: [UInt64] = [0x10_0000_0000, 0x7F_0000_1000]
+    for address in addresses { pt.map(address, to: 0x2000) }
+    s.stage1Stream(1, cd: CDConfig(table0: pt, asid: 1))
+    s.stage1Stream(2, cd: CDConfig(table0: pt, asid: 2))
+    let smmu = s.smmu
+    let rate = measure(operationsPerCall: 128) {
+        for index in 0..<128 {
+            let streamID = UInt32(1 + index % 2)
+            if case .translated(let physical) = smmu.translate(.read(streamID: streamID, address: addresses[(index / 2) % 2])) { sink &+= physical }
+        }
+    }
+    report("walk_s1_4k_cold_config", rate, unit: "walks")
 }
 
 // 64 KB granule walk (48-bit input: levels 1 to 3).
@@ -117,6 +213,8 @@ if selected("walk_nested_4k") {
     let loop = translationLoop(s, streamID: 1, addresses: Array(repeating: addresses, count: 64).flatMap { $0 })
     report("walk_nested_4k", measure(operationsPerCall: 128, loop), unit: "walks")
 }
+
+// MARK: Commands and events
 
 // Command execution: batches of 255 CMD_TLBI_NH_VA closed by a CMD_SYNC, the queue ring
 // filled once so that each batch costs one CMDQ_PROD write.
@@ -162,6 +260,43 @@ if selected("event_production") {
         s.bus.write32(UInt32(s.smmu.peek(.eventqProd)) & geometry.pointerMask, at: consAddress)
     }
     report("event_production", rate, unit: "events")
+}
+
+// MARK: Memory
+
+/// The peak resident set of this process in bytes (Linux: VmHWM).
+func peakResidentBytes() -> UInt64 {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kilobytes = line.split(separator: " ").compactMap { UInt64($0) }.first ?? 0
+        return kilobytes * 1024
+    }
+    return 0
+}
+
+// Peak resident memory of a system with 1 M mapped 4 KB pages, each translated once (so the
+// page tables, the TLB and the memory behind the tables are all populated).
+if childBenchmark == "peak_rss_1m_pages" {
+    let s = system()
+    let pt = s.pageTable()
+    let base: UInt64 = 0x10_0000_0000
+    for page in 0..<1_048_576 { pt.map(base + UInt64(page) << 12, to: 0x1_0000_0000 + UInt64(page) << 12) }
+    s.stage1Stream(1, cd: CDConfig(table0: pt, asid: 1))
+    for page in 0..<1_048_576 {
+        if case .translated(let physical) = s.smmu.translate(.read(streamID: 1, address: base + UInt64(page) << 12)) { sink &+= physical }
+    }
+    let megabytes = (Double(peakResidentBytes()) / 1_048_576 * 10).rounded() / 10
+    print("BENCH peak_rss_1m_pages \(megabytes) MB")
+} else if childBenchmark == nil && selected("peak_rss_1m_pages") {
+    let child = Process()
+    child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+    child.arguments = ["--child", "peak_rss_1m_pages"]
+    do {
+        try child.run()
+        child.waitUntilExit()
+    } catch {
+        print("BENCH peak_rss_1m_pages failed: \(error)")
+    }
 }
 
 if sink == 42 { print("") }

@@ -1,0 +1,320 @@
+/// A key for ``SetAssociativeCache``: plain data with a well-mixed 64-bit hash (every key bit
+/// must affect every hash bit, since the low bits choose the set and the high bits the
+/// fingerprint).
+protocol CacheKey: BitwiseCopyable, Equatable {
+    /// A well-mixed 64-bit hash of the key.
+    var hash64: UInt64 { get }
+}
+
+/// The MurmurHash3 64-bit finaliser: a bijection in which every input bit affects every
+/// output bit.
+@inline(__always)
+func mix64(_ value: UInt64) -> UInt64 {
+    var x = value
+    x ^= x >> 33
+    x &*= 0xFF51_AFD7_ED55_8CCD
+    x ^= x >> 33
+    x &*= 0xC4CE_B9FE_1A85_EC53
+    x ^= x >> 33
+    return x
+}
+
+extension UInt64: CacheKey {
+    @inline(__always) var hash64: UInt64 { mix64(self) }
+}
+
+/// The model's caches (TLB, STE, CD and stream-context caches): a set-associative store of
+/// plain-data keys and values in manually managed buffers, so that lookups and insertions
+/// allocate nothing and cost a few nanoseconds however many entries it holds.
+///
+/// Each key belongs to one set of up to 8 ways, chosen by its hash; when that set is full it
+/// may live in the set's buddy (the set whose index differs in bit 0) instead, so that a set
+/// overflows only when both are full. A set keeps one fingerprint byte per way in a single
+/// word, so a lookup compares the 8 fingerprints at once and then only the keys they select.
+/// The table grows (doubling its sets) while it is more than half full, until it has room for
+/// `capacityLimit` entries. Replacement is deterministic: an insertion that finds both sets
+/// full evicts the ways of its own set in turn (FIFO). Nothing else is lost: a cache keeps what
+/// it holds until it is invalidated or replaced, as the architecture allows (§3.21).
+final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
+    static var ways: Int { 8 }
+    private static var lowBytes: UInt64 { 0x0101_0101_0101_0101 }
+    private static var highBits: UInt64 { 0x8080_8080_8080_8080 }
+
+    /// A key and its value side by side, so that a lookup touches one cache line.
+    struct Slot {
+        var key: Key
+        var value: Value
+    }
+
+    @exclusivity(unchecked) private var slots: UnsafeMutablePointer<Slot>
+    /// Per set, 8 fingerprint bytes (0 = empty way; a used way's byte has its top bit set).
+    @exclusivity(unchecked) private var fingerprints: UnsafeMutablePointer<UInt64>
+    /// Per set, the way to replace next when the set is full (bits [6:0]), and in bit 7 whether
+    /// a key of this set was placed in its buddy.
+    @exclusivity(unchecked) private var victims: UnsafeMutablePointer<UInt8>
+    @exclusivity(unchecked) private var setMask: Int
+    @exclusivity(unchecked) private var setCount: Int
+    /// The most sets the table grows to.
+    private let maximumSets: Int
+    /// Where a slot's value lies within it.
+    private let valueOffset: Int
+    /// The ways per set (8, or fewer for a tiny capacity).
+    let ways: Int
+    /// The number of live entries.
+    @exclusivity(unchecked) private(set) var count = 0
+    /// The most entries the cache holds.
+    let capacityLimit: Int
+    /// How many entries were evicted to make room.
+    @exclusivity(unchecked) private(set) var evictions = 0
+
+    init(capacityLimit: Int) {
+        self.capacityLimit = max(capacityLimit, 1)
+        ways = min(Self.ways, self.capacityLimit)
+        valueOffset = MemoryLayout<Slot>.offset(of: \Slot.value) ?? MemoryLayout<Key>.stride
+        var sets = 1
+        while sets * ways < self.capacityLimit { sets <<= 1 }
+        maximumSets = sets
+        let initialSets = min(sets, 16)
+        setCount = initialSets
+        setMask = initialSets - 1
+        slots = .allocate(capacity: initialSets * Self.ways)
+        fingerprints = .allocate(capacity: initialSets)
+        fingerprints.initialize(repeating: 0, count: initialSets)
+        victims = .allocate(capacity: initialSets)
+        victims.initialize(repeating: 0, count: initialSets)
+    }
+
+    deinit {
+        slots.deallocate()
+        fingerprints.deallocate()
+        victims.deallocate()
+    }
+
+    @inline(__always)
+    private func valueAddress(_ slot: Int) -> UnsafeMutablePointer<Value> {
+        (UnsafeMutableRawPointer(slots + slot) + valueOffset).assumingMemoryBound(to: Value.self)
+    }
+
+    /// The number of slots currently allocated (grows up to the capacity).
+    var allocatedSlots: Int { setCount * ways }
+
+    @inline(__always)
+    private static func fingerprint(_ hash: UInt64) -> UInt64 { (hash >> 57) | 0x80 }
+
+    /// The bytes of `word` equal to `byte`, as the top bit of each such byte (may include
+    /// bytes above a true match; callers check the key).
+    @inline(__always)
+    private static func matches(_ word: UInt64, _ byte: UInt64) -> UInt64 {
+        let x = word ^ (byte &* lowBytes)
+        return (x &- lowBytes) & ~x & highBits
+    }
+
+    /// The slot holding `key`, or -1.
+    @inline(__always)
+    private func slot(of key: Key, hash: UInt64) -> Int {
+        let set = Int(truncatingIfNeeded: hash) & setMask
+        let found = slot(of: key, fingerprint: Self.fingerprint(hash), in: set)
+        if found >= 0 || victims[set] & 0x80 == 0 { return found }
+        return slot(of: key, fingerprint: Self.fingerprint(hash), in: buddy(of: set))
+    }
+
+    @inline(__always)
+    private func slot(of key: Key, fingerprint: UInt64, in set: Int) -> Int {
+        var candidates = Self.matches(fingerprints[set], fingerprint)
+        while candidates != 0 {
+            let way = candidates.trailingZeroBitCount >> 3
+            let slot = set &* Self.ways &+ way
+            if way < ways && slots[slot].key == key { return slot }
+            candidates &= candidates &- 1
+        }
+        return -1
+    }
+
+    /// The set a key of `set` may overflow into.
+    @inline(__always)
+    private func buddy(of set: Int) -> Int { (set ^ 1) & setMask }
+
+    /// The value stored for `key`.
+    @inline(__always)
+    func value(for key: Key) -> Value? {
+        let found = slot(of: key, hash: key.hash64)
+        return found < 0 ? nil : slots[found].value
+    }
+
+    /// The address of the value stored for `key`, to read it in place. Valid only until the
+    /// cache is next changed.
+    @inline(__always)
+    func address(of key: Key) -> UnsafePointer<Value>? {
+        let found = slot(of: key, hash: key.hash64)
+        return found < 0 ? nil : UnsafePointer(valueAddress(found))
+    }
+
+    /// The address of the value stored for `key`, to change it in place. Valid only until the
+    /// cache is next changed.
+    @inline(__always)
+    func mutableAddress(of key: Key) -> UnsafeMutablePointer<Value>? {
+        let found = slot(of: key, hash: key.hash64)
+        guard found >= 0 else { return nil }
+        return valueAddress(found)
+    }
+
+    /// Calls `body` with the value stored for `key` so that it can be changed in place;
+    /// returns false when the key is absent.
+    @inline(__always)
+    func modify(_ key: Key, _ body: (inout Value) -> Void) -> Bool {
+        let found = slot(of: key, hash: key.hash64)
+        guard found >= 0 else { return false }
+        body(&slots[found].value)
+        return true
+    }
+
+    /// Stores `value` for `key`, replacing any previous value; evicts within the key's set
+    /// when the cache is at capacity and the set is full.
+    func insert(_ value: Value, for key: Key) {
+        let hash = key.hash64
+        let existing = slot(of: key, hash: hash)
+        if existing >= 0 {
+            slots[existing].value = value
+            return
+        }
+        if (count + 1) * 2 > setCount * ways && setCount < maximumSets { grow() }
+        if !placeFree(key, value, hash: hash) {
+            if setCount < maximumSets {
+                grow()
+                if placeFree(key, value, hash: hash) {
+                    count += 1
+                    return
+                }
+            }
+            let set = Int(truncatingIfNeeded: hash) & setMask
+            let way = Int(victims[set] & 0x7F) % ways
+            victims[set] = (victims[set] & 0x80) | UInt8(truncatingIfNeeded: (way + 1) % ways)
+            evictions &+= 1
+            count -= 1
+            place(key, value, fingerprint: Self.fingerprint(hash), set: set, way: way)
+        }
+        count += 1
+    }
+
+    /// Places a new key in a free way of its set or, failing that, of its buddy; returns
+    /// false when both are full.
+    @inline(__always)
+    private func placeFree(_ key: Key, _ value: Value, hash: UInt64) -> Bool {
+        let set = Int(truncatingIfNeeded: hash) & setMask
+        var way = freeWay(in: set)
+        if way >= 0 {
+            place(key, value, fingerprint: Self.fingerprint(hash), set: set, way: way)
+            return true
+        }
+        let other = buddy(of: set)
+        way = other == set ? -1 : freeWay(in: other)
+        guard way >= 0 else { return false }
+        place(key, value, fingerprint: Self.fingerprint(hash), set: other, way: way)
+        victims[set] |= 0x80
+        return true
+    }
+
+    @inline(__always)
+    private func freeWay(in set: Int) -> Int {
+        let word = fingerprints[set]
+        let empty = (word &- Self.lowBytes) & ~word & Self.highBits
+        guard empty != 0 else { return -1 }
+        let way = empty.trailingZeroBitCount >> 3
+        return way < ways ? way : -1
+    }
+
+    @inline(__always)
+    private func place(_ key: Key, _ value: Value, fingerprint: UInt64, set: Int, way: Int) {
+        (slots + (set &* Self.ways &+ way)).initialize(to: Slot(key: key, value: value))
+        let shift = UInt64(way * 8)
+        fingerprints[set] = (fingerprints[set] & ~(0xFF << shift)) | (fingerprint << shift)
+    }
+
+    @inline(__always)
+    private func clear(set: Int, way: Int) {
+        fingerprints[set] &= ~(UInt64(0xFF) << UInt64(way * 8))
+        count -= 1
+    }
+
+    /// Removes the entry for `key` if `predicate` accepts its value; returns whether it was
+    /// removed.
+    @inline(__always)
+    func remove(_ key: Key, if predicate: (Value) -> Bool) -> Bool {
+        let found = slot(of: key, hash: key.hash64)
+        guard found >= 0, predicate(slots[found].value) else { return false }
+        clear(set: found / Self.ways, way: found % Self.ways)
+        return true
+    }
+
+    /// Removes the entry for `key`; returns whether there was one.
+    @discardableResult
+    func remove(_ key: Key) -> Bool {
+        let found = slot(of: key, hash: key.hash64)
+        guard found >= 0 else { return false }
+        clear(set: found / Self.ways, way: found % Self.ways)
+        return true
+    }
+
+    /// Removes every entry for which `predicate` holds; returns how many.
+    @discardableResult
+    func removeAll(where predicate: (Key, Value) -> Bool) -> Int {
+        guard count != 0 else { return 0 }
+        var removed = 0
+        for set in 0..<setCount where fingerprints[set] != 0 {
+            for way in 0..<ways where (fingerprints[set] >> UInt64(way * 8)) & 0xFF != 0 {
+                let slot = set * Self.ways + way
+                if predicate(slots[slot].key, slots[slot].value) {
+                    clear(set: set, way: way)
+                    removed += 1
+                }
+            }
+        }
+        return removed
+    }
+
+    /// Removes every entry; returns how many there were.
+    @discardableResult
+    func removeAll() -> Int {
+        let removed = count
+        fingerprints.update(repeating: 0, count: setCount)
+        victims.update(repeating: 0, count: setCount)
+        count = 0
+        return removed
+    }
+
+    /// Calls `body` with every entry (in slot order: deterministic for a given history).
+    func forEach(_ body: (Key, Value) -> Void) {
+        for set in 0..<setCount where fingerprints[set] != 0 {
+            for way in 0..<ways where (fingerprints[set] >> UInt64(way * 8)) & 0xFF != 0 {
+                body(slots[set * Self.ways + way].key, slots[set * Self.ways + way].value)
+            }
+        }
+    }
+
+    /// Doubles the sets and re-places every entry; an entry that finds its new set and buddy
+    /// both full (rare) is evicted.
+    private func grow() {
+        let oldSlots = slots, oldFingerprints = fingerprints, oldVictims = victims, oldSets = setCount
+        setCount = oldSets * 2
+        setMask = setCount - 1
+        slots = .allocate(capacity: setCount * Self.ways)
+        fingerprints = .allocate(capacity: setCount)
+        fingerprints.initialize(repeating: 0, count: setCount)
+        victims = .allocate(capacity: setCount)
+        victims.initialize(repeating: 0, count: setCount)
+        count = 0
+        for set in 0..<oldSets where oldFingerprints[set] != 0 {
+            for way in 0..<ways where (oldFingerprints[set] >> UInt64(way * 8)) & 0xFF != 0 {
+                let old = oldSlots[set * Self.ways + way]
+                if placeFree(old.key, old.value, hash: old.key.hash64) {
+                    count += 1
+                } else {
+                    evictions &+= 1
+                }
+            }
+        }
+        oldSlots.deallocate()
+        oldFingerprints.deallocate()
+        oldVictims.deallocate()
+    }
+}

@@ -1,0 +1,79 @@
+import Testing
+import Platform
+@testable import SMMUv3
+import SMMUv3Host
+
+/// The set-associative store behind the TLB and the configuration caches: every key bit
+/// matters, replacement evicts one entry of one set (FIFO) and keeps the rest.
+@Suite struct CacheStructureTests {
+    @Test func storesFindsReplacesAndRemoves() {
+        let cache = SetAssociativeCache<UInt64, Int>(capacityLimit: 1024)
+        for key in UInt64(0)..<40 { cache.insert(Int(key) * 10, for: key) }
+        #expect(cache.count == 40)
+        #expect(cache.value(for: 7) == 70)
+        cache.insert(-1, for: 7)
+        #expect(cache.value(for: 7) == -1 && cache.count == 40)
+        #expect(cache.remove(7))
+        #expect(!cache.remove(7))
+        #expect(cache.value(for: 7) == nil)
+        #expect(cache.removeAll { key, _ in key % 2 == 0 } == 20)
+        #expect(cache.count == 19)
+        #expect(cache.value(for: 9) == 90)
+    }
+
+    @Test func aFullSetEvictsItsOldestEntryAndKeepsTheRest() {
+        // Capacity 8: one set of 8 ways.
+        let cache = SetAssociativeCache<UInt64, Int>(capacityLimit: 8)
+        for key in UInt64(0)..<9 { cache.insert(Int(key), for: key) }
+        #expect(cache.count == 8)
+        #expect(cache.value(for: 0) == nil, "the oldest entry was replaced")
+        #expect((1..<9).allSatisfy { cache.value(for: UInt64($0)) == $0 })
+        #expect(cache.evictions == 1)
+        cache.insert(9, for: 9)
+        #expect(cache.value(for: 1) == nil, "replacement goes round the ways in order")
+    }
+
+    @Test func keysThatDifferOnlyInHighBitsSpreadOverTheSets() {
+        // CD cache keys are StreamID << 20 | index: all the low bits are equal.
+        let cache = SetAssociativeCache<UInt64, UInt32>(capacityLimit: 65536)
+        for streamID in UInt32(0)..<4096 { cache.insert(streamID, for: UInt64(streamID) << 20) }
+        #expect(cache.count == 4096)
+        #expect(cache.evictions == 0)
+        #expect((0..<4096).allSatisfy { cache.value(for: UInt64($0) << 20) == UInt32($0) })
+    }
+
+    @Test func theTableGrowsWithUseUpToItsCapacity() {
+        let cache = SetAssociativeCache<UInt64, UInt64>(capacityLimit: 1 << 20)
+        #expect(cache.allocatedSlots <= 128, "a new cache costs little memory")
+        for key in UInt64(0)..<10_000 { cache.insert(key, for: key &* 0x1234_5678_9ABC) }
+        #expect(cache.count == 10_000)
+        #expect(cache.allocatedSlots < 1 << 16)
+        #expect((0..<10_000).allSatisfy { cache.value(for: UInt64($0) &* 0x1234_5678_9ABC) == UInt64($0) })
+    }
+
+    @Test func aTLBWorkingSetLargerThanTheTLBKeepsMostEntries() {
+        let t = TranslationRig { $0.tlbCapacity = 64 }
+        let pt = t.table()
+        for page in UInt64(0)..<65 { pt.map(0x10_0000 + page << 12, to: 0x20_0000 + page << 12) }
+        t.stage1Stream(1, cd: CDConfig(table0: pt, asid: 1))
+        for page in UInt64(0)..<65 { #expect(t.translate(1, 0x10_0000 + page << 12) == .translated(physicalAddress: 0x20_0000 + page << 12)) }
+        #expect(t.smmu.tlb.count <= 64)
+        #expect(t.smmu.tlb.count >= 48, "one entry per full set was replaced, not the whole TLB")
+        let hits = t.smmu.tlb.hits
+        for page in UInt64(0)..<65 { _ = t.translate(1, 0x10_0000 + page << 12) }
+        #expect(t.smmu.tlb.hits - hits >= 24, "a flushed TLB would hit nothing here")
+    }
+
+    @Test func aStreamsRecentTranslationIsNotUsedAfterATLBInvalidation() {
+        let t = TranslationRig()
+        let pt = t.table()
+        pt.map(0x10_0000, to: 0x20_0000)
+        t.stage1Stream(1, cd: CDConfig(table0: pt, asid: 1))
+        #expect(t.translate(1, 0x10_0008) == .translated(physicalAddress: 0x20_0008))
+        #expect(t.translate(1, 0x10_0010) == .translated(physicalAddress: 0x20_0010))
+        pt.map(0x10_0000, to: 0x30_0000)
+        #expect(t.translate(1, 0x10_0018) == .translated(physicalAddress: 0x20_0018), "stale until invalidated")
+        t.invalidate([.tlbiNHVA(vmid: 0, asid: 1, address: 0x10_0000, scope: .single(leaf: true))])
+        #expect(t.translate(1, 0x10_0018) == .translated(physicalAddress: 0x30_0018))
+    }
+}
