@@ -409,7 +409,7 @@ extension SMMU {
     /// parameter behaves as 0.
     func executePRIResp(streamID: UInt32, substreamID: UInt32?, prgIndex: UInt16, response: PRIResponse) -> CommandEffect {
         guard isEnabled else { return .noEffect(.smmuDisabled) }
-        let pasid = configuration.substreamIDBits == 0 ? nil : substreamID
+        let pasid = substreamIDBits == 0 ? nil : substreamID
         let message = PRGResponse(streamID: streamID, substreamID: pasid, prgIndex: prgIndex, code: PRGResponseCode(response), automatic: false)
         sendPRGResponse(message)
         return .prgResponseSent(message)

@@ -137,7 +137,8 @@ public struct SMMUConfiguration: Sendable, Hashable {
     public var granule64K = true
     /// IDR5.OAS.
     public var outputAddressSize: OutputAddressSize = .bits48
-    /// IDR5.VAX == 0b01: 52-bit virtual addresses with 64 KB granules.
+    /// IDR5.VAX == 0b01: 52-bit virtual addresses with 64 KB granules (reported, and used, only
+    /// when ``granule64K`` is set, §6.3.6).
     public var largeVirtualAddresses = true
     /// IDR5.STALL_MAX: the largest number of outstanding stalled transactions.
     public var stallMax = 256
@@ -218,6 +219,8 @@ public struct SMMUConfiguration: Sendable, Hashable {
             if !(0...19).contains(value) { try fail("\(name) must be 0...19") }
         }
         if !granule4K && !granule16K && !granule64K { try fail("at least one translation granule must be supported") }
+        // §6.3.6 OAS: a 52-bit output address size needs the 64 KB granule (no DS, no D128).
+        if outputAddressSize == .bits52 && !granule64K { try fail("a 52-bit OAS requires the 64 KB granule (IDR5.GRAN64K)") }
         if !(0...0xFFFF).contains(stallMax) { try fail("STALL_MAX must fit 16 bits") }
         if productID > 0xFFF || variant > 0xF || revision > 0xF || implementer > 0xFFF {
             try fail("IIDR fields out of range")
@@ -243,7 +246,8 @@ extension SMMUConfiguration {
         value |= Reg.IDR0.msi.place(msi)
         value |= Reg.IDR0.asid16.place(asid16 && stage1)
         // Split-stage ATS (STE.EATS == 0b10) is not modelled: NS1ATS = 1 means "not supported".
-        value |= Reg.IDR0.ns1ats.place(ats)
+        // §6.3.1: NS1ATS is RES0 unless ATS and both stages are implemented.
+        value |= Reg.IDR0.ns1ats.place(ats && stage1 && stage2)
         value |= Reg.IDR0.ats.place(ats)
         value |= Reg.IDR0.hyp.place(hypervisor && stage1 && stage2)
         value = Reg.IDR0.httu.inserting(UInt64(hardwareUpdate.rawValue), into: value)
@@ -270,13 +274,14 @@ extension SMMUConfiguration {
     /// SMMU_IDR2 (§6.3.3): no VATOS.
     public var idr2: UInt32 { 0 }
 
-    /// SMMU_IDR3 (§6.3.4): range invalidation, XNX and HAD (all mandatory in v3.2 for the
-    /// stages they concern) and PPS.
+    /// SMMU_IDR3 (§6.3.4): what SMMUv3.2 makes mandatory (RIL, FWB, BBML level 1; HAD with
+    /// stage 1, XNX with stage 2) and PPS, which is RES0 without PRI or SubstreamIDs.
     public var idr3: UInt32 {
-        var value: UInt64 = Reg.IDR3.ril.mask
+        var value: UInt64 = Reg.IDR3.ril.mask | Reg.IDR3.fwb.mask
+        value = Reg.IDR3.bbml.inserting(0b01, into: value)
         value |= Reg.IDR3.had.place(stage1)
         value |= Reg.IDR3.xnx.place(stage2)
-        value |= Reg.IDR3.pps.place(pri && priPASIDOnOverflow)
+        value |= Reg.IDR3.pps.place(pri && ats && priPASIDOnOverflow && stage1 && substreamIDBits > 0)
         return UInt32(truncatingIfNeeded: value)
     }
 
@@ -287,7 +292,8 @@ extension SMMUConfiguration {
     public var idr5: UInt32 {
         var value: UInt64 = 0
         value = Reg.IDR5.stallMax.inserting(stallModel == .terminateOnly ? 0 : UInt64(stallMax), into: value)
-        value = Reg.IDR5.vax.inserting(largeVirtualAddresses ? 1 : 0, into: value)
+        // §6.3.6: VAX == 0b01 needs GRAN64K (IDR5.DS is 0 in this model).
+        value = Reg.IDR5.vax.inserting(largeVirtualAddresses && granule64K ? 1 : 0, into: value)
         value |= Reg.IDR5.gran64K.place(granule64K)
         value |= Reg.IDR5.gran16K.place(granule16K)
         value |= Reg.IDR5.gran4K.place(granule4K)

@@ -145,7 +145,7 @@ extension SMMU {
             if checkedMode && !cached.staleReported { verifyCD(key: key, streamID: streamID, index: index, cached) }
             return .success(cached.cd)
         }
-        let singleCD = ste.s1CDMax == 0 || configuration.substreamIDBits == 0
+        let singleCD = ste.s1CDMax == 0 || substreamIDBits == 0
         var cdAddress = ste.s1ContextPointer
         var l1Address = UInt64.max
         var l1Raw: UInt64 = 0

@@ -77,6 +77,9 @@ struct WalkTable: BitwiseCopyable, Equatable {
     var hardwareDirty = false
     /// Access flag faults disabled (AFFD).
     var accessFlagFaultDisabled = false
+    /// Stage 2 with STE.S2FWB: descriptor MemAttr[2] == 0 means Device (otherwise MemAttr[3:2]
+    /// == 0b00 does).
+    var forcedWriteBack = false
 
     /// Bits resolved per level below the starting level.
     @inline(__always) var stride: Int { Int(granuleShift) - 3 }

@@ -207,7 +207,7 @@ extension SMMU {
     /// The automatic response to a Last page request discarded by an overflow (§8.1).
     private func overflowResponse(to request: PageRequest) -> PRGResponse {
         var response = PRGResponse(streamID: request.streamID, substreamID: nil, prgIndex: request.prgIndex, code: .success, automatic: true)
-        guard let pasid = request.substreamID, configuration.substreamIDBits > 0 else { return response }
+        guard let pasid = request.substreamID, substreamIDBits > 0 else { return response }
         if Reg.IDR3.pps.isSet(idr3) {
             response.substreamID = pasid
             return response

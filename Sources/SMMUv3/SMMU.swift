@@ -84,6 +84,8 @@ public final class SMMU: MMIODevice {
     let oasMask: UInt64
     /// OAS in bits (kept here so hot paths need not touch `configuration`).
     let oasBits: Int
+    /// IDR1.SSIDSIZE as reported (0 without stage 1).
+    let substreamIDBits: Int
     let names: SourceNames
 
     @exclusivity(unchecked) var cr0: UInt32 = 0
@@ -202,6 +204,7 @@ public final class SMMU: MMIODevice {
         identification = configuration.identificationRegisters
         oasMask = UInt64.lowBits(configuration.oasBits)
         oasBits = configuration.oasBits
+        substreamIDBits = Int(Reg.IDR1.ssidSize.extract(UInt64(configuration.idr1)))
         names = SourceNames(configuration.name)
         cmdq = QueueRegisters(maxLog2: configuration.commandQueueMaxLog2, entryBytes: 16)
         eventq = QueueRegisters(maxLog2: configuration.eventQueueMaxLog2, entryBytes: 32)

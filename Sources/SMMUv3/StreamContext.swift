@@ -195,7 +195,7 @@ extension SMMU {
             return nil
         }
 
-        let substreamsEnabled = ste.stage1Enabled && ste.s1CDMax != 0 && configuration.substreamIDBits != 0
+        let substreamsEnabled = ste.stage1Enabled && ste.s1CDMax != 0 && substreamIDBits != 0
         var cdIndex: UInt32?
         if let substreamID {
             guard substreamsEnabled, UInt64(substreamID) >> UInt64(ste.s1CDMax) == 0 else {

@@ -68,6 +68,9 @@ public enum STEField {
     public static let ppar = StructureField(bit: 82)
     /// STE.MEV[83]: event records from this stream may be merged.
     public static let mev = StructureField(bit: 83)
+    /// STE.S2FWB[89]: stage 2 forces the memory type (FEAT_S2FWB encoding of S2 MemAttr, in
+    /// which MemAttr[2] == 0 is Device). RES0 before SMMUv3.2.
+    public static let s2FWB = StructureField(bit: 89)
     /// STE.S1STALLD[91]: CDs of this stream may not select stall (CD.S == 1 is ILLEGAL).
     public static let s1StallD = StructureField(bit: 91)
     /// STE.EATS[93:92]: ATS: 0b00 not allowed, 0b01 full ATS, 0b10 split-stage ATS.
@@ -218,6 +221,7 @@ public enum L1Field {
 /// (§5.2.2).
 public enum STEProblem: UInt8, Sendable, Hashable, BitwiseCopyable, CustomStringConvertible {
     case notValid = 1
+    case stage1NotImplemented, stage2NotImplemented
     case splitStageATS, eatsWithStage2Stall, reservedStreamWorld
     case s1StallDisableWithStallModel, s1CDMaxTooLarge, twoLevelCDUnsupported, contextPointerOutOfRange
     case stage2StallMismatch, stage2NotAArch64, stage2HardwareUpdateUnsupported, stage2GranuleUnsupported
@@ -227,6 +231,8 @@ public enum STEProblem: UInt8, Sendable, Hashable, BitwiseCopyable, CustomString
     public var description: String {
         switch self {
         case .notValid: "V == 0"
+        case .stage1NotImplemented: "Config == 0b1x1 but stage 1 is not implemented (IDR0.S1P == 0)"
+        case .stage2NotImplemented: "Config == 0b11x but stage 2 is not implemented (IDR0.S2P == 0)"
         case .splitStageATS: "EATS == 0b10 (split-stage ATS) is not supported (IDR0.NS1ATS == 1) or needs Config 0b111 and S2S == 0"
         case .eatsWithStage2Stall: "EATS == 0b01 with stage 2 enabled and S2S == 1"
         case .reservedStreamWorld: "STRW is a reserved value"
@@ -391,6 +397,15 @@ extension SMMU {
         // PPAR is read for every valid STE, including Config 0b000 (§8.1 asks only for a valid STE).
         ste.ppar = STEField.ppar.isSet(words)
         if ste.isAbort { return ste }
+        // §5.2 Config: a stage that is not implemented cannot be enabled.
+        if ste.config & 0b101 == 0b101 && !configuration.stage1 {
+            ste.problem = .stage1NotImplemented
+            return ste
+        }
+        if ste.config & 0b110 == 0b110 && !configuration.stage2 {
+            ste.problem = .stage2NotImplemented
+            return ste
+        }
         ste.s1Fmt = UInt8(STEField.s1Fmt.extract(words))
         ste.s1ContextPointer = STEField.s1ContextPtr.extract(words) << 6
         ste.s1CDMax = UInt8(STEField.s1CDMax.extract(words))
@@ -416,18 +431,20 @@ extension SMMU {
             if ste.eats == 0b10 { return illegal(.splitStageATS) }
             if ste.eats == 0b01 && STEField.s2S.isSet(words) && ste.config & 0b110 == 0b110 { return illegal(.eatsWithStage2Stall) }
         }
-        // StreamWorld: STRW is used only for stage-1-only configurations.
+        // StreamWorld: STRW is used only for stage-1-only configurations. Without IDR0.Hyp the
+        // field is RES0 and ignored (SteIllegal() rejects only the reserved 0bx1 encodings).
         if ste.config == 0b101 {
             switch strw {
             case 0b00: ste.world = .el1
-            case 0b10 where configuration.hypervisor && configuration.stage1 && configuration.stage2:
-                ste.world = Reg.CR2.e2h.isSet(cr2) ? .el2E2H : .el2
+            case 0b10:
+                let hyp = Reg.IDR0.hyp.isSet(idr0)
+                ste.world = !hyp ? .el1 : (Reg.CR2.e2h.isSet(cr2) ? .el2E2H : .el2)
             default: return illegal(.reservedStreamWorld)
             }
         }
         if ste.stage1Enabled {
             if ste.s1StallDisable && configuration.stallModel != .stallAndTerminate { return illegal(.s1StallDisableWithStallModel) }
-            let ssidBits = configuration.substreamIDBits
+            let ssidBits = substreamIDBits
             if ssidBits != 0 && Int(ste.s1CDMax) > ssidBits { return illegal(.s1CDMaxTooLarge) }
             if ssidBits != 0 && ste.s1CDMax != 0 && !configuration.twoLevelContextDescriptorTable && (ste.s1Fmt == 1 || ste.s1Fmt == 2) {
                 return illegal(.twoLevelCDUnsupported)
@@ -465,7 +482,8 @@ extension SMMU {
                 inputBits: UInt8(inputBits), outputBits: outputBits,
                 hardwareAccessFlag: ha && configuration.hardwareUpdate != .none,
                 hardwareDirty: ha && hd && configuration.hardwareUpdate == .accessFlagAndDirty,
-                accessFlagFaultDisabled: STEField.s2AFFD.isSet(words))
+                accessFlagFaultDisabled: STEField.s2AFFD.isSet(words),
+                forcedWriteBack: Reg.IDR3.fwb.isSet(idr3) && STEField.s2FWB.isSet(words))
         }
         // S2VMID is used (and checked) for every NS-EL1 configuration (§5.2 S2VMID).
         let vmidUsed = configuration.stage2 && (ste.stage2Enabled || (ste.config == 0b101 && ste.world == .el1))
@@ -532,7 +550,7 @@ extension SMMU {
             return illegal(.asidTooWide)
         }
         let outputBits = effectiveOutputBits(CDField.ips.extract(words))
-        let minimumLarge = configuration.largeVirtualAddresses ? 12 : 16
+        let minimumLarge = Reg.IDR5.vax.extract(UInt64(idr5)) == 1 ? 12 : 16
 
         func table(_ tsz: Int, _ granule: UInt8, _ ttbField: StructureField) -> WalkTable? {
             let minimum = granule == 16 ? minimumLarge : 16

@@ -235,7 +235,7 @@ extension SMMU {
     }
 
     /// Stage-2 permissions of a leaf (S2AP and XN[54:53] with FEAT_XNX, §13.4.3).
-    func stage2Permissions(_ leaf: WalkLeaf, dirtyEnabled: Bool) -> (Permissions, flags: UInt8) {
+    func stage2Permissions(_ leaf: WalkLeaf, dirtyEnabled: Bool, forcedWriteBack: Bool) -> (Permissions, flags: UInt8) {
         let descriptor = leaf.descriptor
         var permissions: Permissions = []
         if Descriptor.s2Read.isSet(descriptor) { permissions.formUnion([.privilegedRead, .unprivilegedRead]) }
@@ -248,7 +248,9 @@ extension SMMU {
         }
         var flags: UInt8 = 0
         if dirtyEnabled && Descriptor.dbm.isSet(descriptor) && !Descriptor.s2Write.isSet(descriptor) { flags |= TLBEntry.stage2DirtyUpdatable }
-        if Descriptor.s2MemAttr.extract(descriptor) >> 2 == 0 { flags |= TLBEntry.stage2Device }
+        let memAttr = Descriptor.s2MemAttr.extract(descriptor)
+        // Device memory: MemAttr[3:2] == 0b00, or with S2FWB MemAttr[2] == 0 (FEAT_S2FWB).
+        if forcedWriteBack ? memAttr & 0b100 == 0 : memAttr >> 2 == 0 { flags |= TLBEntry.stage2Device }
         return (permissions, flags)
     }
 
@@ -302,7 +304,7 @@ extension SMMU {
             walkFault.ipa = ipa
             return .failure(walkFault)
         }
-        var (permissions, flags) = stage2Permissions(leaf, dirtyEnabled: table.hardwareDirty)
+        var (permissions, flags) = stage2Permissions(leaf, dirtyEnabled: table.hardwareDirty, forcedWriteBack: table.forcedWriteBack)
         if tableAccess && context.checksDeviceTableWalks && flags & TLBEntry.stage2Device != 0 {
             // S2PTW: a CD fetch or stage-1 walk to stage-2 Device memory (§5.2 S2PTW).
             return .failure(fault(.permission))
@@ -319,7 +321,7 @@ extension SMMU {
                 withIPA.ipa = ipa
                 return .failure(withIPA)
             }
-            (permissions, flags) = stage2Permissions(leaf, dirtyEnabled: table.hardwareDirty)
+            (permissions, flags) = stage2Permissions(leaf, dirtyEnabled: table.hardwareDirty, forcedWriteBack: table.forcedWriteBack)
         }
         let mapping = Mapping(outputAddress: leaf.outputBase | (ipa & UInt64.lowBits(Int(leaf.shift))), shift: leaf.shift, stage1: .all, stage2: permissions, flags: flags, ipa: ipa, granule: table.tlbiGranule, level: leaf.level, cacheable: cacheable)
         if cacheable, case .transaction = mode {

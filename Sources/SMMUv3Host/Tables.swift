@@ -52,6 +52,8 @@ public struct STEConfig: Sendable, Hashable {
         public var accessFlagFaultDisable = false
         /// S2PTW: stage-1 walks and CD fetches to stage-2 Device memory fault; STE[182].
         public var checksDeviceWalks = false
+        /// S2FWB: stage-2 MemAttr uses the forced-write-back encoding; STE[89].
+        public var forcedWriteBack = false
         /// S2S: stall on stage-2 faults; STE[185].
         public var stall = false
         /// S2R: record stage-2 faults; STE[186].
@@ -133,6 +135,7 @@ public struct STEConfig: Sendable, Hashable {
             put(STEField.s2HD, s2.hardwareDirty ? 1 : 0)
             put(STEField.s2AFFD, s2.accessFlagFaultDisable ? 1 : 0)
             put(STEField.s2PTW, s2.checksDeviceWalks ? 1 : 0)
+            put(STEField.s2FWB, s2.forcedWriteBack ? 1 : 0)
             put(STEField.s2S, s2.stall ? 1 : 0)
             put(STEField.s2R, s2.record ? 1 : 0)
             put(STEField.s2TTB, s2.ttb >> 4)
