@@ -175,7 +175,7 @@ public struct SMMUConfiguration: Sendable, Hashable {
     /// The most leaf translations the TLB holds. It is 8-way set-associative: a translation
     /// that finds its set full replaces the set's oldest entry (FIFO); nothing else is lost
     /// until invalidated. Memory grows with use, up to about 60 bytes per entry.
-    public var tlbCapacity = 262_144
+    public var tlbCapacity = 16_384
     /// The most entries each configuration cache holds: STEs, CDs, and the combined
     /// STE-and-CD stream contexts (see ``tlbCapacity`` for the replacement policy). Memory
     /// grows with use, up to about 200 bytes per entry and cache.

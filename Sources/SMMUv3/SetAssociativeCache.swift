@@ -1,26 +1,20 @@
-/// A key for ``SetAssociativeCache``: plain data with a well-mixed 64-bit hash (every key bit
-/// must affect every hash bit, since the low bits choose the set and the high bits the
-/// fingerprint).
+/// A key for ``SetAssociativeCache``: plain data with a 64-bit hash whose top bits depend on
+/// every key bit (the top bits choose the set, the bits below them the fingerprint).
 protocol CacheKey: BitwiseCopyable, Equatable {
-    /// A well-mixed 64-bit hash of the key.
+    /// The key's hash: every key bit must affect the top bits.
     var hash64: UInt64 { get }
 }
 
-/// The MurmurHash3 64-bit finaliser: a bijection in which every input bit affects every
-/// output bit.
+/// Fibonacci hashing: the product's top bits depend on every bit of `value` (bit i affects
+/// product bits i and up), so keys that differ only in their high bits, such as
+/// `StreamID << 20 | index`, still spread over the sets.
 @inline(__always)
-func mix64(_ value: UInt64) -> UInt64 {
-    var x = value
-    x ^= x >> 33
-    x &*= 0xFF51_AFD7_ED55_8CCD
-    x ^= x >> 33
-    x &*= 0xC4CE_B9FE_1A85_EC53
-    x ^= x >> 33
-    return x
+func fibonacciHash(_ value: UInt64) -> UInt64 {
+    value &* 0x9E37_79B9_7F4A_7C15
 }
 
 extension UInt64: CacheKey {
-    @inline(__always) var hash64: UInt64 { mix64(self) }
+    @inline(__always) var hash64: UInt64 { fibonacciHash(self) }
 }
 
 /// The model's caches (TLB, STE, CD and stream-context caches): a set-associative store of
@@ -53,6 +47,8 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     /// a key of this set was placed in its buddy.
     @exclusivity(unchecked) private var victims: UnsafeMutablePointer<UInt8>
     @exclusivity(unchecked) private var setMask: Int
+    /// 64 - log2(setCount): the hash's top bits index the sets.
+    @exclusivity(unchecked) private var setShift: UInt64
     @exclusivity(unchecked) private var setCount: Int
     /// The most sets the table grows to.
     private let maximumSets: Int
@@ -77,6 +73,7 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
         let initialSets = min(sets, 16)
         setCount = initialSets
         setMask = initialSets - 1
+        setShift = UInt64(64 - initialSets.trailingZeroBitCount)
         slots = .allocate(capacity: initialSets * Self.ways)
         fingerprints = .allocate(capacity: initialSets)
         fingerprints.initialize(repeating: 0, count: initialSets)
@@ -98,8 +95,13 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     /// The number of slots currently allocated (grows up to the capacity).
     var allocatedSlots: Int { setCount * ways }
 
+    /// The set of a hash.
     @inline(__always)
-    private static func fingerprint(_ hash: UInt64) -> UInt64 { (hash >> 57) | 0x80 }
+    private func set(of hash: UInt64) -> Int { Int(truncatingIfNeeded: (hash >> 1) >> (setShift &- 1)) }
+
+    /// A used way's fingerprint: 7 hash bits below those that choose the set, top bit set.
+    @inline(__always)
+    private func fingerprint(_ hash: UInt64) -> UInt64 { ((hash >> (setShift &- 7)) & 0x7F) | 0x80 }
 
     /// The bytes of `word` equal to `byte`, as the top bit of each such byte (may include
     /// bytes above a true match; callers check the key).
@@ -112,10 +114,12 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     /// The slot holding `key`, or -1.
     @inline(__always)
     private func slot(of key: Key, hash: UInt64) -> Int {
-        let set = Int(truncatingIfNeeded: hash) & setMask
-        let found = slot(of: key, fingerprint: Self.fingerprint(hash), in: set)
+        let shift = setShift
+        let set = Int(truncatingIfNeeded: (hash >> 1) >> (shift &- 1))
+        let fingerprint = ((hash >> (shift &- 7)) & 0x7F) | 0x80
+        let found = slot(of: key, fingerprint: fingerprint, in: set)
         if found >= 0 || victims[set] & 0x80 == 0 { return found }
-        return slot(of: key, fingerprint: Self.fingerprint(hash), in: buddy(of: set))
+        return slot(of: key, fingerprint: fingerprint, in: buddy(of: set))
     }
 
     @inline(__always)
@@ -169,7 +173,8 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     }
 
     /// Stores `value` for `key`, replacing any previous value; evicts within the key's set
-    /// when the cache is at capacity and the set is full.
+    /// when the cache is at capacity and the key's set and buddy are full.
+    @inline(__always)
     func insert(_ value: Value, for key: Key) {
         let hash = key.hash64
         let existing = slot(of: key, hash: hash)
@@ -177,39 +182,60 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
             slots[existing].value = value
             return
         }
-        if (count + 1) * 2 > setCount * ways && setCount < maximumSets { grow() }
-        if !placeFree(key, value, hash: hash) {
-            if setCount < maximumSets {
-                grow()
-                if placeFree(key, value, hash: hash) {
-                    count += 1
-                    return
-                }
-            }
-            let set = Int(truncatingIfNeeded: hash) & setMask
-            let way = Int(victims[set] & 0x7F) % ways
-            victims[set] = (victims[set] & 0x80) | UInt8(truncatingIfNeeded: (way + 1) % ways)
-            evictions &+= 1
-            count -= 1
-            place(key, value, fingerprint: Self.fingerprint(hash), set: set, way: way)
+        // The common case: room in the key's own set and no need to grow.
+        let set = set(of: hash)
+        let way = freeWay(in: set)
+        if way >= 0 && (count + 1) * 2 <= setCount * ways {
+            place(key, value, fingerprint: fingerprint(hash), set: set, way: way)
+            count += 1
+            return
         }
+        insertNew(value, for: key, hash: hash)
+    }
+
+    /// ``insert(_:for:)`` for a new key that needs the table to grow, its buddy set, or an
+    /// eviction.
+    @inline(never)
+    private func insertNew(_ value: Value, for key: Key, hash: UInt64) {
+        if setCount < maximumSets {
+            if (count + 1) * 2 > setCount * ways { grow() }
+            if !placeFree(key, value, hash: hash) {
+                grow()
+                if !placeFree(key, value, hash: hash) { evict(for: key, value, hash: hash) }
+            }
+            count += 1
+            return
+        }
+        if !placeFree(key, value, hash: hash) { evict(for: key, value, hash: hash) }
         count += 1
+    }
+
+    /// Replaces the next way (FIFO) of the key's set, full as is its buddy.
+    @inline(__always)
+    private func evict(for key: Key, _ value: Value, hash: UInt64) {
+        let set = set(of: hash)
+        var way = Int(victims[set] & 0x7F)
+        if way >= ways { way = 0 }
+        victims[set] = (victims[set] & 0x80) | UInt8(truncatingIfNeeded: way + 1 == ways ? 0 : way + 1)
+        evictions &+= 1
+        count -= 1
+        place(key, value, fingerprint: fingerprint(hash), set: set, way: way)
     }
 
     /// Places a new key in a free way of its set or, failing that, of its buddy; returns
     /// false when both are full.
     @inline(__always)
     private func placeFree(_ key: Key, _ value: Value, hash: UInt64) -> Bool {
-        let set = Int(truncatingIfNeeded: hash) & setMask
+        let set = set(of: hash)
         var way = freeWay(in: set)
         if way >= 0 {
-            place(key, value, fingerprint: Self.fingerprint(hash), set: set, way: way)
+            place(key, value, fingerprint: fingerprint(hash), set: set, way: way)
             return true
         }
         let other = buddy(of: set)
         way = other == set ? -1 : freeWay(in: other)
         guard way >= 0 else { return false }
-        place(key, value, fingerprint: Self.fingerprint(hash), set: other, way: way)
+        place(key, value, fingerprint: fingerprint(hash), set: other, way: way)
         victims[set] |= 0x80
         return true
     }
@@ -297,6 +323,7 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
         let oldSlots = slots, oldFingerprints = fingerprints, oldVictims = victims, oldSets = setCount
         setCount = oldSets * 2
         setMask = setCount - 1
+        setShift -= 1
         slots = .allocate(capacity: setCount * Self.ways)
         fingerprints = .allocate(capacity: setCount)
         fingerprints.initialize(repeating: 0, count: setCount)

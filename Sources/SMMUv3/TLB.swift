@@ -85,7 +85,7 @@ struct TLBKey: CacheKey {
     /// log2 of the bytes the entry maps.
     @inline(__always) var shift: UInt8 { UInt8(truncatingIfNeeded: tagAndShift >> 56) }
 
-    @inline(__always) var hash64: UInt64 { mix64((page &* 0x9E37_79B9_7F4A_7C15) ^ tagAndShift) }
+    @inline(__always) var hash64: UInt64 { fibonacciHash((page &* 0xC2B2_AE3D_27D4_EB4F) ^ tagAndShift) }
 }
 
 /// One cached translation.
@@ -113,6 +113,14 @@ struct TLBEntry: BitwiseCopyable {
     static let stage1DirtyUpdatable: UInt8 = 1 << 0
     static let stage2DirtyUpdatable: UInt8 = 1 << 1
     static let unprivilegedAccessible: UInt8 = 1 << 2
+}
+
+/// A TLB entry found in place by ``TLB/probe(_:input:includeGlobal:globalASET:)``.
+struct TLBProbe {
+    /// The entry, valid until the TLB next changes.
+    let entry: UnsafePointer<TLBEntry>
+    /// log2 of the bytes it maps.
+    let shift: UInt8
 }
 
 /// The model's TLB: leaf translations tagged by StreamWorld, VMID, ASID/global and kind
@@ -187,34 +195,44 @@ final class TLB {
         return nil
     }
 
-    /// A TLB entry found in place by ``probe(_:input:includeGlobal:globalASET:)``.
-    struct Probe {
-        /// The entry, valid until the TLB next changes.
-        let entry: UnsafePointer<TLBEntry>
-        /// log2 of the bytes it maps.
-        let shift: UInt8
+    /// The key `input` has under `tag` when only one page size is in use for the tag's kind.
+    @inline(__always)
+    func onlyKey(_ tag: TLBTag, input: UInt64) -> TLBKey? {
+        let bits = shiftMask(tag.kind)
+        guard bits != 0 && bits & (bits &- 1) == 0 else { return nil }
+        let shift = UInt8(truncatingIfNeeded: bits.trailingZeroBitCount)
+        return TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)
     }
 
     /// ``lookup(_:input:includeGlobal:globalASET:)`` for the hit path: the entry is read in
-    /// place instead of copied.
+    /// place instead of copied, and the common case (one page size in use, no global entries)
+    /// is a single probe.
     @inline(__always)
-    func probe(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool) -> Probe? {
-        var bits = shiftMask(tag.kind)
-        if bits != 0 && bits & (bits &- 1) == 0 {
-            // One page size in use (the common case): one probe.
-            let shift = UInt8(truncatingIfNeeded: bits.trailingZeroBitCount)
-            if let entry = table.address(of: TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)) {
-                hits &+= 1
-                return Probe(entry: entry, shift: shift)
-            }
-            bits = 0
+    func probe(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool) -> TLBProbe? {
+        let bits = shiftMask(tag.kind)
+        guard bits != 0 && bits & (bits &- 1) == 0 else { return probeAllSizes(tag, input: input, includeGlobal: includeGlobal, globalASET: globalASET) }
+        let shift = UInt8(truncatingIfNeeded: bits.trailingZeroBitCount)
+        if let entry = table.address(of: TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)) {
+            hits &+= 1
+            return TLBProbe(entry: entry, shift: shift)
         }
+        guard includeGlobal && hasGlobal(tag.kind) else {
+            misses &+= 1
+            return nil
+        }
+        return probeGlobal(tag.globalVariant(aset: globalASET), input: input)
+    }
+
+    /// ``probe(_:input:includeGlobal:globalASET:)`` with several page sizes in use.
+    @inline(never)
+    private func probeAllSizes(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool) -> TLBProbe? {
+        var bits = shiftMask(tag.kind)
         while bits != 0 {
             let shift = UInt8(truncatingIfNeeded: bits.trailingZeroBitCount)
             bits &= bits &- 1
             if let entry = table.address(of: TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)) {
                 hits &+= 1
-                return Probe(entry: entry, shift: shift)
+                return TLBProbe(entry: entry, shift: shift)
             }
         }
         guard includeGlobal && hasGlobal(tag.kind) else {
@@ -224,16 +242,27 @@ final class TLB {
         return probeGlobal(tag.globalVariant(aset: globalASET), input: input)
     }
 
+    /// The rest of ``probe(_:input:includeGlobal:globalASET:)`` once the non-global entries
+    /// missed: the global entries of the same tag, when they apply and exist.
+    @inline(never)
+    func probeGlobals(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool) -> TLBProbe? {
+        guard includeGlobal && hasGlobal(tag.kind) else {
+            misses &+= 1
+            return nil
+        }
+        return probeGlobal(tag.globalVariant(aset: globalASET), input: input)
+    }
+
     /// The global entries' part of ``probe(_:input:includeGlobal:globalASET:)``.
     @inline(never)
-    private func probeGlobal(_ global: TLBTag, input: UInt64) -> Probe? {
+    private func probeGlobal(_ global: TLBTag, input: UInt64) -> TLBProbe? {
         var bits = shiftMask(global.kind)
         while bits != 0 {
             let shift = UInt8(truncatingIfNeeded: bits.trailingZeroBitCount)
             bits &= bits &- 1
             if let entry = table.address(of: TLBKey(tag: global, page: input >> UInt64(shift), shift: shift)) {
                 hits &+= 1
-                return Probe(entry: entry, shift: shift)
+                return TLBProbe(entry: entry, shift: shift)
             }
         }
         misses &+= 1

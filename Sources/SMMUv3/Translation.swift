@@ -110,14 +110,20 @@ extension SMMU {
     /// translation raised lands on SMMU_CR0 and clears SMMUEN, say), the call returns that
     /// ending instead and ``onStallResolved`` is not called for it.
     public func translate(_ transaction: InboundTransaction) -> TransactionOutcome {
-        var miss: (context: UnsafePointer<StreamContext>, input: UInt64)?
         if case .untranslated = transaction.kind, isEnabled, !checkedMode, !trace.isEnabled(.translation) {
             switch lookUpCachedStage1(transaction) {
             case .hit(let physicalAddress): return .translated(physicalAddress: physicalAddress)
-            case .miss(let context, let input): miss = (context, input)
+            case .miss(let context, let input): return translateOperation(transaction, miss: (context, input))
             case .other: break
             }
         }
+        return translateOperation(transaction, miss: nil)
+    }
+
+    /// Everything but a cached hit: one operation (interrupts are delivered when it ends), and
+    /// a stall that ends before the operation does is returned as its ending.
+    @inline(never)
+    private func translateOperation(_ transaction: InboundTransaction, miss: (context: UnsafeMutablePointer<StreamContext>, input: UInt64)?) -> TransactionOutcome {
         beginOperation()
         let outcome = miss.map { translateMiss(transaction, context: $0.context, input: $0.input) } ?? translateTransaction(transaction)
         guard case .stalled(let stag) = outcome, operationDepth == 1 else {
@@ -210,7 +216,7 @@ extension SMMU {
         case hit(UInt64)
         /// A stage-1 stream with a cached context, a valid VA (its TBI view is `input`) and no
         /// TLB entry: a walk is next.
-        case miss(UnsafePointer<StreamContext>, input: UInt64)
+        case miss(UnsafeMutablePointer<StreamContext>, input: UInt64)
         /// Anything else: the full path decides.
         case other
     }
@@ -233,22 +239,40 @@ extension SMMU {
             }
             return .other
         }
-        guard let hit = tlb.probe(context.pointee.tag, input: input, includeGlobal: context.pointee.includeGlobal, globalASET: context.pointee.aset) else {
-            return .miss(UnsafePointer(context), input: input)
+        // The TLB: with one page size in use (the usual case) a single probe of the cache,
+        // written out here so that it is inlined; otherwise every size and the global entries.
+        let tag = context.pointee.tag
+        let hit: TLBProbe
+        let found: TLBProbe?
+        if let key = tlb.onlyKey(tag, input: input) {
+            if let entry = tlb.table.address(of: key) {
+                tlb.hits &+= 1
+                found = TLBProbe(entry: entry, shift: key.shift)
+            } else {
+                found = tlb.probeGlobals(tag, input: input, includeGlobal: context.pointee.includeGlobal, globalASET: context.pointee.aset)
+            }
+        } else {
+            found = tlb.probe(tag, input: input, includeGlobal: context.pointee.includeGlobal, globalASET: context.pointee.aset)
         }
+        guard let hit = found else { return .miss(context, input: input) }
         let entry = hit.entry.pointee
         let grant = entry.stage1.intersection(entry.stage2).rawValue | (entry.flags & TLBEntry.unprivilegedAccessible != 0 ? 0x80 : 0)
         guard Self.grants(grant, rule: rule) else { return .other }
-        // The copy is taken when the stream has none (or an invalidated one): a stream that
-        // keeps to a few pages keeps hitting it, and one that roams costs no extra stores.
-        if context.pointee.recentGeneration != tlb.generation {
-            context.pointee.recentGeneration = tlb.generation
-            context.pointee.recentShift = hit.shift
-            context.pointee.recentPage = input >> UInt64(hit.shift)
-            context.pointee.recentOutput = entry.outputBase
-            context.pointee.recentGrant = grant
-        }
+        rememberRecent(context, input: input, shift: hit.shift, output: entry.outputBase, grant: grant)
         return .hit(entry.outputBase | (input & UInt64.lowBits(Int(hit.shift))))
+    }
+
+    /// Keeps a copy of a TLB entry as the stream's most recent translation, when the stream has
+    /// none (or an invalidated one): a stream that keeps to a few pages keeps hitting it, and
+    /// one that roams costs no extra stores.
+    @inline(__always)
+    func rememberRecent(_ context: UnsafeMutablePointer<StreamContext>, input: UInt64, shift: UInt8, output: UInt64, grant: UInt8) {
+        guard context.pointee.recentGeneration != tlb.generation else { return }
+        context.pointee.recentGeneration = tlb.generation
+        context.pointee.recentShift = shift
+        context.pointee.recentPage = input >> UInt64(shift)
+        context.pointee.recentOutput = output
+        context.pointee.recentGrant = grant
     }
 
     /// Whether a translation granting `grant` (permissions, bit 7: unprivileged-accessible)
@@ -264,10 +288,15 @@ extension SMMU {
     /// A TLB miss found by ``lookUpCachedStage1(_:)``: the walk, without looking the TLB up
     /// again.
     @inline(never)
-    private func translateMiss(_ transaction: InboundTransaction, context: UnsafePointer<StreamContext>, input: UInt64) -> TransactionOutcome {
+    private func translateMiss(_ transaction: InboundTransaction, context: UnsafeMutablePointer<StreamContext>, input: UInt64) -> TransactionOutcome {
         let access = context.pointee.effectiveAccess(transaction.access)
-        switch walkStage1(input, upper: transaction.address & (1 << 55) != 0, access: access, context: context, mode: .transaction, checksAccess: true) {
+        switch walkStage1(input, upper: transaction.address & (1 << 55) != 0, access: access, context: UnsafePointer(context), mode: .transaction, checksAccess: true) {
         case .success(let mapping):
+            if mapping.cacheable {
+                // What the walk put in the TLB.
+                let grant = mapping.stage1.intersection(mapping.stage2).rawValue | (mapping.flags & TLBEntry.unprivilegedAccessible != 0 ? 0x80 : 0)
+                rememberRecent(context, input: input, shift: mapping.shift, output: mapping.outputAddress & ~UInt64.lowBits(Int(mapping.shift)), grant: grant)
+            }
             return .translated(physicalAddress: mapping.outputAddress)
         case .failure(let failure):
             return dispose(failure, transaction: transaction, context: context.pointee, access: access)

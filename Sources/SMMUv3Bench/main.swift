@@ -121,21 +121,19 @@ for streams in [1, 64, 4096, 65536] where selected("tlb_hit_streams_\(streams)")
 
 // MARK: Working sets
 
-// One stream touching N distinct 4 KB pages round robin: hits while N fits the TLB, walks
-// (with the rest of the TLB kept) beyond.
-for pages in [1, 4096, 262_144, 1_048_576] where selected("working_set_\(pages)_pages") {
-    let s = system()
+/// One stream touching `pages` distinct 4 KB pages round robin (a stride that visits every one
+/// before returning to the first), 65,536 translations per call.
+func workingSetRate(pages: Int, tlbCapacity: Int? = nil) -> Double {
+    let s = system { if let tlbCapacity { $0.tlbCapacity = tlbCapacity } }
     let pt = s.pageTable()
     let base: UInt64 = 0x10_0000_0000
     for page in 0..<pages { pt.map(base + UInt64(page) << 12, to: 0x1_0000_0000 + UInt64(page) << 12) }
     s.stage1Stream(1, cd: CDConfig(table0: pt, asid: 1))
-    // A stride through the pages visits every one before returning to the first; each call
-    // translates the next 65,536 of them.
     let stride = pages > 1 ? 4099 % pages : 0
     var addresses = [UInt64](repeating: 0, count: 65536)
     var page = 0
     let smmu = s.smmu
-    let rate = measure(operationsPerCall: addresses.count) {
+    return measure(operationsPerCall: addresses.count) {
         for index in 0..<addresses.count {
             addresses[index] = base + UInt64(page) << 12
             page = pages > 1 ? (page + stride) % pages : 0
@@ -144,10 +142,28 @@ for pages in [1, 4096, 262_144, 1_048_576] where selected("working_set_\(pages)_
             if case .translated(let physical) = smmu.translate(.read(streamID: 1, address: address)) { sink &+= physical }
         }
     }
-    report("working_set_\(pages)_pages", rate, unit: "translations")
+}
+
+// Hits while the working set fits the TLB, walks (keeping the rest of the TLB) beyond it.
+for pages in [1, 4096, 262_144, 1_048_576] where selected("working_set_\(pages)_pages") {
+    report("working_set_\(pages)_pages", workingSetRate(pages: pages), unit: "translations")
+}
+
+// The largest working set again with a one-entry TLB: every access walks. A TLB smaller than
+// the working set must be no slower than this.
+if selected("working_set_1048576_pages_walked") {
+    report("working_set_1048576_pages_walked", workingSetRate(pages: 1_048_576, tlbCapacity: 1), unit: "translations")
 }
 
 // MARK: Walks
+
+/// Translates `address` once so that the stream's one-entry copy of its most recent translation
+/// holds it (it is kept until a TLB invalidation): the pages measured then always miss.
+func pinRecentTranslation(_ system: SMMUSystem, streamID: UInt32, address: UInt64) {
+    for _ in 0..<2 {
+        guard case .translated = system.smmu.translate(.read(streamID: streamID, address: address)) else { fatalError("bench set-up: pin") }
+    }
+}
 
 // TLB miss with a full 4-level 4 KB walk: a one-entry TLB and alternating pages; the STE and
 // CD stay cached.
@@ -156,7 +172,9 @@ if selected("walk_s1_4k_4level") {
     let pt = s.pageTable()
     let addresses: [UInt64] = [0x10_0000_0000, 0x7F_0000_1000]
     for address in addresses { pt.map(address, to: 0x2000) }
+    pt.map(0x3F_0000_0000, to: 0x3000)
     s.stage1Stream(1, cd: CDConfig(table0: pt, asid: 1))
+    pinRecentTranslation(s, streamID: 1, address: 0x3F_0000_0000)
     let loop = translationLoop(s, streamID: 1, addresses: Array(repeating: addresses, count: 64).flatMap { $0 })
     report("walk_s1_4k_4level", measure(operationsPerCall: 128, loop), unit: "walks")
 }
@@ -186,9 +204,11 @@ if selected("walk_s1_64k") {
     let pt = s.pageTable(granule: 16)
     let addresses: [UInt64] = [0x10_0000_0000, 0x7F_0001_0000]
     for address in addresses { pt.map(address, to: 0x2_0000) }
+    pt.map(0x3F_0000_0000, to: 0x3_0000)
     var cd = CDConfig(table0: pt, asid: 1)
     cd.tg0 = 0b01
     s.stage1Stream(1, cd: cd)
+    pinRecentTranslation(s, streamID: 1, address: 0x3F_0000_0000)
     let loop = translationLoop(s, streamID: 1, addresses: Array(repeating: addresses, count: 64).flatMap { $0 })
     report("walk_s1_64k", measure(operationsPerCall: 128, loop), unit: "walks")
 }
@@ -200,8 +220,10 @@ if selected("walk_nested_4k") {
     let s1 = s.pageTable()
     let addresses: [UInt64] = [0x10_0000_0000, 0x7F_0000_1000]
     for (index, address) in addresses.enumerated() { s1.map(address, to: 0x10_0000 + UInt64(index) * 0x1000) }
+    s1.map(0x3F_0000_0000, to: 0x10_2000)
     s2.map(0x10_0000, to: 0x3_0000_0000)
     s2.map(0x10_1000, to: 0x3_0000_1000)
+    s2.map(0x10_2000, to: 0x3_0000_2000)
     let cds = CDTableBuilder(memory: s.bus.memory, arena: s.arena)
     cds.set(0, CDConfig(table0: s1, asid: 1))
     var page = UInt64(0x8000_0000)
@@ -210,6 +232,7 @@ if selected("walk_nested_4k") {
     ste.s1ContextPointer = cds.pointer
     ste.stage2 = STEConfig.Stage2(s2)
     s.streams.set(1, ste)
+    pinRecentTranslation(s, streamID: 1, address: 0x3F_0000_0000)
     let loop = translationLoop(s, streamID: 1, addresses: Array(repeating: addresses, count: 64).flatMap { $0 })
     report("walk_nested_4k", measure(operationsPerCall: 128, loop), unit: "walks")
 }

@@ -77,3 +77,14 @@ import SMMUv3Host
         #expect(t.translate(1, 0x10_0018) == .translated(physicalAddress: 0x30_0018))
     }
 }
+
+@Suite struct TinyCacheTests {
+    @Test func aOneEntryCacheHoldsOnlyTheLatestKey() {
+        let cache = SetAssociativeCache<UInt64, Int>(capacityLimit: 1)
+        cache.insert(1, for: 10)
+        cache.insert(2, for: 20)
+        #expect(cache.value(for: 10) == nil)
+        #expect(cache.value(for: 20) == 2)
+        #expect(cache.count == 1)
+    }
+}
