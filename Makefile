@@ -1,6 +1,6 @@
 SWIFT ?= swift
 
-.PHONY: all build test run bench clean
+.PHONY: all build test run bench sanitize clean
 
 all: build
 
@@ -19,6 +19,15 @@ run:
 # Throughput of the hot paths, release build: one "BENCH <name> <value> <unit>" line each.
 bench:
 	$(SWIFT) run -c release smmuv3-bench
+
+# The test suite under AddressSanitizer, then ThreadSanitizer (slow). The suppression files
+# in .ci/ name the toolchain false positives they exclude.
+sanitize:
+	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
+	ASAN_OPTIONS=suppressions=$(CURDIR)/.ci/asan.supp LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp \
+		$(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
+	$(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan
 
 clean:
 	rm -rf .build

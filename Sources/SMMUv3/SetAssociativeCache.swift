@@ -206,7 +206,8 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
             count += 1
             return
         }
-        if !placeFree(key, value, hash: hash) { evict(for: key, value, hash: hash) }
+        // Every slot in use: replace; otherwise the key's set or its buddy may have room.
+        if count == setCount * ways || !placeFree(key, value, hash: hash) { evict(for: key, value, hash: hash) }
         count += 1
     }
 

@@ -119,8 +119,10 @@ struct TLBEntry: BitwiseCopyable {
 struct TLBProbe {
     /// The entry, valid until the TLB next changes.
     let entry: UnsafePointer<TLBEntry>
+    /// Its key.
+    let key: TLBKey
     /// log2 of the bytes it maps.
-    let shift: UInt8
+    var shift: UInt8 { key.shift }
 }
 
 /// The model's TLB: leaf translations tagged by StreamWorld, VMID, ASID/global and kind
@@ -165,34 +167,10 @@ final class TLB {
     }
 
     /// Looks up `input` under `tag` (and, for ASID-tagged regimes, the global entries of the
-    /// same tag).
+    /// same tag), copying the entry out.
     @inline(__always)
     func lookup(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool = false) -> (key: TLBKey, entry: TLBEntry)? {
-        var bits = shiftMask(tag.kind)
-        while bits != 0 {
-            let shift = UInt8(bits.trailingZeroBitCount)
-            bits &= bits &- 1
-            let key = TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)
-            if let entry = table.value(for: key) {
-                hits &+= 1
-                return (key, entry)
-            }
-        }
-        if includeGlobal && hasGlobal(tag.kind) {
-            let global = tag.globalVariant(aset: globalASET)
-            var bits = shiftMask(tag.kind)
-            while bits != 0 {
-                let shift = UInt8(bits.trailingZeroBitCount)
-                bits &= bits &- 1
-                let key = TLBKey(tag: global, page: input >> UInt64(shift), shift: shift)
-                if let entry = table.value(for: key) {
-                    hits &+= 1
-                    return (key, entry)
-                }
-            }
-        }
-        misses &+= 1
-        return nil
+        probe(tag, input: input, includeGlobal: includeGlobal, globalASET: globalASET).map { ($0.key, $0.entry.pointee) }
     }
 
     /// The key `input` has under `tag` when only one page size is in use for the tag's kind.
@@ -204,68 +182,45 @@ final class TLB {
         return TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)
     }
 
-    /// ``lookup(_:input:includeGlobal:globalASET:)`` for the hit path: the entry is read in
-    /// place instead of copied, and the common case (one page size in use, no global entries)
-    /// is a single probe.
+    /// Looks up `input` under `tag` (and, for ASID-tagged regimes, the global entries of the
+    /// same tag) and returns the entry in place. With one page size in use (the common case)
+    /// the non-global entries take a single probe.
     @inline(__always)
     func probe(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool) -> TLBProbe? {
-        let bits = shiftMask(tag.kind)
-        guard bits != 0 && bits & (bits &- 1) == 0 else { return probeAllSizes(tag, input: input, includeGlobal: includeGlobal, globalASET: globalASET) }
-        let shift = UInt8(truncatingIfNeeded: bits.trailingZeroBitCount)
-        if let entry = table.address(of: TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)) {
-            hits &+= 1
-            return TLBProbe(entry: entry, shift: shift)
-        }
-        guard includeGlobal && hasGlobal(tag.kind) else {
-            misses &+= 1
-            return nil
-        }
-        return probeGlobal(tag.globalVariant(aset: globalASET), input: input)
-    }
-
-    /// ``probe(_:input:includeGlobal:globalASET:)`` with several page sizes in use.
-    @inline(never)
-    private func probeAllSizes(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool) -> TLBProbe? {
-        var bits = shiftMask(tag.kind)
-        while bits != 0 {
-            let shift = UInt8(truncatingIfNeeded: bits.trailingZeroBitCount)
-            bits &= bits &- 1
-            if let entry = table.address(of: TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)) {
+        if let key = onlyKey(tag, input: input) {
+            if let entry = table.address(of: key) {
                 hits &+= 1
-                return TLBProbe(entry: entry, shift: shift)
+                return TLBProbe(entry: entry, key: key)
             }
+        } else if let found = find(tag, input: input) {
+            hits &+= 1
+            return found
         }
-        guard includeGlobal && hasGlobal(tag.kind) else {
-            misses &+= 1
-            return nil
-        }
-        return probeGlobal(tag.globalVariant(aset: globalASET), input: input)
+        return probeGlobals(tag, input: input, includeGlobal: includeGlobal, globalASET: globalASET)
     }
 
     /// The rest of ``probe(_:input:includeGlobal:globalASET:)`` once the non-global entries
     /// missed: the global entries of the same tag, when they apply and exist.
     @inline(never)
     func probeGlobals(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool) -> TLBProbe? {
-        guard includeGlobal && hasGlobal(tag.kind) else {
-            misses &+= 1
-            return nil
+        if includeGlobal && hasGlobal(tag.kind), let found = find(tag.globalVariant(aset: globalASET), input: input) {
+            hits &+= 1
+            return found
         }
-        return probeGlobal(tag.globalVariant(aset: globalASET), input: input)
+        misses &+= 1
+        return nil
     }
 
-    /// The global entries' part of ``probe(_:input:includeGlobal:globalASET:)``.
+    /// The entry for `input` under `tag` at any of the page sizes in use for its kind.
     @inline(never)
-    private func probeGlobal(_ global: TLBTag, input: UInt64) -> TLBProbe? {
-        var bits = shiftMask(global.kind)
+    private func find(_ tag: TLBTag, input: UInt64) -> TLBProbe? {
+        var bits = shiftMask(tag.kind)
         while bits != 0 {
             let shift = UInt8(truncatingIfNeeded: bits.trailingZeroBitCount)
             bits &= bits &- 1
-            if let entry = table.address(of: TLBKey(tag: global, page: input >> UInt64(shift), shift: shift)) {
-                hits &+= 1
-                return TLBProbe(entry: entry, shift: shift)
-            }
+            let key = TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)
+            if let entry = table.address(of: key) { return TLBProbe(entry: entry, key: key) }
         }
-        misses &+= 1
         return nil
     }
 

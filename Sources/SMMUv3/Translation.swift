@@ -239,15 +239,14 @@ extension SMMU {
             }
             return .other
         }
-        // The TLB: with one page size in use (the usual case) a single probe of the cache,
-        // written out here so that it is inlined; otherwise every size and the global entries.
+        // ``TLB/probe(_:input:includeGlobal:globalASET:)``, with its single-probe case written
+        // out so that it is inlined here (the optimizer does not inline the method).
         let tag = context.pointee.tag
-        let hit: TLBProbe
         let found: TLBProbe?
         if let key = tlb.onlyKey(tag, input: input) {
             if let entry = tlb.table.address(of: key) {
                 tlb.hits &+= 1
-                found = TLBProbe(entry: entry, shift: key.shift)
+                found = TLBProbe(entry: entry, key: key)
             } else {
                 found = tlb.probeGlobals(tag, input: input, includeGlobal: context.pointee.includeGlobal, globalASET: context.pointee.aset)
             }

@@ -206,7 +206,7 @@ import Platform
         let rig = Rig()
         rig.startCommandQueue()
         var consAtMSI: UInt64?
-        rig.bus.interrupts.onMSI = { _, _ in consAtMSI = rig.smmu.peek(.cmdqCons) }
+        rig.bus.interrupts.onMSI = { [weak smmu = rig.smmu] _, _ in consAtMSI = smmu?.peek(.cmdqCons) }
         rig.push([Command.tlbiNSNHAll, .sync(SyncParameters(completion: .irq, msiAddress: 0x4050_0040, msiData: 0xCAFE))])
         #expect(rig.memory32(0x4050_0040) == 0xCAFE)
         #expect(consAtMSI == 2, "the MSI is observable only after CONS has passed the CMD_SYNC")

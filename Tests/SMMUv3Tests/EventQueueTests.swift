@@ -31,7 +31,7 @@ import Platform
         rig.write(.eventqIrqCfg1, 0xE1)
         rig.write(.irqCtrl, 1 << 2)
         var prodAtMSI: UInt64?
-        rig.bus.interrupts.onMSI = { _, _ in prodAtMSI = rig.smmu.peek(.eventqProd) }
+        rig.bus.interrupts.onMSI = { [weak smmu = rig.smmu] _, _ in prodAtMSI = smmu?.peek(.eventqProd) }
         for page in 0..<3 { rig.smmu.recordEvent(EventQueueTests.fault(UInt64(page))) }
         #expect(rig.bus.interrupts.deliveredMSICount == 1)
         #expect(prodAtMSI == 1, "the interrupt follows the PROD update (§3.5.2)")
