@@ -40,7 +40,11 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
         var value: Value
     }
 
-    @exclusivity(unchecked) private var slots: UnsafeMutablePointer<Slot>
+    /// The slots, each `slotStride` bytes from the previous one and aligned to a cache line
+    /// when the slot is as large as one, so that a slot's key and the front of its value share
+    /// a line.
+    @exclusivity(unchecked) private var slotMemory: UnsafeMutableRawPointer
+    private let slotStride: Int
     /// Per set, 8 fingerprint bytes (0 = empty way; a used way's byte has its top bit set).
     @exclusivity(unchecked) private var fingerprints: UnsafeMutablePointer<UInt64>
     /// Per set, the way to replace next when the set is full (bits [6:0]), and in bit 7 whether
@@ -74,7 +78,9 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
         setCount = initialSets
         setMask = initialSets - 1
         setShift = UInt64(64 - initialSets.trailingZeroBitCount)
-        slots = .allocate(capacity: initialSets * Self.ways)
+        let stride = MemoryLayout<Slot>.stride
+        slotStride = stride >= 64 ? (stride + 63) & ~63 : stride
+        slotMemory = Self.allocateSlots(initialSets * Self.ways, stride: slotStride)
         fingerprints = .allocate(capacity: initialSets)
         fingerprints.initialize(repeating: 0, count: initialSets)
         victims = .allocate(capacity: initialSets)
@@ -82,14 +88,24 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     }
 
     deinit {
-        slots.deallocate()
+        slotMemory.deallocate()
         fingerprints.deallocate()
         victims.deallocate()
     }
 
+    private static func allocateSlots(_ count: Int, stride: Int) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer.allocate(byteCount: count * stride, alignment: max(64, MemoryLayout<Slot>.alignment))
+    }
+
+    /// Slot `index`.
+    @inline(__always)
+    private func slots(_ index: Int) -> UnsafeMutablePointer<Slot> {
+        (slotMemory + index &* slotStride).assumingMemoryBound(to: Slot.self)
+    }
+
     @inline(__always)
     private func valueAddress(_ slot: Int) -> UnsafeMutablePointer<Value> {
-        (UnsafeMutableRawPointer(slots + slot) + valueOffset).assumingMemoryBound(to: Value.self)
+        (slotMemory + slot &* slotStride + valueOffset).assumingMemoryBound(to: Value.self)
     }
 
     /// The number of slots currently allocated (grows up to the capacity).
@@ -128,7 +144,7 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
         while candidates != 0 {
             let way = candidates.trailingZeroBitCount >> 3
             let slot = set &* Self.ways &+ way
-            if way < ways && slots[slot].key == key { return slot }
+            if way < ways && slots(slot).pointee.key == key { return slot }
             candidates &= candidates &- 1
         }
         return -1
@@ -142,7 +158,7 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     @inline(__always)
     func value(for key: Key) -> Value? {
         let found = slot(of: key, hash: key.hash64)
-        return found < 0 ? nil : slots[found].value
+        return found < 0 ? nil : slots(found).pointee.value
     }
 
     /// The address of the value stored for `key`, to read it in place. Valid only until the
@@ -168,7 +184,7 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     func modify(_ key: Key, _ body: (inout Value) -> Void) -> Bool {
         let found = slot(of: key, hash: key.hash64)
         guard found >= 0 else { return false }
-        body(&slots[found].value)
+        body(&slots(found).pointee.value)
         return true
     }
 
@@ -179,7 +195,7 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
         let hash = key.hash64
         let existing = slot(of: key, hash: hash)
         if existing >= 0 {
-            slots[existing].value = value
+            slots(existing).pointee.value = value
             return
         }
         // The common case: room in the key's own set and no need to grow.
@@ -252,7 +268,7 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
 
     @inline(__always)
     private func place(_ key: Key, _ value: Value, fingerprint: UInt64, set: Int, way: Int) {
-        (slots + (set &* Self.ways &+ way)).initialize(to: Slot(key: key, value: value))
+        (slotMemory + (set &* Self.ways &+ way) &* slotStride).initializeMemory(as: Slot.self, repeating: Slot(key: key, value: value), count: 1)
         let shift = UInt64(way * 8)
         fingerprints[set] = (fingerprints[set] & ~(0xFF << shift)) | (fingerprint << shift)
     }
@@ -268,7 +284,7 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     @inline(__always)
     func remove(_ key: Key, if predicate: (Value) -> Bool) -> Bool {
         let found = slot(of: key, hash: key.hash64)
-        guard found >= 0, predicate(slots[found].value) else { return false }
+        guard found >= 0, predicate(slots(found).pointee.value) else { return false }
         clear(set: found / Self.ways, way: found % Self.ways)
         return true
     }
@@ -290,7 +306,7 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
         for set in 0..<setCount where fingerprints[set] != 0 {
             for way in 0..<ways where (fingerprints[set] >> UInt64(way * 8)) & 0xFF != 0 {
                 let slot = set * Self.ways + way
-                if predicate(slots[slot].key, slots[slot].value) {
+                if predicate(slots(slot).pointee.key, slots(slot).pointee.value) {
                     clear(set: set, way: way)
                     removed += 1
                 }
@@ -313,7 +329,7 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     func forEach(_ body: (Key, Value) -> Void) {
         for set in 0..<setCount where fingerprints[set] != 0 {
             for way in 0..<ways where (fingerprints[set] >> UInt64(way * 8)) & 0xFF != 0 {
-                body(slots[set * Self.ways + way].key, slots[set * Self.ways + way].value)
+                body(slots(set * Self.ways + way).pointee.key, slots(set * Self.ways + way).pointee.value)
             }
         }
     }
@@ -321,11 +337,11 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     /// Doubles the sets and re-places every entry; an entry that finds its new set and buddy
     /// both full (rare) is evicted.
     private func grow() {
-        let oldSlots = slots, oldFingerprints = fingerprints, oldVictims = victims, oldSets = setCount
+        let oldSlots = slotMemory, oldFingerprints = fingerprints, oldVictims = victims, oldSets = setCount
         setCount = oldSets * 2
         setMask = setCount - 1
         setShift -= 1
-        slots = .allocate(capacity: setCount * Self.ways)
+        slotMemory = Self.allocateSlots(setCount * Self.ways, stride: slotStride)
         fingerprints = .allocate(capacity: setCount)
         fingerprints.initialize(repeating: 0, count: setCount)
         victims = .allocate(capacity: setCount)
@@ -333,7 +349,7 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
         count = 0
         for set in 0..<oldSets where oldFingerprints[set] != 0 {
             for way in 0..<ways where (oldFingerprints[set] >> UInt64(way * 8)) & 0xFF != 0 {
-                let old = oldSlots[set * Self.ways + way]
+                let old = (oldSlots + (set * Self.ways + way) * slotStride).assumingMemoryBound(to: Slot.self).pointee
                 if placeFree(old.key, old.value, hash: old.key.hash64) {
                     count += 1
                 } else {

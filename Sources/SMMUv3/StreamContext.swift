@@ -19,19 +19,15 @@ struct StreamContext: BitwiseCopyable {
         case stage1
     }
 
-    // Read by every cached stage-1 translation, so kept together at the front.
+    // Read by every cached stage-1 translation that hits the most recent translation, so kept
+    // together at the front: 56 bytes, which with the cache key fill one cache line.
     var kind: Kind = .identity
     var table0Enabled = false
     var table1Enabled = false
-    /// Whether global entries apply (not for EL2, which has no ASIDs).
-    var includeGlobal = false
-    var aset = false
     /// The most recent translation's page size (log2) and what it grants (stage 1 and stage 2
     /// permissions together, bit 7 set when the page is unprivileged-accessible, for PAN).
     var recentShift: UInt8 = 0
     var recentGrant: UInt8 = 0
-    /// The non-global tag of this context's stage-1 (or nested) TLB entries.
-    var tag = TLBTag(kind: .stage1, world: .el1, vmid: 0, asid: 0, global: false)
     /// Per half, the VA bits [top:inputsize] that must all equal VA[55] (§3.4.1; top is 55
     /// with TBI, else 63).
     var rangeMask0: UInt64 = 0
@@ -45,6 +41,13 @@ struct StreamContext: BitwiseCopyable {
     var recentGeneration: UInt64 = 0
     var recentPage: UInt64 = 0
     var recentOutput: UInt64 = 0
+
+    // Read by a cached translation that goes to the TLB.
+    /// The non-global tag of this context's stage-1 (or nested) TLB entries.
+    var tag = TLBTag(kind: .stage1, world: .el1, vmid: 0, asid: 0, global: false)
+    /// Whether global entries apply (not for EL2, which has no ASIDs).
+    var includeGlobal = false
+    var aset = false
 
     var streamID: UInt32 = 0
     /// The SubstreamID, or `UInt32.max` for none.
