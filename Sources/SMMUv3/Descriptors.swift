@@ -170,3 +170,80 @@ struct WalkLeaf {
     /// stage-1 walks; otherwise equal to `descriptorAddress`).
     var descriptorIPA: UInt64 = 0
 }
+
+/// One walk through a table (Arm ARM VMSAv8-64; §3.3): the descriptor address at each level and
+/// the rule for each descriptor read, shared by every walk the model does.
+struct WalkCursor {
+    /// What one descriptor says.
+    enum Step {
+        /// A table descriptor: the walk continues at the next level.
+        case table
+        /// A block or page descriptor mapping `output`.
+        case leaf(output: UInt64)
+        /// The walk ends with this fault (F_TRANSLATION or F_ADDR_SIZE).
+        case fault(EventType)
+    }
+
+    let table: WalkTable
+    let input: UInt64
+    /// The level being read.
+    private(set) var level: Int
+    /// The address bit below which the level's index starts.
+    private(set) var shift: Int
+    private var indexMask: UInt64
+    private var tableAddress: UInt64
+    /// Table descriptors' bits ORed together (hierarchical attributes, stage 1).
+    private var tableAttributes: UInt64 = 0
+
+    @inline(__always)
+    init(_ table: WalkTable, input: UInt64) {
+        self.table = table
+        self.input = input
+        level = Int(table.startLevel)
+        shift = table.levelShift(level)
+        // The starting level resolves the input bits above `shift`; each later level `stride`.
+        indexMask = UInt64.lowBits(Int(table.inputBits) - shift)
+        tableAddress = table.base
+    }
+
+    /// The address of the descriptor for the current level (an IPA for a nested stage-1 walk).
+    @inline(__always)
+    var descriptorAddress: UInt64 { tableAddress &+ ((input >> UInt64(shift)) & indexMask) &* 8 }
+
+    /// Applies the rules to the descriptor read at the current level: validity, table or
+    /// block/page, where blocks are allowed, and the output address size.
+    @_transparent
+    mutating func step(_ descriptor: UInt64) -> Step {
+        guard Descriptor.valid.isSet(descriptor) else { return .fault(.translation) }
+        let isTable = Descriptor.tableOrPage.isSet(descriptor)
+        if level < 3 && isTable {
+            let next = table.outputAddress(descriptor, shift: Int(table.granuleShift))
+            if next >> UInt64(table.outputBits) != 0 { return .fault(.addressSize) }
+            tableAttributes |= descriptor
+            tableAddress = next
+            level += 1
+            shift -= table.stride
+            indexMask = UInt64.lowBits(table.stride)
+            return .table
+        }
+        if level == 3 ? !isTable : !table.blockAllowed(at: level) { return .fault(.translation) }
+        let output = table.outputAddress(descriptor, shift: shift)
+        if output >> UInt64(table.outputBits) != 0 { return .fault(.addressSize) }
+        return .leaf(output: output)
+    }
+
+    /// The leaf found at the current level, with the hierarchical attributes (stage 1 only:
+    /// APTable, UXNTable, PXNTable) of the tables above it.
+    @inline(__always)
+    func leaf(_ descriptor: UInt64, output: UInt64, descriptorAddress: UInt64, stage: TranslationStage) -> WalkLeaf {
+        var leaf = WalkLeaf(descriptor: descriptor, level: Int8(level), shift: UInt8(shift), outputBase: output, descriptorAddress: descriptorAddress)
+        if stage == .stage1 {
+            leaf.privilegedExecuteNever = Descriptor.pxnTable.isSet(tableAttributes)
+            leaf.unprivilegedExecuteNever = Descriptor.uxnTable.isSet(tableAttributes)
+            leaf.noUnprivileged = Descriptor.apTable0.isSet(tableAttributes)
+            leaf.readOnly = Descriptor.apTable1.isSet(tableAttributes)
+        }
+        leaf.descriptorIPA = descriptorAddress
+        return leaf
+    }
+}

@@ -115,7 +115,7 @@ public final class SMMU: MMIODevice {
     @exclusivity(unchecked) var reportedInconsistentCommandQueue = false
 
     /// The TLB (leaf translations, §3.17).
-    let tlb: TLB
+    @exclusivity(unchecked) var tlb: TLB
     /// The STE cache, by StreamID.
     let steCache: SetAssociativeCache<UInt64, CachedSTE>
     /// The CD cache, by StreamID and CD index.

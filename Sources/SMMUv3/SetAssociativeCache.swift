@@ -206,6 +206,12 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
             count += 1
             return
         }
+        // A cache full to capacity (the steady state under a large working set): replace.
+        if count == setCount * ways && setCount == maximumSets {
+            evict(for: key, value, hash: hash)
+            count += 1
+            return
+        }
         insertNew(value, for: key, hash: hash)
     }
 

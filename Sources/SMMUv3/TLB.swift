@@ -129,18 +129,18 @@ struct TLBProbe {
 /// (§3.17), looked up by trying each page size present. Intermediate table descriptors are
 /// not cached (walk caches are optional, §3.21.1). Set-associative with FIFO replacement
 /// within a set (see ``SetAssociativeCache``).
-final class TLB {
+struct TLB {
     let table: SetAssociativeCache<TLBKey, TLBEntry>
     /// Per kind, a bitmask of the page sizes (log2) entries were inserted with.
-    @exclusivity(unchecked) private var shifts: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    private var shifts: (UInt64, UInt64, UInt64) = (0, 0, 0)
     /// Per kind, whether global entries were inserted.
-    @exclusivity(unchecked) private var globals: (Bool, Bool, Bool) = (false, false, false)
+    private var globals: (Bool, Bool, Bool) = (false, false, false)
     /// Bumped whenever entries are removed (invalidation or flush; not capacity evictions):
     /// copies of entries taken at an older generation must not be used.
-    @exclusivity(unchecked) private(set) var generation: UInt64 = 1
+    private(set) var generation: UInt64 = 1
     /// Hits and misses (for diagnostics and benchmarks).
-    @exclusivity(unchecked) var hits = 0
-    @exclusivity(unchecked) var misses = 0
+    var hits = 0
+    var misses = 0
 
     init(capacity: Int) {
         table = SetAssociativeCache(capacityLimit: capacity)
@@ -169,12 +169,12 @@ final class TLB {
     /// Looks up `input` under `tag` (and, for ASID-tagged regimes, the global entries of the
     /// same tag), copying the entry out.
     @inline(__always)
-    func lookup(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool = false) -> (key: TLBKey, entry: TLBEntry)? {
+    mutating func lookup(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool = false) -> (key: TLBKey, entry: TLBEntry)? {
         probe(tag, input: input, includeGlobal: includeGlobal, globalASET: globalASET).map { ($0.key, $0.entry.pointee) }
     }
 
     /// The key `input` has under `tag` when only one page size is in use for the tag's kind.
-    @inline(__always)
+    @_transparent
     func onlyKey(_ tag: TLBTag, input: UInt64) -> TLBKey? {
         let bits = shiftMask(tag.kind)
         guard bits != 0 && bits & (bits &- 1) == 0 else { return nil }
@@ -185,8 +185,8 @@ final class TLB {
     /// Looks up `input` under `tag` (and, for ASID-tagged regimes, the global entries of the
     /// same tag) and returns the entry in place. With one page size in use (the common case)
     /// the non-global entries take a single probe.
-    @inline(__always)
-    func probe(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool) -> TLBProbe? {
+    @_transparent
+    mutating func probe(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool) -> TLBProbe? {
         if let key = onlyKey(tag, input: input) {
             if let entry = table.address(of: key) {
                 hits &+= 1
@@ -202,7 +202,7 @@ final class TLB {
     /// The rest of ``probe(_:input:includeGlobal:globalASET:)`` once the non-global entries
     /// missed: the global entries of the same tag, when they apply and exist.
     @inline(never)
-    func probeGlobals(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool) -> TLBProbe? {
+    mutating func probeGlobals(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool) -> TLBProbe? {
         if includeGlobal && hasGlobal(tag.kind), let found = find(tag.globalVariant(aset: globalASET), input: input) {
             hits &+= 1
             return found
@@ -225,7 +225,8 @@ final class TLB {
     }
 
     /// Inserts a translation.
-    func insert(_ entry: TLBEntry, tag: TLBTag, input: UInt64, shift: UInt8) {
+    @_transparent
+    mutating func insert(_ entry: TLBEntry, tag: TLBTag, input: UInt64, shift: UInt8) {
         let key = TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)
         table.insert(entry, for: key)
         let bit = UInt64(1) << UInt64(shift)
@@ -243,14 +244,14 @@ final class TLB {
     }
 
     /// Removes one entry.
-    func remove(_ key: TLBKey) {
+    mutating func remove(_ key: TLBKey) {
         generation &+= 1
         table.remove(key)
     }
 
     /// Removes everything.
     @discardableResult
-    func flush() -> Int {
+    mutating func flush() -> Int {
         generation &+= 1
         shifts = (0, 0, 0)
         globals = (false, false, false)
@@ -259,7 +260,7 @@ final class TLB {
 
     /// Removes every entry matching `predicate`.
     @discardableResult
-    func remove(where predicate: (TLBKey, TLBEntry) -> Bool) -> Int {
+    mutating func remove(where predicate: (TLBKey, TLBEntry) -> Bool) -> Int {
         generation &+= 1
         return table.removeAll(where: predicate)
     }
@@ -268,7 +269,7 @@ final class TLB {
     /// and satisfy `filter` (used for VA and IPA invalidations). Probes page by page when
     /// the range is small, scans otherwise.
     @discardableResult
-    func removeCovering(address: UInt64, length: UInt64, tag: TLBTag, filter: (TLBEntry) -> Bool) -> Int {
+    mutating func removeCovering(address: UInt64, length: UInt64, tag: TLBTag, filter: (TLBEntry) -> Bool) -> Int {
         generation &+= 1
         var bits = shiftMask(tag.kind)
         if bits == 0 || (tag.isGlobal && !hasGlobal(tag.kind)) { return 0 }

@@ -113,7 +113,11 @@ extension SMMU {
         if case .untranslated = transaction.kind, isEnabled, !checkedMode, !trace.isEnabled(.translation) {
             switch lookUpCachedStage1(transaction) {
             case .hit(let physicalAddress): return .translated(physicalAddress: physicalAddress)
-            case .miss(let context, let input): return translateOperation(transaction, miss: (context, input))
+            case .miss(let context, let input):
+                if let physicalAddress = translateMissPlainly(transaction, context: context, input: input) {
+                    return .translated(physicalAddress: physicalAddress)
+                }
+                return translateOperation(transaction, miss: (context, input))
             case .other: break
             }
         }
@@ -239,21 +243,9 @@ extension SMMU {
             }
             return .other
         }
-        // ``TLB/probe(_:input:includeGlobal:globalASET:)``, with its single-probe case written
-        // out so that it is inlined here (the optimizer does not inline the method).
-        let tag = context.pointee.tag
-        let found: TLBProbe?
-        if let key = tlb.onlyKey(tag, input: input) {
-            if let entry = tlb.table.address(of: key) {
-                tlb.hits &+= 1
-                found = TLBProbe(entry: entry, key: key)
-            } else {
-                found = tlb.probeGlobals(tag, input: input, includeGlobal: context.pointee.includeGlobal, globalASET: context.pointee.aset)
-            }
-        } else {
-            found = tlb.probe(tag, input: input, includeGlobal: context.pointee.includeGlobal, globalASET: context.pointee.aset)
+        guard let hit = tlb.probe(context.pointee.tag, input: input, includeGlobal: context.pointee.includeGlobal, globalASET: context.pointee.aset) else {
+            return .miss(context, input: input)
         }
-        guard let hit = found else { return .miss(context, input: input) }
         let entry = hit.entry.pointee
         let grant = entry.stage1.intersection(entry.stage2).rawValue | (entry.flags & TLBEntry.unprivilegedAccessible != 0 ? 0x80 : 0)
         guard Self.grants(grant, rule: rule) else { return .other }
@@ -495,15 +487,46 @@ extension SMMU {
             }
         }
         if mapping.cacheable, case .transaction = mode {
-            let global = world != .el2 && !Descriptor.nG.isSet(leaf.descriptor)
-            let insertTag = global ? tag.globalVariant(aset: pointer.pointee.aset) : tag
-            let pageMask = ~UInt64.lowBits(Int(mapping.shift))
-            let entry = TLBEntry(
-                outputBase: mapping.outputAddress & pageMask, ipaBase: mapping.ipa & pageMask, stage1: mapping.stage1, stage2: mapping.stage2,
-                flags: mapping.flags, granule: mapping.granule, level: mapping.level, streamID: pointer.pointee.streamID, substreamID: pointer.pointee.substreamID)
-            tlb.insert(entry, tag: insertTag, input: input, shift: mapping.shift)
+            cacheStage1(mapping, input: input, leafDescriptor: leaf.descriptor, context: pointer)
         }
         return .success(mapping)
+    }
+
+    /// Puts a stage-1 (or nested) translation in the TLB, tagged as its context says: global
+    /// (nG == 0, outside EL2) entries under the global tag of the context's ASET (§3.17).
+    @inline(__always)
+    func cacheStage1(_ mapping: Mapping, input: UInt64, leafDescriptor: UInt64, context: UnsafePointer<StreamContext>) {
+        let global = context.pointee.world != .el2 && !Descriptor.nG.isSet(leafDescriptor)
+        let tag = global ? context.pointee.tag.globalVariant(aset: context.pointee.aset) : context.pointee.tag
+        let pageMask = ~UInt64.lowBits(Int(mapping.shift))
+        let entry = TLBEntry(
+            outputBase: mapping.outputAddress & pageMask, ipaBase: mapping.ipa & pageMask, stage1: mapping.stage1, stage2: mapping.stage2,
+            flags: mapping.flags, granule: mapping.granule, level: mapping.level, streamID: context.pointee.streamID, substreamID: context.pointee.substreamID)
+        tlb.insert(entry, tag: tag, input: input, shift: mapping.shift)
+    }
+
+    /// The lean miss path for the common case: a stage-1 stream without stage 2 whose walk
+    /// succeeds in plain RAM on a leaf with AF set, outside a contiguous group, that grants the
+    /// access as it is. It caches the translation as ``walkStage1(_:upper:access:context:mode:checksAccess:)``
+    /// would and returns the output address; anything else returns nil and the full path
+    /// takes over (it walks again and finds the same descriptors).
+    @inline(never)
+    private func translateMissPlainly(_ transaction: InboundTransaction, context: UnsafeMutablePointer<StreamContext>, input: UInt64) -> UInt64? {
+        guard !context.pointee.hasStage2, bus.devicesReadPlainRAM else { return nil }
+        let upper = transaction.address & (1 << 55) != 0
+        let table = upper ? context.pointee.table1 : context.pointee.table0
+        guard let leaf = walkPlainStage1(table, input: input),
+              Descriptor.af.isSet(leaf.descriptor), !Descriptor.contiguous.isSet(leaf.descriptor) else { return nil }
+        let hierarchicalDisabled = upper ? context.pointee.hierarchicalDisabled1 : context.pointee.hierarchicalDisabled0
+        let (permissions, flags) = stage1Permissions(leaf, world: context.pointee.world, hierarchicalDisabled: hierarchicalDisabled, wxn: context.pointee.wxn, dirtyEnabled: table.hardwareDirty)
+        let rule = UInt8(truncatingIfNeeded: context.pointee.accessRules >> (StreamContext.accessIndex(transaction.access) &* 8))
+        let grant = permissions.rawValue | (flags & TLBEntry.unprivilegedAccessible != 0 ? 0x80 : 0)
+        guard Self.grants(grant, rule: rule) else { return nil }
+        let output = leaf.outputBase | (input & UInt64.lowBits(Int(leaf.shift)))
+        let mapping = Mapping(outputAddress: output, shift: leaf.shift, stage1: permissions, stage2: .all, flags: flags, ipa: output, granule: table.tlbiGranule, level: leaf.level, cacheable: true)
+        cacheStage1(mapping, input: input, leafDescriptor: leaf.descriptor, context: UnsafePointer(context))
+        rememberRecent(context, input: input, shift: leaf.shift, output: leaf.outputBase, grant: grant)
+        return output
     }
 
     // MARK: Fault disposition

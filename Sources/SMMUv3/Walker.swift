@@ -71,18 +71,10 @@ extension SMMU {
     /// Access flag and permissions are the caller's, as they depend on the access.
     func walk(_ table: WalkTable, stage: TranslationStage, input: UInt64, nested: Stage2Context?, mode: WalkMode) -> Result<WalkLeaf, WalkFault> {
         let faultClass: FaultClass = stage == .stage1 ? .translationTable : .input
-        let stride = table.stride
-        var level = Int(table.startLevel)
-        var shift = table.levelShift(level)
-        // The starting level resolves the input bits above `shift`; each later level `stride`.
-        var indexMask = UInt64.lowBits(Int(table.inputBits) - shift)
-        let strideMask = UInt64.lowBits(stride)
-        let outputLimit = UInt64(table.outputBits)
-        var tableAddress = table.base
-        var tableAttributes: UInt64 = 0
+        var cursor = WalkCursor(table, input: input)
         let plain = bus.devicesReadPlainRAM
         while true {
-            let descriptorIPA = tableAddress &+ ((input >> UInt64(shift)) & indexMask) &* 8
+            let descriptorIPA = cursor.descriptorAddress
             var descriptorAddress = descriptorIPA
             if let nested {
                 // A stage-1 table access is an IPA translated by stage 2 (§5.4.1).
@@ -101,41 +93,36 @@ extension SMMU {
             }
             guard let descriptor = fetched else {
                 // §7.3.12: an abort fetching a stage-1 descriptor is S2 == 0, CLASS == TT.
-                return .failure(WalkFault(type: .walkExternalAbort, stage: stage, faultClass: faultClass, fetchAddress: descriptorAddress, level: Int8(level)))
+                return .failure(WalkFault(type: .walkExternalAbort, stage: stage, faultClass: faultClass, fetchAddress: descriptorAddress, level: Int8(cursor.level)))
             }
-            guard Descriptor.valid.isSet(descriptor) else {
-                return .failure(WalkFault(type: .translation, stage: stage, faultClass: .input, level: Int8(level)))
-            }
-            let isTable = Descriptor.tableOrPage.isSet(descriptor)
-            if level < 3 && isTable {
-                let next = table.outputAddress(descriptor, shift: Int(table.granuleShift))
-                if next >> outputLimit != 0 {
-                    return .failure(WalkFault(type: .addressSize, stage: stage, faultClass: .input, level: Int8(level)))
-                }
-                // Hierarchical attributes (stage 1 only): APTable, UXNTable, PXNTable.
-                tableAttributes |= descriptor
-                tableAddress = next
-                level += 1
-                shift -= stride
-                indexMask = strideMask
+            switch cursor.step(descriptor) {
+            case .table:
                 continue
+            case .fault(let type):
+                return .failure(WalkFault(type: type, stage: stage, faultClass: .input, level: Int8(cursor.level)))
+            case .leaf(let output):
+                var leaf = cursor.leaf(descriptor, output: output, descriptorAddress: descriptorAddress, stage: stage)
+                leaf.descriptorIPA = descriptorIPA
+                return .success(leaf)
             }
-            if level == 3 ? !isTable : !table.blockAllowed(at: level) {
-                return .failure(WalkFault(type: .translation, stage: stage, faultClass: .input, level: Int8(level)))
+        }
+    }
+
+    /// The walk of the common case, for the lean miss path: a stage-1 walk without stage 2,
+    /// in RAM that needs no fault rule or trace (``Platform/Bus/devicesReadPlainRAM``). Returns
+    /// nil on anything a fault would come of; the full ``walk(_:stage:input:nested:mode:)``
+    /// then finds the same outcome and reports it.
+    @inline(__always)
+    func walkPlainStage1(_ table: WalkTable, input: UInt64) -> WalkLeaf? {
+        var cursor = WalkCursor(table, input: input)
+        while true {
+            let address = cursor.descriptorAddress
+            guard let descriptor = bus.plainRead64(at: address) else { return nil }
+            switch cursor.step(descriptor) {
+            case .table: continue
+            case .fault: return nil
+            case .leaf(let output): return cursor.leaf(descriptor, output: output, descriptorAddress: address, stage: .stage1)
             }
-            let output = table.outputAddress(descriptor, shift: shift)
-            if output >> outputLimit != 0 {
-                return .failure(WalkFault(type: .addressSize, stage: stage, faultClass: .input, level: Int8(level)))
-            }
-            var leaf = WalkLeaf(descriptor: descriptor, level: Int8(level), shift: UInt8(shift), outputBase: output, descriptorAddress: descriptorAddress)
-            if stage == .stage1 {
-                leaf.privilegedExecuteNever = Descriptor.pxnTable.isSet(tableAttributes)
-                leaf.unprivilegedExecuteNever = Descriptor.uxnTable.isSet(tableAttributes)
-                leaf.noUnprivileged = Descriptor.apTable0.isSet(tableAttributes)
-                leaf.readOnly = Descriptor.apTable1.isSet(tableAttributes)
-            }
-            leaf.descriptorIPA = descriptorIPA
-            return .success(leaf)
         }
     }
 
