@@ -122,7 +122,7 @@ public final class SMMU: MMIODevice {
     let cdCache: SetAssociativeCache<UInt64, CachedCD>
     /// The combined configuration cache: resolved stream contexts, by StreamID and SubstreamID
     /// (see ``StreamContext``).
-    let streamContexts: SetAssociativeCache<UInt64, StreamContext>
+    let streamContexts: StreamContextCache
     /// How commands are consumed now (initially ``SMMUConfiguration/commandProcessing``): switch
     /// to `.stepped` after bring-up to walk the queue one command at a time.
     @exclusivity(unchecked) public var commandProcessing: SMMUConfiguration.CommandProcessing
@@ -212,7 +212,7 @@ public final class SMMU: MMIODevice {
         tlb = TLB(capacity: configuration.tlbCapacity)
         steCache = SetAssociativeCache(capacityLimit: configuration.configurationCacheCapacity)
         cdCache = SetAssociativeCache(capacityLimit: configuration.configurationCacheCapacity)
-        streamContexts = SetAssociativeCache(capacityLimit: configuration.configurationCacheCapacity)
+        streamContexts = StreamContextCache(capacityLimit: configuration.configurationCacheCapacity)
         checkedMode = configuration.checkedMode
         commandProcessing = configuration.commandProcessing
         diagnosticLog = BoundedLog(capacity: configuration.diagnosticsCapacity)

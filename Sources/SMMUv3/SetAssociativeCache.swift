@@ -44,7 +44,10 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     /// when the slot is as large as one, so that a slot's key and the front of its value share
     /// a line.
     @exclusivity(unchecked) private var slotMemory: UnsafeMutableRawPointer
-    private let slotStride: Int
+    private static var slotStride: Int {
+        let stride = MemoryLayout<Slot>.stride
+        return stride >= 64 ? (stride + 63) & ~63 : stride
+    }
     /// Per set, 8 fingerprint bytes (0 = empty way; a used way's byte has its top bit set).
     @exclusivity(unchecked) private var fingerprints: UnsafeMutablePointer<UInt64>
     /// Per set, the way to replace next when the set is full (bits [6:0]), and in bit 7 whether
@@ -56,8 +59,12 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     @exclusivity(unchecked) private var setCount: Int
     /// The most sets the table grows to.
     private let maximumSets: Int
-    /// Where a slot's value lies within it.
-    private let valueOffset: Int
+    /// Where a slot's value lies within it: after the key, aligned for the value (a struct's
+    /// stored properties are laid out in declaration order, each at its alignment).
+    private static var valueOffset: Int {
+        let alignment = MemoryLayout<Value>.alignment
+        return (MemoryLayout<Key>.size + alignment - 1) & ~(alignment - 1)
+    }
     /// The ways per set (8, or fewer for a tiny capacity).
     let ways: Int
     /// The number of live entries.
@@ -66,11 +73,13 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     let capacityLimit: Int
     /// How many entries were evicted to make room.
     @exclusivity(unchecked) private(set) var evictions = 0
+    /// Called with the value of every entry evicted to make room (not with removed ones), for
+    /// a cache whose values own storage elsewhere.
+    var onEviction: ((Value) -> Void)?
 
     init(capacityLimit: Int) {
         self.capacityLimit = max(capacityLimit, 1)
         ways = min(Self.ways, self.capacityLimit)
-        valueOffset = MemoryLayout<Slot>.offset(of: \Slot.value) ?? MemoryLayout<Key>.stride
         var sets = 1
         while sets * ways < self.capacityLimit { sets <<= 1 }
         maximumSets = sets
@@ -78,9 +87,8 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
         setCount = initialSets
         setMask = initialSets - 1
         setShift = UInt64(64 - initialSets.trailingZeroBitCount)
-        let stride = MemoryLayout<Slot>.stride
-        slotStride = stride >= 64 ? (stride + 63) & ~63 : stride
-        slotMemory = Self.allocateSlots(initialSets * Self.ways, stride: slotStride)
+        assert(MemoryLayout<Slot>.offset(of: \Slot.value) == Self.valueOffset, "slot layout")
+        slotMemory = Self.allocateSlots(initialSets * Self.ways, stride: Self.slotStride)
         fingerprints = .allocate(capacity: initialSets)
         fingerprints.initialize(repeating: 0, count: initialSets)
         victims = .allocate(capacity: initialSets)
@@ -100,12 +108,12 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     /// Slot `index`.
     @inline(__always)
     private func slots(_ index: Int) -> UnsafeMutablePointer<Slot> {
-        (slotMemory + index &* slotStride).assumingMemoryBound(to: Slot.self)
+        (slotMemory + index &* Self.slotStride).assumingMemoryBound(to: Slot.self)
     }
 
     @inline(__always)
     private func valueAddress(_ slot: Int) -> UnsafeMutablePointer<Value> {
-        (slotMemory + slot &* slotStride + valueOffset).assumingMemoryBound(to: Value.self)
+        (slotMemory + (slot &* Self.slotStride &+ Self.valueOffset)).assumingMemoryBound(to: Value.self)
     }
 
     /// The number of slots currently allocated (grows up to the capacity).
@@ -113,11 +121,11 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
 
     /// The set of a hash.
     @inline(__always)
-    private func set(of hash: UInt64) -> Int { Int(truncatingIfNeeded: (hash >> 1) >> (setShift &- 1)) }
+    private func set(of hash: UInt64) -> Int { Int(truncatingIfNeeded: (hash &>> 1) &>> (setShift &- 1)) }
 
     /// A used way's fingerprint: 7 hash bits below those that choose the set, top bit set.
     @inline(__always)
-    private func fingerprint(_ hash: UInt64) -> UInt64 { ((hash >> (setShift &- 7)) & 0x7F) | 0x80 }
+    private func fingerprint(_ hash: UInt64) -> UInt64 { ((hash &>> (setShift &- 7)) & 0x7F) | 0x80 }
 
     /// The bytes of `word` equal to `byte`, as the top bit of each such byte (may include
     /// bytes above a true match; callers check the key).
@@ -131,20 +139,23 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     @inline(__always)
     private func slot(of key: Key, hash: UInt64) -> Int {
         let shift = setShift
-        let set = Int(truncatingIfNeeded: (hash >> 1) >> (shift &- 1))
-        let fingerprint = ((hash >> (shift &- 7)) & 0x7F) | 0x80
+        let set = Int(truncatingIfNeeded: (hash &>> 1) &>> (shift &- 1))
+        let fingerprint = ((hash &>> (shift &- 7)) & 0x7F) | 0x80
         let found = slot(of: key, fingerprint: fingerprint, in: set)
         if found >= 0 || victims[set] & 0x80 == 0 { return found }
         return slot(of: key, fingerprint: fingerprint, in: buddy(of: set))
     }
 
+    ///
+    /// A candidate is always a used way: ``matches(_:_:)`` reports extra bytes only where the
+    /// byte is the fingerprint with bit 0 flipped (top bit set, so used), and the ways a tiny
+    /// cache lacks keep byte 0, which no fingerprint matches.
     @inline(__always)
     private func slot(of key: Key, fingerprint: UInt64, in set: Int) -> Int {
         var candidates = Self.matches(fingerprints[set], fingerprint)
         while candidates != 0 {
-            let way = candidates.trailingZeroBitCount >> 3
-            let slot = set &* Self.ways &+ way
-            if way < ways && slots(slot).pointee.key == key { return slot }
+            let slot = set &* Self.ways &+ candidates.trailingZeroBitCount &>> 3
+            if slots(slot).pointee.key == key { return slot }
             candidates &= candidates &- 1
         }
         return -1
@@ -242,6 +253,7 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
         victims[set] = (victims[set] & 0x80) | UInt8(truncatingIfNeeded: way + 1 == ways ? 0 : way + 1)
         evictions &+= 1
         count -= 1
+        if let onEviction { onEviction(slots(set &* Self.ways &+ way).pointee.value) }
         place(key, value, fingerprint: fingerprint(hash), set: set, way: way)
     }
 
@@ -274,7 +286,7 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
 
     @inline(__always)
     private func place(_ key: Key, _ value: Value, fingerprint: UInt64, set: Int, way: Int) {
-        (slotMemory + (set &* Self.ways &+ way) &* slotStride).initializeMemory(as: Slot.self, repeating: Slot(key: key, value: value), count: 1)
+        (slotMemory + (set &* Self.ways &+ way) &* Self.slotStride).initializeMemory(as: Slot.self, repeating: Slot(key: key, value: value), count: 1)
         let shift = UInt64(way * 8)
         fingerprints[set] = (fingerprints[set] & ~(0xFF << shift)) | (fingerprint << shift)
     }
@@ -347,7 +359,7 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
         setCount = oldSets * 2
         setMask = setCount - 1
         setShift -= 1
-        slotMemory = Self.allocateSlots(setCount * Self.ways, stride: slotStride)
+        slotMemory = Self.allocateSlots(setCount * Self.ways, stride: Self.slotStride)
         fingerprints = .allocate(capacity: setCount)
         fingerprints.initialize(repeating: 0, count: setCount)
         victims = .allocate(capacity: setCount)
@@ -355,11 +367,12 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
         count = 0
         for set in 0..<oldSets where oldFingerprints[set] != 0 {
             for way in 0..<ways where (oldFingerprints[set] >> UInt64(way * 8)) & 0xFF != 0 {
-                let old = (oldSlots + (set * Self.ways + way) * slotStride).assumingMemoryBound(to: Slot.self).pointee
+                let old = (oldSlots + (set * Self.ways + way) * Self.slotStride).assumingMemoryBound(to: Slot.self).pointee
                 if placeFree(old.key, old.value, hash: old.key.hash64) {
                     count += 1
                 } else {
                     evictions &+= 1
+                    onEviction?(old.value)
                 }
             }
         }

@@ -236,7 +236,7 @@ extension SMMU {
         if streamIDs == 0...UInt32.max {
             streamContexts.removeAll()
         } else {
-            streamContexts.removeAll { key, _ in streamIDs.contains(UInt32(truncatingIfNeeded: key >> 32)) }
+            streamContexts.removeAll { key in streamIDs.contains(UInt32(truncatingIfNeeded: key >> 32)) }
         }
     }
 
@@ -244,7 +244,7 @@ extension SMMU {
     /// (all of the stream's when nil): its own, and the no-SubstreamID one, which uses CD 0.
     func invalidateStreamContexts(streamID: UInt32, substreamID: UInt32?) {
         guard let substreamID else {
-            streamContexts.removeAll { key, _ in UInt32(truncatingIfNeeded: key >> 32) == streamID }
+            streamContexts.removeAll { key in UInt32(truncatingIfNeeded: key >> 32) == streamID }
             return
         }
         streamContexts.remove(StreamContext.key(streamID: streamID, substreamID: substreamID))

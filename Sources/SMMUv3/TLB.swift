@@ -179,7 +179,7 @@ struct TLB {
         let bits = shiftMask(tag.kind)
         guard bits != 0 && bits & (bits &- 1) == 0 else { return nil }
         let shift = UInt8(truncatingIfNeeded: bits.trailingZeroBitCount)
-        return TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)
+        return TLBKey(tag: tag, page: input &>> UInt64(shift), shift: shift)
     }
 
     /// Looks up `input` under `tag` (and, for ASID-tagged regimes, the global entries of the
@@ -227,7 +227,7 @@ struct TLB {
     /// Inserts a translation.
     @_transparent
     mutating func insert(_ entry: TLBEntry, tag: TLBTag, input: UInt64, shift: UInt8) {
-        let key = TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)
+        let key = TLBKey(tag: tag, page: input &>> UInt64(shift), shift: shift)
         table.insert(entry, for: key)
         let bit = UInt64(1) << UInt64(shift)
         switch tag.kind {

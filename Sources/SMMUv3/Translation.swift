@@ -232,14 +232,14 @@ extension SMMU {
     /// the configuration caches change (translation itself never changes them).
     @inline(__always)
     func lookUpCachedStage1(_ transaction: InboundTransaction) -> CachedLookup {
-        guard let context = streamContexts.mutableAddress(of: StreamContext.key(streamID: transaction.streamID, substreamID: transaction.substreamID)),
+        guard let context = streamContexts.address(of: StreamContext.key(streamID: transaction.streamID, substreamID: transaction.substreamID)),
               context.pointee.kind == .stage1,
               let input = stage1Input(transaction.address, context: context.pointee) else { return .other }
         let rule = UInt8(truncatingIfNeeded: context.pointee.accessRules >> (StreamContext.accessIndex(transaction.access) &* 8))
         // The stream's most recent translation, if no TLB invalidation happened since.
-        if context.pointee.recentGeneration == tlb.generation, input >> UInt64(context.pointee.recentShift) == context.pointee.recentPage {
+        if context.pointee.recentGeneration == tlb.generation, input &>> UInt64(context.pointee.recentShift) == context.pointee.recentPage {
             if Self.grants(context.pointee.recentGrant, rule: rule) {
-                return .hit(context.pointee.recentOutput | (input & UInt64.lowBits(Int(context.pointee.recentShift))))
+                return .hit(context.pointee.recentOutput | (input & Self.offsetMask(context.pointee.recentShift)))
             }
             return .other
         }
@@ -250,7 +250,7 @@ extension SMMU {
         let grant = entry.stage1.intersection(entry.stage2).rawValue | (entry.flags & TLBEntry.unprivilegedAccessible != 0 ? 0x80 : 0)
         guard Self.grants(grant, rule: rule) else { return .other }
         rememberRecent(context, input: input, shift: hit.shift, output: entry.outputBase, grant: grant)
-        return .hit(entry.outputBase | (input & UInt64.lowBits(Int(hit.shift))))
+        return .hit(entry.outputBase | (input & Self.offsetMask(hit.shift)))
     }
 
     /// Keeps a copy of a TLB entry as the stream's most recent translation, when the stream has
@@ -261,9 +261,16 @@ extension SMMU {
         guard context.pointee.recentGeneration != tlb.generation else { return }
         context.pointee.recentGeneration = tlb.generation
         context.pointee.recentShift = shift
-        context.pointee.recentPage = input >> UInt64(shift)
+        context.pointee.recentPage = input &>> UInt64(shift)
         context.pointee.recentOutput = output
         context.pointee.recentGrant = grant
+    }
+
+    /// The offset bits of a page or block of 2^`shift` bytes (shift < 64: every translation
+    /// granule and block size is).
+    @_transparent
+    static func offsetMask(_ shift: UInt8) -> UInt64 {
+        ~(UInt64.max &<< UInt64(shift))
     }
 
     /// Whether a translation granting `grant` (permissions, bit 7: unprivileged-accessible)
@@ -415,7 +422,6 @@ extension SMMU {
         let hierarchicalDisabled = upper ? pointer.pointee.hierarchicalDisabled1 : pointer.pointee.hierarchicalDisabled0
         let stage2: Stage2Context? = pointer.pointee.hasStage2 ? pointer.pointee.stage2 : nil
         let world = pointer.pointee.world
-        let tag = pointer.pointee.tag
         let needed = Permissions.needed(read: access.read, instruction: access.instruction, privileged: access.privileged)
         let panCheck = pointer.pointee.pan && access.privileged && !access.instruction
 

@@ -199,6 +199,7 @@ import Endpoints
         check(smmu.undeliveredInterrupts <= 64, "interrupts do not pile up")
         check(smmu.tlb.count <= configuration.tlbCapacity, "the TLB within its capacity")
         check(smmu.streamContexts.count <= configuration.configurationCacheCapacity, "stream contexts within capacity")
+        check(smmu.streamContexts.contextsInUse == smmu.streamContexts.count, "every pooled stream context belongs to a cached entry")
         check(smmu.diagnostics.count <= configuration.diagnosticsCapacity, "diagnostics bounded")
         check(bus.trace.lines.count <= bus.trace.lineCapacity, "trace bounded")
         check(bus.interrupts.records.count <= bus.interrupts.recordCapacity, "interrupt records bounded")

@@ -88,3 +88,69 @@ import SMMUv3Host
         #expect(cache.count == 1)
     }
 }
+
+/// The stream-context cache: a set-associative table of context indices over a pool, whose
+/// contexts go back to the pool when their entries are evicted or removed.
+@Suite struct StreamContextCacheTests {
+    /// A context that records the key it was made for.
+    static func context(for key: UInt64) -> StreamContext {
+        var context = StreamContext()
+        context.streamID = UInt32(truncatingIfNeeded: key >> 32)
+        context.substreamID = UInt32(truncatingIfNeeded: key)
+        context.recentPage = key
+        return context
+    }
+
+    static func key(_ stream: UInt32, _ substream: UInt32? = nil) -> UInt64 {
+        StreamContext.key(streamID: stream, substreamID: substream)
+    }
+
+    @Test func evictedContextsAreReusedAndNoTwoKeysShareOne() {
+        let cache = StreamContextCache(capacityLimit: 16)
+        for stream in UInt32(0)..<2000 {
+            cache.insert(Self.context(for: Self.key(stream)), for: Self.key(stream))
+        }
+        #expect(cache.count == 16 && cache.contextsInUse == 16)
+        var seen = Set<UInt>()
+        var cached = 0
+        for stream in UInt32(0)..<2000 {
+            guard let context = cache.address(of: Self.key(stream)) else { continue }
+            cached += 1
+            #expect(context.pointee.recentPage == Self.key(stream))
+            #expect(seen.insert(UInt(bitPattern: context)).inserted)
+        }
+        #expect(cached == 16)
+    }
+
+    @Test func removedContextsGoBackToThePool() {
+        let cache = StreamContextCache(capacityLimit: 1024)
+        for round in UInt32(0)..<50 {
+            for stream in UInt32(0)..<64 {
+                cache.insert(Self.context(for: Self.key(stream, round)), for: Self.key(stream, round))
+            }
+            #expect(cache.count == 64 && cache.contextsInUse == 64)
+            if round % 2 == 0 {
+                cache.removeAll { key in key >> 32 < 32 }
+                #expect(cache.count == 32 && cache.contextsInUse == 32)
+                for stream in UInt32(32)..<64 { cache.remove(Self.key(stream, round)) }
+            } else {
+                cache.removeAll()
+            }
+            #expect(cache.count == 0 && cache.contextsInUse == 0)
+        }
+        cache.insert(Self.context(for: Self.key(7, 7)), for: Self.key(7, 7))
+        #expect(cache.address(of: Self.key(7, 7))?.pointee.recentPage == Self.key(7, 7))
+    }
+
+    @Test func reinsertingAKeyUpdatesItsContextInPlace() {
+        let cache = StreamContextCache(capacityLimit: 8)
+        cache.insert(Self.context(for: 1), for: Self.key(1))
+        let first = cache.address(of: Self.key(1))
+        var changed = Self.context(for: Self.key(1))
+        changed.recentOutput = 0xABC000
+        cache.insert(changed, for: Self.key(1))
+        #expect(cache.address(of: Self.key(1)) == first)
+        #expect(cache.address(of: Self.key(1))?.pointee.recentOutput == 0xABC000)
+        #expect(cache.count == 1)
+    }
+}
