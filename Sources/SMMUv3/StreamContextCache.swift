@@ -10,9 +10,15 @@
 ///
 /// Replacement is the table's (deterministic, per set, FIFO); an evicted or removed entry's
 /// context goes back to the pool, which never holds more than the table's capacity plus one.
+/// The context found last is remembered, so that a run of transactions from one stream skips
+/// the table; any change to the cache forgets it.
 final class StreamContextCache {
     private let table: SetAssociativeCache<UInt64, UInt32>
     private let pool: StreamContextPool
+    /// The key and context of the most recent successful lookup (nil: none since the last
+    /// change).
+    @exclusivity(unchecked) private var recentKey: UInt64 = 0
+    @exclusivity(unchecked) private var recentContext: UnsafeMutablePointer<StreamContext>?
 
     init(capacityLimit: Int) {
         table = SetAssociativeCache(capacityLimit: capacityLimit)
@@ -35,12 +41,17 @@ final class StreamContextCache {
     /// it keeps). Valid until the cache is next changed by an insertion or removal.
     @inline(__always)
     func address(of key: UInt64) -> UnsafeMutablePointer<StreamContext>? {
+        if key == recentKey, let recentContext { return recentContext }
         guard let index = table.value(for: key) else { return nil }
-        return pool.context(index)
+        let context = pool.context(index)
+        recentKey = key
+        recentContext = context
+        return context
     }
 
     /// Caches `context` for `key`, replacing any previous one.
     func insert(_ context: StreamContext, for key: UInt64) {
+        recentContext = nil
         if let index = table.value(for: key) {
             pool.context(index).pointee = context
             return
@@ -52,6 +63,7 @@ final class StreamContextCache {
 
     /// Removes the context for `key`, if cached.
     func remove(_ key: UInt64) {
+        recentContext = nil
         guard let index = table.value(for: key) else { return }
         table.remove(key)
         pool.free(index)
@@ -59,6 +71,7 @@ final class StreamContextCache {
 
     /// Removes every context whose key satisfies `predicate`.
     func removeAll(where predicate: (UInt64) -> Bool) {
+        recentContext = nil
         let pool = self.pool
         table.removeAll { key, index in
             guard predicate(key) else { return false }
@@ -69,6 +82,7 @@ final class StreamContextCache {
 
     /// Removes every context.
     func removeAll() {
+        recentContext = nil
         table.removeAll()
         pool.reset()
     }

@@ -142,6 +142,29 @@ import SMMUv3Host
         #expect(cache.address(of: Self.key(7, 7))?.pointee.recentPage == Self.key(7, 7))
     }
 
+    @Test func theRememberedLookupForgetsAContextOnceItIsRemovedOrReplaced() {
+        let cache = StreamContextCache(capacityLimit: 8)
+        cache.insert(Self.context(for: Self.key(1)), for: Self.key(1))
+        #expect(cache.address(of: Self.key(1)) != nil)
+        cache.remove(Self.key(1))
+        #expect(cache.address(of: Self.key(1)) == nil)
+        cache.insert(Self.context(for: Self.key(2)), for: Self.key(2))
+        #expect(cache.address(of: Self.key(2)) != nil)
+        cache.removeAll { _ in true }
+        #expect(cache.address(of: Self.key(2)) == nil)
+        cache.insert(Self.context(for: Self.key(3)), for: Self.key(3))
+        #expect(cache.address(of: Self.key(3)) != nil)
+        cache.removeAll()
+        #expect(cache.address(of: Self.key(3)) == nil)
+        // A one-entry cache: the next stream's insertion evicts the remembered one.
+        let tiny = StreamContextCache(capacityLimit: 1)
+        tiny.insert(Self.context(for: Self.key(4)), for: Self.key(4))
+        #expect(tiny.address(of: Self.key(4))?.pointee.recentPage == Self.key(4))
+        tiny.insert(Self.context(for: Self.key(5)), for: Self.key(5))
+        #expect(tiny.address(of: Self.key(4)) == nil)
+        #expect(tiny.address(of: Self.key(5))?.pointee.recentPage == Self.key(5))
+    }
+
     @Test func reinsertingAKeyUpdatesItsContextInPlace() {
         let cache = StreamContextCache(capacityLimit: 8)
         cache.insert(Self.context(for: 1), for: Self.key(1))
