@@ -172,12 +172,14 @@ public struct SMMUConfiguration: Sendable, Hashable {
     /// EVENTQ/PRIQ PROD and CONS registers (§6.2.1; Linux ARM_SMMU_OPT_PAGE0_REGS_ONLY).
     /// When false they are RAZ/WI.
     public var page0AliasesPage1Registers = false
-    /// The most leaf translations the TLB holds. It is 8-way set-associative: a translation
-    /// that finds its set full replaces the set's oldest entry (FIFO); nothing else is lost
-    /// until invalidated. Memory grows with use, up to about 60 bytes per entry.
+    /// The most leaf translations the TLB holds (1...2^30; from 8 up, rounded up to a power of
+    /// two). It is 8-way set-associative: a translation that finds its set full replaces the
+    /// set's oldest entry (FIFO); nothing else is lost until invalidated. Memory grows with use,
+    /// up to about 60 bytes per entry.
     public var tlbCapacity = 16_384
     /// The most entries each configuration cache holds: STEs, CDs, and the combined
-    /// STE-and-CD stream contexts (see ``tlbCapacity`` for the replacement policy). Memory
+    /// STE-and-CD stream contexts (see ``tlbCapacity`` for the range, rounding and replacement
+    /// policy). Memory
     /// grows with use, up to about 200 bytes per entry and cache.
     public var configurationCacheCapacity = 131_072
     /// Checked mode at reset: every cache hit is compared with memory (see ``SMMU/checkedMode``).
@@ -226,7 +228,9 @@ public struct SMMUConfiguration: Sendable, Hashable {
             try fail("IIDR fields out of range")
         }
         if acknowledgeLatency < 0 { try fail("acknowledgeLatency must not be negative") }
-        if tlbCapacity < 1 || configurationCacheCapacity < 1 { try fail("cache capacities must be at least 1") }
+        if !(1...(1 << 30)).contains(tlbCapacity) || !(1...(1 << 30)).contains(configurationCacheCapacity) {
+            try fail("cache capacities must be 1...2^30")
+        }
         if diagnosticsCapacity < 0 { try fail("diagnosticsCapacity must not be negative") }
     }
 }

@@ -69,7 +69,8 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     let ways: Int
     /// The number of live entries.
     @exclusivity(unchecked) private(set) var count = 0
-    /// The most entries the cache holds.
+    /// The most entries the cache holds: the capacity asked for, rounded up to whole sets (8
+    /// ways each, a power of two of them; a capacity below 8 is one set of that many ways).
     let capacityLimit: Int
     /// How many entries were evicted to make room.
     @exclusivity(unchecked) private(set) var evictions = 0
@@ -77,12 +78,15 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     /// a cache whose values own storage elsewhere.
     var onEviction: ((Value) -> Void)?
 
+    /// `capacityLimit` is at most 2^30 (``SMMUConfiguration/validate()`` keeps the model's
+    /// caches to that).
     init(capacityLimit: Int) {
-        self.capacityLimit = max(capacityLimit, 1)
-        ways = min(Self.ways, self.capacityLimit)
+        let asked = min(max(capacityLimit, 1), 1 << 30)
+        ways = min(Self.ways, asked)
         var sets = 1
-        while sets * ways < self.capacityLimit { sets <<= 1 }
+        while sets * ways < asked { sets <<= 1 }
         maximumSets = sets
+        self.capacityLimit = sets * ways
         let initialSets = min(sets, 16)
         setCount = initialSets
         setMask = initialSets - 1
@@ -178,15 +182,6 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     func address(of key: Key) -> UnsafePointer<Value>? {
         let found = slot(of: key, hash: key.hash64)
         return found < 0 ? nil : UnsafePointer(valueAddress(found))
-    }
-
-    /// The address of the value stored for `key`, to change it in place. Valid only until the
-    /// cache is next changed.
-    @inline(__always)
-    func mutableAddress(of key: Key) -> UnsafeMutablePointer<Value>? {
-        let found = slot(of: key, hash: key.hash64)
-        guard found >= 0 else { return nil }
-        return valueAddress(found)
     }
 
     /// Calls `body` with the value stored for `key` so that it can be changed in place;
@@ -341,15 +336,6 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
         victims.update(repeating: 0, count: setCount)
         count = 0
         return removed
-    }
-
-    /// Calls `body` with every entry (in slot order: deterministic for a given history).
-    func forEach(_ body: (Key, Value) -> Void) {
-        for set in 0..<setCount where fingerprints[set] != 0 {
-            for way in 0..<ways where (fingerprints[set] >> UInt64(way * 8)) & 0xFF != 0 {
-                body(slots(set * Self.ways + way).pointee.key, slots(set * Self.ways + way).pointee.value)
-            }
-        }
     }
 
     /// Doubles the sets and re-places every entry; an entry that finds its new set and buddy

@@ -30,7 +30,7 @@ final class StreamContextCache {
     /// The number of cached contexts.
     var count: Int { table.count }
 
-    /// The most contexts held at once.
+    /// The most contexts held at once (the capacity asked for, rounded up to whole sets).
     var capacityLimit: Int { table.capacityLimit }
 
     /// The pool's contexts in use (equal to ``count``: an evicted or removed entry's context

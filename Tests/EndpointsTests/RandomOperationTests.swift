@@ -21,6 +21,9 @@ import Endpoints
         let rig = try EndpointRig(ats: seed % 2 == 0, pri: seed % 2 == 0, stall: seed % 4 == 1, priQueueLog2: 3) {
             $0.stallMax = 8
             $0.diagnosticsCapacity = 64
+            // Small caches that are not a power of two: replacement runs all the time.
+            $0.tlbCapacity = 12
+            $0.configurationCacheCapacity = 12
             $0.acknowledgeLatency = Int(seed % 3)
         }
         let system = rig.system, smmu = system.smmu, bus = system.bus, memory = bus.memory
@@ -197,8 +200,8 @@ import Endpoints
         check(smmu.pendingStallRecords.count <= configuration.stallMax, "at most STALL_MAX held stall records")
         check(smmu.operationDepth == 0, "no operation left open")
         check(smmu.undeliveredInterrupts <= 64, "interrupts do not pile up")
-        check(smmu.tlb.count <= configuration.tlbCapacity, "the TLB within its capacity")
-        check(smmu.streamContexts.count <= configuration.configurationCacheCapacity, "stream contexts within capacity")
+        check(smmu.tlb.count <= smmu.tlb.table.capacityLimit && smmu.tlb.table.capacityLimit < 2 * configuration.tlbCapacity, "the TLB within its capacity")
+        check(smmu.streamContexts.count <= smmu.streamContexts.capacityLimit && smmu.streamContexts.capacityLimit < 2 * configuration.configurationCacheCapacity, "stream contexts within capacity")
         check(smmu.streamContexts.contextsInUse == smmu.streamContexts.count, "every pooled stream context belongs to a cached entry")
         check(smmu.diagnostics.count <= configuration.diagnosticsCapacity, "diagnostics bounded")
         check(bus.trace.lines.count <= bus.trace.lineCapacity, "trace bounded")

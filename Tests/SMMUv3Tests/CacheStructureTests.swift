@@ -49,6 +49,12 @@ import SMMUv3Host
         #expect(cache.count == 10_000)
         #expect(cache.allocatedSlots < 1 << 16)
         #expect((0..<10_000).allSatisfy { cache.value(for: UInt64($0) &* 0x1234_5678_9ABC) == UInt64($0) })
+        // Growth stops at the capacity; beyond it entries are replaced.
+        let small = SetAssociativeCache<UInt64, UInt64>(capacityLimit: 1024)
+        for key in UInt64(0)..<5000 { small.insert(key, for: key &* 0x1234_5678_9ABC) }
+        #expect(small.allocatedSlots == 1024)
+        #expect(small.count <= 1024 && small.count > 900)
+        #expect(small.evictions == 5000 - small.count)
     }
 
     @Test func aTLBWorkingSetLargerThanTheTLBKeepsMostEntries() {
@@ -142,6 +148,22 @@ import SMMUv3Host
         #expect(cache.address(of: Self.key(7, 7))?.pointee.recentPage == Self.key(7, 7))
     }
 
+    @Test(arguments: [9, 12, 100, 1000])
+    func aCapacityThatIsNotAPowerOfTwoIsRoundedUpAndNeverExceeded(_ capacity: Int) {
+        let cache = StreamContextCache(capacityLimit: capacity)
+        let table = SetAssociativeCache<UInt64, Int>(capacityLimit: capacity)
+        #expect(cache.capacityLimit == table.capacityLimit)
+        #expect(table.capacityLimit >= capacity && table.capacityLimit < 2 * capacity)
+        #expect(table.capacityLimit.nonzeroBitCount == 1)
+        for stream in UInt32(0)..<UInt32(4 * capacity) {
+            cache.insert(Self.context(for: Self.key(stream)), for: Self.key(stream))
+            table.insert(Int(stream), for: UInt64(stream) << 20)
+            #expect(cache.count <= cache.capacityLimit && cache.contextsInUse == cache.count)
+            #expect(table.count <= table.capacityLimit)
+        }
+        #expect(table.evictions > 0)
+    }
+
     @Test func theRememberedLookupForgetsAContextOnceItIsRemovedOrReplaced() {
         let cache = StreamContextCache(capacityLimit: 8)
         cache.insert(Self.context(for: Self.key(1)), for: Self.key(1))
@@ -167,8 +189,9 @@ import SMMUv3Host
 
     @Test func reinsertingAKeyUpdatesItsContextInPlace() {
         let cache = StreamContextCache(capacityLimit: 8)
-        cache.insert(Self.context(for: 1), for: Self.key(1))
+        cache.insert(Self.context(for: Self.key(1)), for: Self.key(1))
         let first = cache.address(of: Self.key(1))
+        #expect(first != nil)
         var changed = Self.context(for: Self.key(1))
         changed.recentOutput = 0xABC000
         cache.insert(changed, for: Self.key(1))
