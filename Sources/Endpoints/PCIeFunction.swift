@@ -160,8 +160,7 @@ public final class PCIeFunction {
     private var operations: [Int: Operation] = [:]
     /// Finished operations, oldest first; the oldest are forgotten beyond
     /// ``finishedOperationsKept``.
-    private var finished: [Int] = []
-    private var finishedHead = 0
+    private var finished = BoundedLog<Int>(capacity: PCIeFunction.finishedOperationsKept)
     private var nextOperation = 0
     private var groups: [UInt16: PageRequestGroup] = [:]
     private var nextPRGIndex: UInt16 = 0
@@ -169,6 +168,9 @@ public final class PCIeFunction {
     private var waitingForCredits: [Int] = []
     private var inbox: [PRGResponse] = []
     private var busy = false
+    /// ATC invalidations received (and PASID stops), counted to notice one that arrives while a
+    /// Translation Request is in flight.
+    private var atcInvalidations = 0
 
     /// Creates a function; attach it to a ``RootComplex`` to give it a StreamID and an SMMU.
     init(requesterID: UInt16, streamID: UInt32, ats: Bool, pri: Bool, credits: Int) {
@@ -207,13 +209,7 @@ public final class PCIeFunction {
     /// Ends an operation in `state` and forgets the oldest finished operation beyond the bound.
     private func finish(_ operation: Operation, _ state: DMAState) {
         operation.state = state
-        if finished.count < PCIeFunction.finishedOperationsKept {
-            finished.append(operation.handle.id)
-            return
-        }
-        operations[finished[finishedHead]] = nil
-        finished[finishedHead] = operation.handle.id
-        finishedHead = (finishedHead + 1) % PCIeFunction.finishedOperationsKept
+        if let forgotten = finished.append(operation.handle.id) { operations[forgotten] = nil }
     }
 
     private func start(address: UInt64, pasid: UInt32?, write: Bool, privileged: Bool, data: [UInt8]) -> DMAHandle {
@@ -235,7 +231,11 @@ public final class PCIeFunction {
     /// Moves an operation forward chunk by chunk (each chunk within one 4 KB page) until it
     /// completes, waits or fails.
     private func advance(_ operation: Operation) {
-        guard let smmu else { return }
+        guard let smmu else {
+            // Detached from its root complex (or the SMMU is gone): nothing carries the access.
+            finish(operation, .failed(.aborted(nil)))
+            return
+        }
         while operation.done < operation.data.count {
             let address = operation.address &+ UInt64(operation.done)
             let chunk = min(operation.data.count - operation.done, 4096 - Int(address & 0xFFF))
@@ -288,13 +288,17 @@ public final class PCIeFunction {
             return issueTranslated(operation, physical: cached.translatedAddress &+ (address & (cached.size &- 1)), smmu: smmu)
         }
         let request = ATSTranslationRequest(streamID: streamID, substreamID: operation.pasid, address: page, noWrite: !operation.write, privileged: operation.privileged)
+        let invalidationsBefore = atcInvalidations
         let completion = smmu.translationRequest(request)
         guard completion.status == .success else {
             finish(operation, .failed(.translationRequestFailed(completion.status)))
             return nil
         }
         if grants(completion, operation) {
-            cache(completion, pasid: operation.pasid, page: page)
+            // An invalidation that arrived while the request was in flight (an interrupt the
+            // request delivered may have run CMD_ATC_INV) may cover it: use it for this access
+            // only, as an in-flight translation, and do not cache it.
+            if atcInvalidations == invalidationsBefore { cache(completion, pasid: operation.pasid, page: page) }
             return issueTranslated(operation, physical: completion.translatedAddress &+ (address & (completion.size &- 1)), smmu: smmu)
         }
         guard priEnabled else {
@@ -408,7 +412,7 @@ public final class PCIeFunction {
             let outstanding = groups.values.filter { $0.pasid == pasid }.count
             pasidStates[pasid] = outstanding == 0 ? .stopped : .stopping(outstanding: outstanding)
         case .markStaleAndSendStopMarker:
-            for (index, group) in groups where group.pasid == pasid {
+            for (index, group) in groups where group.pasid == pasid && !group.stale {
                 groups[index]?.stale = true
                 for id in group.waiting {
                     if let operation = operations[id] { finish(operation, .failed(.staleAfterStop)) }
@@ -422,6 +426,7 @@ public final class PCIeFunction {
         }
         atcEntryCount -= atc[pasid]?.count ?? 0
         atc[pasid] = nil
+        atcInvalidations &+= 1
     }
 
     /// Makes a stopped PASID usable again (a new context).
@@ -437,6 +442,7 @@ public final class PCIeFunction {
     /// An ATS Invalidate Request arrives: matching ATC entries are dropped.
     func receive(_ invalidation: ATCInvalidation) -> ATCInvalidationResponse {
         invalidationLog.append(invalidation)
+        atcInvalidations &+= 1
         for (pasid, entries) in atc where invalidation.global || pasid == invalidation.substreamID || invalidation.substreamID == nil && pasid == nil {
             let kept = entries.filter { !invalidation.covers($0.key) }
             atcEntryCount -= entries.count - kept.count
@@ -448,6 +454,11 @@ public final class PCIeFunction {
     /// A stalled transaction of this function was resolved by the SMMU.
     func resolved(_ transaction: InboundTransaction, _ outcome: TransactionOutcome) {
         guard let operation = operations[Int(truncatingIfNeeded: transaction.token)] else { return }
+        // As in start: a PRG response that arrives while this runs (an automatic response to
+        // a page request it sends) is not handled re-entrantly; it waits in the inbox.
+        let wasBusy = busy
+        busy = true
+        defer { busy = wasBusy }
         switch outcome {
         case .translated(let physical):
             let address = operation.address &+ UInt64(operation.done)

@@ -28,19 +28,23 @@ public struct BoundedLog<Element> {
     /// Every element ever appended since the last ``removeAll()``: kept plus dropped.
     public var totalAppended: Int { storage.count &+ dropped }
 
-    /// Appends `element`, dropping the oldest one when the log is full.
-    public mutating func append(_ element: Element) {
+    /// Appends `element`, dropping the oldest one when the log is full; returns the element
+    /// dropped (`element` itself when the capacity is 0), if any.
+    @discardableResult
+    public mutating func append(_ element: Element) -> Element? {
         guard capacity > 0 else {
             dropped &+= 1
-            return
+            return element
         }
         if storage.count < capacity {
             storage.append(element)
-            return
+            return nil
         }
+        let oldest = storage[start]
         storage[start] = element
         start = start + 1 == capacity ? 0 : start + 1
         dropped &+= 1
+        return oldest
     }
 
     /// The kept elements, oldest first.

@@ -246,12 +246,13 @@ public final class Bus {
         mmioHigh = regions.map { $0.base &+ $0.size &- 1 }.max() ?? 0
     }
 
-    /// The device mapped at `address` and the offset into its window.
+    /// The device mapped at `address` and the offset into its window; with `length`, only
+    /// when the window holds all `length` bytes.
     @inline(__always)
-    private func device(at address: UInt64) -> (MMIODevice, UInt64)? {
+    private func device(at address: UInt64, length: UInt64 = 1) -> (MMIODevice, UInt64)? {
         guard address >= mmioLow, address <= mmioHigh else { return nil }
         for region in regions where region.contains(address) {
-            guard let device = region.device else { return nil }
+            guard let device = region.device, region.size &- (address &- region.base) >= length else { return nil }
             return (device, address &- region.base)
         }
         return nil
@@ -446,11 +447,13 @@ public final class Bus {
             interrupts.noteMSI(address: address, data: data, outcome: .dropped, source: source)
             return .dropped
         }
-        if let (target, offset) = device(at: address), device(at: address &+ 3) != nil,
+        if let (target, offset) = device(at: address, length: 4),
            !(faults.isActive && faults.aborts(address, length: 4, kind: .write)) {
+            // Recorded and reported before the register write, so that an MSI that write
+            // causes comes after this one in the records and to ``InterruptController/onMSI``.
             interrupts.noteMSI(address: address, data: data, outcome: .delivered, source: source)
-            target.mmioWrite(offset: offset, value: UInt64(data), size: 4)
             interrupts.notifyMSI(address: address, data: data)
+            target.mmioWrite(offset: offset, value: UInt64(data), size: 4)
             return .delivered
         }
         let outcome: MSIOutcome = dmaWrite32(data, at: address) ? .delivered : .aborted

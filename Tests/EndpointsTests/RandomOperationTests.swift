@@ -209,6 +209,8 @@ import Endpoints
         check(bus.memory.allocatedPageCount < 16_384, "memory bounded (\(bus.memory.allocatedPageCount) pages)")
         check(rig.function.rememberedOperations <= PCIeFunction.finishedOperationsKept + 64, "endpoint operations bounded")
         check(rig.function.outstandingPageRequests <= PCIeFunction.prgIndexCount, "PRGs bounded")
+        check(rig.function.atcEntryCount == rig.function.atc.values.reduce(0) { $0 + $1.count }, "the ATC's entry count matches its entries")
+        check(rig.function.atcEntryCount <= rig.function.atcCapacity, "the ATC within its capacity")
         check(smmu.activeGlobalErrors & ~Reg.GERROR.implemented == 0, "only implemented GERROR bits")
         let cmdq = QueueIndex(log2Size: min(Int(smmu.peek(.cmdqBase) & 0x1F), configuration.commandQueueMaxLog2))
         check(UInt32(truncatingIfNeeded: smmu.peek(.cmdqCons)) & 0xFFFFF & ~cmdq.pointerMask == 0, "CMDQ_CONS within the queue")

@@ -181,6 +181,42 @@ final class RecordingDevice: MMIODevice {
         #expect(doorbell.writes.first?.value == 9)
     }
 
+    @Test func anMSIThatDoesNotFitOneDeviceWindowOrIsAbortedThereReachesNoDevice() throws {
+        let bus = Bus()
+        let first = RecordingDevice(), second = RecordingDevice()
+        try bus.map(first, at: 0x2000, size: 0x1000)
+        try bus.map(second, at: 0x3000, size: 0x1000)
+        // Bytes 0x2FFE...0x3001 span both windows: neither device sees an offset past its end.
+        #expect(bus.deliverMSI(address: 0x2FFE, data: 1, source: "t") == .aborted)
+        #expect(first.writes.isEmpty && second.writes.isEmpty)
+        #expect(bus.deliverMSI(address: 0x2FFC, data: 2, source: "t") == .delivered)
+        #expect(first.writes.map(\.offset) == [0xFFC])
+        bus.faults.injectAbort(0x3000...0x3003, on: .write)
+        #expect(bus.deliverMSI(address: 0x3000, data: 3, source: "t") == .aborted)
+        #expect(second.writes.isEmpty)
+    }
+
+    /// A device that raises another MSI from its register write, once.
+    final class ChainingDevice: MMIODevice {
+        weak var bus: Bus?
+        override func mmioWrite(offset: UInt64, value: UInt64, size: Int) {
+            guard value == 1, let bus else { return }
+            bus.deliverMSI(address: 0x8000, data: 2, source: "chained")
+        }
+    }
+
+    @Test func anMSIRaisedByAnMSIsRegisterWriteComesAfterItEverywhere() throws {
+        let bus = Bus()
+        let device = ChainingDevice()
+        device.bus = bus
+        try bus.map(device, at: 0x2000, size: 0x1000)
+        var seen: [UInt32] = []
+        bus.interrupts.onMSI = { _, data in seen.append(data) }
+        bus.deliverMSI(address: 0x2000, data: 1, source: "t")
+        #expect(seen == [1, 2])
+        #expect(bus.interrupts.deliveredMSIs.map(\.data) == [1, 2])
+    }
+
     @Test func wiredPulsesAreCountedAndReported() {
         let bus = Bus()
         var seen: [Int] = []

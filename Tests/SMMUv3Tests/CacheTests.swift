@@ -167,6 +167,18 @@ final class TLBScenario {
         #expect(t.translate(1, 0x1000, ssid: 2) == .translated(physicalAddress: 0x22000))
     }
 
+    /// With S1DSS == 0b10 a transaction without a SubstreamID uses CD 0 (§5.2), so CMD_CFGI_CD
+    /// of SubstreamID 0 must also refresh what those transactions see.
+    @Test func cfgiCDOfSubstreamZeroRefreshesTransactionsWithoutASubstreamID() {
+        let (t, first, second) = rig()
+        let cds = t.stage1Stream(1, cd: CDConfig(table0: first, asid: 1), cdMax: 2, ssids: [0]) { $0.s1DSS = 0b10 }
+        #expect(t.translate(1, 0x1000) == .translated(physicalAddress: 0x11000))
+        cds.set(0, CDConfig(table0: second, asid: 5))
+        #expect(t.translate(1, 0x1000) == .translated(physicalAddress: 0x11000), "CD 0 stays cached until CFGI_CD")
+        t.invalidate([.cfgiCD(streamID: 1, substreamID: 0, leaf: true)])
+        #expect(t.translate(1, 0x1000) == .translated(physicalAddress: 0x22000))
+    }
+
     @Test(arguments: [Command.cfgiCDAll(streamID: 1), .cfgiSTE(streamID: 1, leaf: true), .cfgiCD(streamID: 1, substreamID: 3, leaf: false)])
     func cdInvalidationScopes(_ command: Command) {
         let (t, _, second) = rig()

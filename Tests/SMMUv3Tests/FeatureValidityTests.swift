@@ -168,7 +168,7 @@ import SMMUv3Host
 
     @Test func t0szOf12NeedsFiftyTwoBitVAs() {
         #expect(Self.stage1Outcome({ $0.largeVirtualAddresses = false }, cd: { $0.t0sz = 12 }, granule: 16) == .aborted(.badCD))
-        #expect(Self.stage1Outcome({ _ in }, cd: { $0.t0sz = 12 }, granule: 16) != .aborted(.badCD))
+        #expect(Self.stage1Outcome({ _ in }, cd: { $0.t0sz = 12 }, granule: 16) == .translated(physicalAddress: 0x4008))
     }
 
     // MARK: S2FWB (IDR3.FWB, mandatory in SMMUv3.2)
@@ -242,20 +242,26 @@ import SMMUv3Host
     }
 
     @Test(arguments: ["no stage", "Hyp without both stages", "both stages without Hyp", "PRI without ATS", "forced stalls on PCIe",
-                      "SIDSIZE >= 7 without 2-level tables", "SSIDSIZE > 20", "queue size > 19", "no granule"])
+                      "SIDSIZE >= 7 without 2-level tables", "SSIDSIZE > 20", "queue size > 19", "no granule",
+                      "52-bit OAS without 64 KB granules", "cache capacity above 2^30"])
     func contradictoryIdentificationIsRejected(_ rule: String) {
         var c = SMMUConfiguration.default
+        // Each case is rejected by its own rule: the message names it.
+        let message: String
         switch rule {
-        case "no stage": c.stage1 = false; c.stage2 = false; c.hypervisor = false
-        case "Hyp without both stages": c.stage2 = false
-        case "both stages without Hyp": c.hypervisor = false
-        case "PRI without ATS": c.ats = false
-        case "forced stalls on PCIe": c.stallModel = .stallForced
-        case "SIDSIZE >= 7 without 2-level tables": c.twoLevelStreamTable = false
-        case "SSIDSIZE > 20": c.substreamIDBits = 21
-        case "queue size > 19": c.eventQueueMaxLog2 = 20
-        default: c.granule4K = false; c.granule16K = false; c.granule64K = false
+        case "no stage": c.stage1 = false; c.stage2 = false; c.hypervisor = false; message = "at least one translation stage"
+        case "Hyp without both stages": c.stage2 = false; message = "IDR0.Hyp requires both stages"
+        case "both stages without Hyp": c.hypervisor = false; message = "requires IDR0.Hyp"
+        case "PRI without ATS": c.ats = false; message = "IDR0.PRI requires IDR0.ATS"
+        case "forced stalls on PCIe": c.stallModel = .stallForced; message = "must not force stalls"
+        case "SIDSIZE >= 7 without 2-level tables": c.twoLevelStreamTable = false; message = "SIDSIZE >= 7 requires 2-level"
+        case "SSIDSIZE > 20": c.substreamIDBits = 21; message = "SSIDSIZE must be 0...20"
+        case "queue size > 19": c.eventQueueMaxLog2 = 20; message = "must be 0...19"
+        case "52-bit OAS without 64 KB granules": c.outputAddressSize = .bits52; c.granule64K = false; message = "52-bit OAS requires the 64 KB granule"
+        case "cache capacity above 2^30": c.tlbCapacity = (1 << 30) + 1; message = "cache capacities must be 1...2^30"
+        default: c.granule4K = false; c.granule16K = false; c.granule64K = false; message = "at least one translation granule"
         }
-        #expect(throws: SMMUConfiguration.Invalid.self, "\(rule)") { try c.validate() }
+        let error = #expect(throws: SMMUConfiguration.Invalid.self, "\(rule)") { try c.validate() }
+        #expect(error?.message.contains(message) == true, "\(rule): \(String(describing: error))")
     }
 }

@@ -4,7 +4,8 @@ import Platform
 
 @Suite struct RegisterResetTests {
     /// Reset values (§6.3): ID registers from the default configuration, worked out by hand
-    /// from the field positions (IDR3 = RIL 0x400 | PPS 0x20 | XNX 0x10 | HAD 0x4); everything
+    /// from the field positions (IDR3 = BBML 0x800 | RIL 0x400 | FWB 0x100 | PPS 0x20 | XNX 0x10 |
+    /// HAD 0x4); everything
     /// else 0, GBPA = configured reset (0x1000).
     static let expected: [SMMURegister: UInt64] = [
         .idr0: 0x084D_7E9B, .idr1: 0x0E73_9D10, .idr2: 0, .idr3: 0x0000_0D34, .idr4: 0, .idr5: 0x0100_0475,
