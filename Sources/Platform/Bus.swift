@@ -334,13 +334,19 @@ public final class Bus {
         return value
     }
 
+    /// Whether `length` (1...16) bytes at `address` lie in RAM, clear of every device window
+    /// (the address part of the inlined fast path).
+    @inlinable @inline(__always)
+    func isPlainRAM(_ address: UInt64, length: Int) -> Bool {
+        let last = address &+ UInt64(length &- 1)
+        return last >= address && (last < mmioLow || address > mmioHigh) && memory.isRAM(address, length: length)
+    }
+
     /// Whether a device access of `length` bytes at `address` certainly reaches RAM with no
     /// fault rule, device window or trace to consult (the inlined fast path).
     @inlinable @inline(__always)
     func reachesPlainRAM(_ address: UInt64, length: Int) -> Bool {
-        let last = address &+ UInt64(length &- 1)
-        return last >= address && (last < mmioLow || address > mmioHigh) && memory.isRAM(address, length: length)
-            && !faults.isActive && !trace.isEnabled(.dma)
+        devicesReadPlainRAM && isPlainRAM(address, length: length)
     }
 
     /// Whether device reads need nothing but the address checks: no fault rule is installed
@@ -353,10 +359,7 @@ public final class Bus {
     /// `nil` on external abort (outside RAM or in a device window).
     @inlinable @inline(__always)
     public func plainRead64(at address: UInt64) -> UInt64? {
-        let last = address &+ 7
-        if last >= address && (last < mmioLow || address > mmioHigh) && memory.isRAM(address, length: 8) {
-            return memory.read64(at: address)
-        }
+        if isPlainRAM(address, length: 8) { return memory.read64(at: address) }
         return checkedDMARead64(at: address)
     }
 
@@ -371,7 +374,7 @@ public final class Bus {
     func checkedDMARead64(at address: UInt64) -> UInt64? {
         if deviceAccessAborts(address, length: 8, kind: .read) { noteAbort(address, 8, write: false); return nil }
         let value = memory.read64(at: address)
-        if trace.isEnabled(.dma) { trace.record(.dma, "R64 \(hex(address, digits: 13)) -> \(hex(value, digits: 16))") }
+        trace.record(.dma, "R64 \(hex(address, digits: 13)) -> \(hex(value, digits: 16))")
         return value
     }
 

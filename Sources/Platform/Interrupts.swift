@@ -55,8 +55,6 @@ public final class InterruptController {
     /// Send-event wake-ups received.
     @exclusivity(unchecked) public private(set) var sendEventCount = 0
     @exclusivity(unchecked) private var log = BoundedLog<InterruptRecord>(capacity: InterruptController.defaultRecordCapacity)
-    /// Whether notifications are logged in ``records`` (counts are kept either way).
-    @exclusivity(unchecked) public var keepsRecords = true
     /// Called after a wired line pulses (the line number is passed).
     public var onWiredInterrupt: ((Int) -> Void)?
     /// Called after an MSI is delivered.
@@ -75,7 +73,8 @@ public final class InterruptController {
     /// The most recent notifications, oldest first (at most ``recordCapacity``).
     public var records: [InterruptRecord] { log.elements }
 
-    /// How many notifications ``records`` keeps; older ones are dropped and counted.
+    /// How many notifications ``records`` keeps (0: none; counts are kept either way); older
+    /// ones are dropped and counted.
     public var recordCapacity: Int {
         get { log.capacity }
         set { log.resize(to: newValue) }
@@ -90,7 +89,7 @@ public final class InterruptController {
     /// Pulses the wired line `line` on behalf of `source`.
     public func pulse(line: Int, source: String) {
         pulseCounts[line, default: 0] &+= 1
-        if keepsRecords { log.append(InterruptRecord(time: trace.clock.now, source: source, kind: .wired(line: line))) }
+        log.append(InterruptRecord(time: trace.clock.now, source: source, kind: .wired(line: line)))
         trace.record(.interrupt, "\(source): wired line \(line) pulse")
         onWiredInterrupt?(line)
     }
@@ -98,7 +97,7 @@ public final class InterruptController {
     /// Sends a WFE wake-up event on behalf of `source`.
     public func sendEvent(source: String) {
         sendEventCount &+= 1
-        if keepsRecords { log.append(InterruptRecord(time: trace.clock.now, source: source, kind: .sendEvent)) }
+        log.append(InterruptRecord(time: trace.clock.now, source: source, kind: .sendEvent))
         trace.record(.interrupt, "\(source): SEV")
     }
 
@@ -106,7 +105,7 @@ public final class InterruptController {
     func noteMSI(address: UInt64, data: UInt32, outcome: MSIOutcome, source: String) {
         if outcome == .delivered { deliveredMSICount &+= 1 }
         let record = InterruptRecord(time: trace.clock.now, source: source, kind: .msi(address: address, data: data, outcome: outcome))
-        if keepsRecords { log.append(record) }
+        log.append(record)
         trace.record(.interrupt, record.description)
     }
 

@@ -192,9 +192,9 @@ public final class PhysicalMemory {
     /// The page for a write of `nonZero` data: the existing page, a new one when the page is
     /// RAM and the data is not zero, or nil (nothing to do, or outside RAM).
     @inline(__always)
-    private func pageForWrite(_ pageNumber: UInt64, nonZero: Bool) -> UnsafeMutableRawPointer? {
+    private func pageForWrite(_ pageNumber: UInt64, nonZero: @autoclosure () -> Bool) -> UnsafeMutableRawPointer? {
         if let page = existingPage(pageNumber) { return page }
-        guard nonZero else { return nil }
+        guard nonZero() else { return nil }
         guard isRAM(pageNumber << UInt64(PhysicalMemory.pageShift)) else {
             writesOutsideRAM &+= 1
             return nil
@@ -340,8 +340,8 @@ public final class PhysicalMemory {
         forEachChunk(at: address, count: buffer.count) { current, done, chunk in
             let offset = Int(truncatingIfNeeded: current) & (PhysicalMemory.pageSize - 1)
             let source = UnsafeRawBufferPointer(start: base + done, count: chunk)
-            let nonZero = source.contains { $0 != 0 }
-            if let page = pageForWrite(current >> UInt64(PhysicalMemory.pageShift), nonZero: nonZero) {
+            // Scanned only when the page does not exist yet (a zero chunk allocates nothing).
+            if let page = pageForWrite(current >> UInt64(PhysicalMemory.pageShift), nonZero: source.contains { $0 != 0 }) {
                 (page + offset).copyMemory(from: base + done, byteCount: chunk)
             }
         }

@@ -90,8 +90,6 @@ public struct TraceLine: Sendable, Hashable, CustomStringConvertible {
 public final class Trace {
     /// The categories being recorded. Empty by default (fastest).
     @exclusivity(unchecked) public var enabled: TraceCategory
-    /// Whether lines are kept in ``lines`` (in addition to being passed to ``sink``).
-    public var keepsLines = true
     /// Called with every recorded line (for example to print it as it happens).
     public var sink: ((TraceLine) -> Void)?
     @exclusivity(unchecked) private var kept = BoundedLog<TraceLine>(capacity: Trace.defaultLineCapacity)
@@ -125,7 +123,7 @@ public final class Trace {
     func append(_ category: TraceCategory, _ text: String) {
         let line = TraceLine(sequence: nextSequence, time: clock.now, category: category, text: text)
         nextSequence &+= 1
-        if keepsLines { kept.append(line) }
+        kept.append(line)
         sink?(line)
     }
 
@@ -133,7 +131,8 @@ public final class Trace {
     /// ``sink``).
     public var lines: [TraceLine] { kept.elements }
 
-    /// How many lines ``lines`` keeps; older ones are dropped and counted in ``droppedLines``.
+    /// How many lines ``lines`` keeps (0: none, when ``sink`` is all you need); older ones are
+    /// dropped and counted in ``droppedLines``.
     public var lineCapacity: Int {
         get { kept.capacity }
         set { kept.resize(to: newValue) }

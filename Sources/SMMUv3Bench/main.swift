@@ -75,7 +75,7 @@ func system(streamTableLog2: Int = 8, _ configure: (inout SMMUConfiguration) -> 
     configure(&configuration)
     do {
         let system = try SMMUSystem(configuration: configuration, streamTableLog2Size: streamTableLog2, eventQueueLog2: 16)
-        system.bus.interrupts.keepsRecords = false
+        system.bus.interrupts.recordCapacity = 0
         return system
     } catch {
         fatalError("bench set-up: \(error)")

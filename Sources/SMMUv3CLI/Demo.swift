@@ -26,7 +26,7 @@ enum Demo {
         }
 
         let bus = Bus(traceCategories: categories)
-        bus.trace.keepsLines = false
+        bus.trace.lineCapacity = 0
         bus.trace.sink = { print($0) }
         let smmu = try SMMU(configuration: .default, bus: bus, base: smmuBase)
         let host = SMMUHost(bus: bus, base: smmuBase)

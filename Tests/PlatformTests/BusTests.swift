@@ -157,6 +157,28 @@ final class RecordingDevice: MMIODevice {
         #expect(trace.lines.isEmpty && trace.droppedLines == 0)
     }
 
+    @Test func aCapacityOfZeroKeepsNoRecordsButStillCountsAndReports() {
+        let bus = Bus(traceCategories: .all)
+        bus.interrupts.recordCapacity = 0
+        bus.trace.lineCapacity = 0
+        var sunk = 0
+        bus.trace.sink = { _ in sunk += 1 }
+        bus.interrupts.pulse(line: 3, source: "s")
+        #expect(bus.interrupts.records.isEmpty && bus.interrupts.droppedRecords == 1)
+        #expect(bus.interrupts.pulses(on: 3) == 1)
+        #expect(bus.trace.lines.isEmpty && sunk == 1)
+    }
+
+    @Test func shrinkingALogKeepsTheNewestAndCountsTheRest() {
+        var log = BoundedLog<Int>(capacity: 5)
+        for value in 0..<7 { log.append(value) }
+        #expect(log.elements == [2, 3, 4, 5, 6] && log.dropped == 2)
+        log.resize(to: 2)
+        #expect(log.elements == [5, 6] && log.dropped == 5)
+        #expect(log.append(7) == 5, "append returns what it drops")
+        #expect(log.elements == [6, 7] && log.totalAppended == 8)
+    }
+
     @Test func msisAreMemoryWritesThatCanBeDroppedOrAborted() {
         let bus = Bus()
         #expect(bus.deliverMSI(address: 0x8000, data: 0x11, source: "t") == .delivered)
