@@ -230,6 +230,11 @@ import SMMUv3Host
         configuration = .default
         configuration.pri = false
         #expect(!Reg.IDR3.pps.isSet(UInt64(configuration.idr3)))
+        // Without stage 1 there are no SubstreamIDs either.
+        configuration = .default
+        configuration.stage1 = false
+        configuration.hypervisor = false
+        #expect(!Reg.IDR3.pps.isSet(UInt64(configuration.idr3)))
     }
 
     @Test func smmuV32MandatoryFeaturesAreReported() {
@@ -243,7 +248,7 @@ import SMMUv3Host
 
     @Test(arguments: ["no stage", "Hyp without both stages", "both stages without Hyp", "PRI without ATS", "forced stalls on PCIe",
                       "SIDSIZE >= 7 without 2-level tables", "SSIDSIZE > 20", "queue size > 19", "no granule",
-                      "52-bit OAS without 64 KB granules", "cache capacity above 2^30"])
+                      "52-bit OAS without 64 KB granules", "cache capacity above 2^30", "negative diagnostics capacity"])
     func contradictoryIdentificationIsRejected(_ rule: String) {
         var c = SMMUConfiguration.default
         // Each case is rejected by its own rule: the message names it.
@@ -259,6 +264,7 @@ import SMMUv3Host
         case "queue size > 19": c.eventQueueMaxLog2 = 20; message = "must be 0...19"
         case "52-bit OAS without 64 KB granules": c.outputAddressSize = .bits52; c.granule64K = false; message = "52-bit OAS requires the 64 KB granule"
         case "cache capacity above 2^30": c.tlbCapacity = (1 << 30) + 1; message = "cache capacities must be 1...2^30"
+        case "negative diagnostics capacity": c.diagnosticsCapacity = -1; message = "diagnosticsCapacity must not be negative"
         default: c.granule4K = false; c.granule16K = false; c.granule64K = false; message = "at least one translation granule"
         }
         let error = #expect(throws: SMMUConfiguration.Invalid.self, "\(rule)") { try c.validate() }

@@ -145,6 +145,22 @@ import SMMUv3Host
         #expect(doorbell.rings == 2 * SMMU.deliveryRoundLimit)
     }
 
+    @Test func aResetLosesInterruptsNotYetDelivered() throws {
+        let t = TranslationRig()
+        let doorbell = FeedbackDoorbell()
+        doorbell.smmu = t.smmu
+        try t.system.bus.map(doorbell, at: 0x0A00_0000, size: 0x1000)
+        t.rig.write(.irqCtrl, 0)
+        t.rig.write64(.eventqIrqCfg0, 0x0A00_0000)
+        t.rig.write(.irqCtrl, 1 << 2)
+        t.smmu.recordEvent(.badSTE(streamID: 9))
+        #expect(t.smmu.undeliveredInterrupts == 1)
+        t.smmu.reset()
+        #expect(t.smmu.undeliveredInterrupts == 0)
+        _ = t.rig.read(.idr0)
+        #expect(doorbell.rings == SMMU.deliveryRoundLimit, "nothing was delivered after the reset")
+    }
+
     @Test func syncMSIOnCmdqProdOnlyMovesProd() {
         // A CMD_SYNC whose MSI writes CMDQ_PROD past a command already in the queue: the
         // running command processor picks the new PROD up and runs that command; nothing runs
