@@ -130,7 +130,8 @@ import SMMUv3Host
         }
     }
 
-    @Test func interruptsThatFeedThemselvesAreDeliveredInBoundedRoundsPerOperation() throws {
+    /// A rig whose event-queue interrupt rings a ``FeedbackDoorbell``, with the loop started.
+    static func feedbackLoop() throws -> (TranslationRig, FeedbackDoorbell) {
         let t = TranslationRig()
         let doorbell = FeedbackDoorbell()
         doorbell.smmu = t.smmu
@@ -139,6 +140,11 @@ import SMMUv3Host
         t.rig.write64(.eventqIrqCfg0, 0x0A00_0000)
         t.rig.write(.irqCtrl, 1 << 2)
         t.smmu.recordEvent(.badSTE(streamID: 9))
+        return (t, doorbell)
+    }
+
+    @Test func interruptsThatFeedThemselvesAreDeliveredInBoundedRoundsPerOperation() throws {
+        let (t, doorbell) = try Self.feedbackLoop()
         #expect(doorbell.rings == SMMU.deliveryRoundLimit)
         #expect(t.smmu.undeliveredInterrupts == 1, "the rest waits for the next operation")
         _ = t.rig.read(.idr0)
@@ -146,14 +152,7 @@ import SMMUv3Host
     }
 
     @Test func aResetLosesInterruptsNotYetDelivered() throws {
-        let t = TranslationRig()
-        let doorbell = FeedbackDoorbell()
-        doorbell.smmu = t.smmu
-        try t.system.bus.map(doorbell, at: 0x0A00_0000, size: 0x1000)
-        t.rig.write(.irqCtrl, 0)
-        t.rig.write64(.eventqIrqCfg0, 0x0A00_0000)
-        t.rig.write(.irqCtrl, 1 << 2)
-        t.smmu.recordEvent(.badSTE(streamID: 9))
+        let (t, doorbell) = try Self.feedbackLoop()
         #expect(t.smmu.undeliveredInterrupts == 1)
         t.smmu.reset()
         #expect(t.smmu.undeliveredInterrupts == 0)
