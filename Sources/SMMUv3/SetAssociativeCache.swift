@@ -29,6 +29,19 @@ extension UInt64: CacheKey {
 /// `capacityLimit` entries. Replacement is deterministic: an insertion that finds both sets
 /// full evicts the ways of its own set in turn (FIFO). Nothing else is lost: a cache keeps what
 /// it holds until it is invalidated or replaced, as the architecture allows (§3.21).
+///
+/// With `adaptiveInsertion` (the TLB), a cache of 64 sets or more also chooses, by set dueling
+/// as CPU caches do, between that policy and a bimodal one that keeps only one new key in 32
+/// once a set is full. Sets 0, 64, 128, ... always replace and sets 1, 65, 129, ... always
+/// use the bimodal policy; a saturating counter (0...2047, from 1024) moves up by 9 for each
+/// miss in a full set of the first group and down by 8 for each in the second, and the other
+/// sets use the bimodal policy while it is at 1024 or above. The weights make the comparison
+/// one of cost, not of misses alone: a replacing miss also writes an entry, so replacing wins
+/// only when it misses at least an eighth less. A working set much larger than the cache then
+/// keeps part of itself (or, when no policy can keep it, spends nothing on entries that would
+/// be gone before their next use). When a working set that fits follows, the bimodal sets miss
+/// far more than the others and the cache goes back to replacing within about 8,000 misses.
+/// Not keeping a translation is always allowed: caching is never required (§3.21).
 final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     static var ways: Int { 8 }
     private static var lowBytes: UInt64 { 0x0101_0101_0101_0101 }
@@ -77,10 +90,19 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     /// Called with the value of every entry evicted to make room (not with removed ones), for
     /// a cache whose values own storage elsewhere.
     var onEviction: ((Value) -> Void)?
+    /// Whether full sets may decline new keys (see the type's description).
+    let adaptiveInsertion: Bool
+    /// The set-dueling counter, 0...2047: from 1024 up the follower sets use the bimodal policy.
+    @exclusivity(unchecked) private var duel = 1024
+    /// Counts the insertions the bimodal policy considered; it keeps one in 32.
+    @exclusivity(unchecked) private var bimodalTick: UInt8 = 0
+    /// How many new keys a full set declined (adaptive insertion only).
+    @exclusivity(unchecked) private(set) var declined = 0
 
     /// `capacityLimit` is at most 2^30 (``SMMUConfiguration/validate()`` keeps the model's
     /// caches to that).
-    init(capacityLimit: Int) {
+    init(capacityLimit: Int, adaptiveInsertion: Bool = false) {
+        self.adaptiveInsertion = adaptiveInsertion
         let asked = min(max(capacityLimit, 1), 1 << 30)
         ways = min(Self.ways, asked)
         var sets = 1
@@ -215,7 +237,6 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
         // A cache full to capacity (the steady state under a large working set): replace.
         if count == setCount * ways && setCount == maximumSets {
             evict(for: key, value, hash: hash)
-            count += 1
             return
         }
         insertNew(value, for: key, hash: hash)
@@ -227,27 +248,59 @@ final class SetAssociativeCache<Key: CacheKey, Value: BitwiseCopyable> {
     private func insertNew(_ value: Value, for key: Key, hash: UInt64) {
         if setCount < maximumSets {
             if (count + 1) * 2 > setCount * ways { grow() }
-            if !placeFree(key, value, hash: hash) {
-                grow()
-                if !placeFree(key, value, hash: hash) { evict(for: key, value, hash: hash) }
+            if placeFree(key, value, hash: hash) {
+                count += 1
+                return
             }
-            count += 1
+            grow()
+            if placeFree(key, value, hash: hash) {
+                count += 1
+            } else {
+                evict(for: key, value, hash: hash)
+            }
             return
         }
         // Every slot in use: replace; otherwise the key's set or its buddy may have room.
-        if count == setCount * ways || !placeFree(key, value, hash: hash) { evict(for: key, value, hash: hash) }
-        count += 1
+        if count < setCount * ways && placeFree(key, value, hash: hash) {
+            count += 1
+        } else {
+            evict(for: key, value, hash: hash)
+        }
     }
 
-    /// Replaces the next way (FIFO) of the key's set, full as is its buddy.
+    /// Whether a key of the full set `set` is kept (replacing another) or declined, by the
+    /// adaptive policy.
+    @inline(__always)
+    private func keepsNewKey(in set: Int) -> Bool {
+        guard adaptiveInsertion && setCount >= 64 else { return true }
+        let bimodal: Bool
+        switch set & 63 {
+        case 0:
+            duel = min(duel + 9, 2047)
+            return true
+        case 1:
+            duel = max(duel - 8, 0)
+            bimodal = true
+        default:
+            bimodal = duel >= 1024
+        }
+        guard bimodal else { return true }
+        bimodalTick &+= 1
+        if bimodalTick & 31 == 0 { return true }
+        declined &+= 1
+        return false
+    }
+
+    /// Replaces the next way (FIFO) of the key's set, full as is its buddy, unless the
+    /// adaptive policy declines the key.
     @inline(__always)
     private func evict(for key: Key, _ value: Value, hash: UInt64) {
         let set = set(of: hash)
+        guard keepsNewKey(in: set) else { return }
         var way = Int(victims[set] & 0x7F)
         if way >= ways { way = 0 }
         victims[set] = (victims[set] & 0x80) | UInt8(truncatingIfNeeded: way + 1 == ways ? 0 : way + 1)
         evictions &+= 1
-        count -= 1
         if let onEviction { onEviction(slots(set &* Self.ways &+ way).pointee.value) }
         place(key, value, fingerprint: fingerprint(hash), set: set, way: way)
     }

@@ -143,7 +143,7 @@ struct TLB {
     var misses = 0
 
     init(capacity: Int) {
-        table = SetAssociativeCache(capacityLimit: capacity)
+        table = SetAssociativeCache(capacityLimit: capacity, adaptiveInsertion: true)
     }
 
     var count: Int { table.count }

@@ -70,6 +70,58 @@ import SMMUv3Host
         #expect(t.smmu.tlb.hits - hits >= 24, "a flushed TLB would hit nothing here")
     }
 
+    /// Runs `passes` round-robin passes over `keys` distinct keys, returning the hits of the last.
+    static func cyclicHits(_ cache: SetAssociativeCache<UInt64, UInt64>, keys: UInt64, passes: Int, offset: UInt64 = 0) -> Int {
+        var hits = 0
+        for _ in 0..<passes {
+            hits = 0
+            for index in 0..<keys {
+                let key = (index &+ offset) &* 0x9E37_79B9
+                if cache.value(for: key) == key {
+                    hits += 1
+                } else {
+                    cache.insert(key, for: key)
+                }
+            }
+        }
+        return hits
+    }
+
+    @Test func replacingEveryEntryKeepsNothingOfACyclicWorkingSetLargerThanTheCache() {
+        let fifo = SetAssociativeCache<UInt64, UInt64>(capacityLimit: 4096)
+        #expect(Self.cyclicHits(fifo, keys: 16_384, passes: 4) == 0, "FIFO replacement thrashes on a cyclic pattern")
+        #expect(fifo.declined == 0)
+    }
+
+    @Test func adaptiveInsertionKeepsPartOfAWorkingSetLargerThanTheCache() {
+        let cache = SetAssociativeCache<UInt64, UInt64>(capacityLimit: 4096, adaptiveInsertion: true)
+        let hits = Self.cyclicHits(cache, keys: 8192, passes: 8)
+        #expect(hits > 8192 / 8, "the bimodal policy keeps entries across passes (\(hits) hits)")
+        #expect(cache.declined > 0)
+        #expect(cache.count == 4096, "declining never empties the cache")
+    }
+
+    @Test func adaptiveInsertionStillWarmsAWorkingSetThatFitsAfterThrashing() {
+        let cache = SetAssociativeCache<UInt64, UInt64>(capacityLimit: 4096, adaptiveInsertion: true)
+        _ = Self.cyclicHits(cache, keys: 65_536, passes: 3)
+        #expect(cache.declined > 65_536, "the large working set switched the followers to the bimodal policy")
+        // A new working set of half the capacity: after 8,000 misses or so the cache replaces
+        // again, and the set then hits nearly always.
+        let hits = Self.cyclicHits(cache, keys: 2048, passes: 8, offset: 1 << 32)
+        #expect(hits >= 2048 * 95 / 100, "\(hits) of 2048")
+    }
+
+    @Test func adaptiveInsertionIsDeterministicAndOffForSmallCaches() {
+        let first = SetAssociativeCache<UInt64, UInt64>(capacityLimit: 4096, adaptiveInsertion: true)
+        let second = SetAssociativeCache<UInt64, UInt64>(capacityLimit: 4096, adaptiveInsertion: true)
+        #expect(Self.cyclicHits(first, keys: 20_000, passes: 3) == Self.cyclicHits(second, keys: 20_000, passes: 3))
+        #expect(first.declined == second.declined && first.evictions == second.evictions)
+        // Fewer than 64 sets: no room for the leader sets, plain FIFO.
+        let small = SetAssociativeCache<UInt64, UInt64>(capacityLimit: 256, adaptiveInsertion: true)
+        _ = Self.cyclicHits(small, keys: 4096, passes: 3)
+        #expect(small.declined == 0)
+    }
+
     @Test func aStreamsRecentTranslationIsNotUsedAfterATLBInvalidation() {
         let t = TranslationRig()
         let pt = t.table()
