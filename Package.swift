@@ -5,6 +5,7 @@ let package = Package(
     name: "SMMUv3Model",
     products: [
         .library(name: "Platform", targets: ["Platform"]),
+        .library(name: "SMMUv3Layout", targets: ["SMMUv3Layout"]),
         .library(name: "SMMUv3", targets: ["SMMUv3"]),
         .library(name: "SMMUv3Host", targets: ["SMMUv3Host"]),
         .library(name: "Endpoints", targets: ["Endpoints"]),
@@ -14,8 +15,11 @@ let package = Package(
     targets: [
         // Layer 1: bus, sparse physical memory, interrupts, trace, fault injection.
         .target(name: "Platform"),
-        // Layer 2: the SMMUv3 hardware model.
-        .target(name: "SMMUv3", dependencies: ["Platform"]),
+        // The SMMUv3 spec's layouts: registers, commands, STE/CD/L1 descriptors, event records,
+        // PRI queue entries, queue indices; their encodings and validity reasons. No behaviour.
+        .target(name: "SMMUv3Layout", dependencies: ["Platform"]),
+        // Layer 2: the SMMUv3 hardware model (re-exports SMMUv3Layout).
+        .target(name: "SMMUv3", dependencies: ["Platform", "SMMUv3Layout"]),
         // A minimal software agent that drives the model through the bus only
         // (Linux-order bring-up, command submission, queue draining).
         .target(name: "SMMUv3Host", dependencies: ["Platform", "SMMUv3"]),

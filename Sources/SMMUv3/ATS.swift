@@ -1,4 +1,5 @@
 import Platform
+import SMMUv3Layout
 
 /// An ATS Invalidate Request sent to an endpoint for CMD_ATC_INV (§4.5.1, §3.9.1.4).
 public struct ATCInvalidation: Hashable, Sendable, CustomStringConvertible {

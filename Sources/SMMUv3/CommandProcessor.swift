@@ -1,4 +1,5 @@
 import Platform
+import SMMUv3Layout
 
 /// Command queue error codes reported in CMDQ_CONS.ERR (§7.1).
 public enum CommandError: UInt8, Error, Sendable, Hashable, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import Platform
+import SMMUv3Layout
 
 /// The implementation choices of one modelled SMMU: what it implements (reported through the
 /// ID registers, spec §6.3.1–§6.3.8) and how the model behaves where the architecture lets an
@@ -328,4 +329,16 @@ extension SMMUConfiguration {
 
     /// The output address size in bits.
     public var oasBits: Int { outputAddressSize.bits }
+}
+
+extension CommandFeatures {
+    /// The features of a configured SMMU.
+    public init(_ configuration: SMMUConfiguration) {
+        self.init(
+            stage1: configuration.stage1, stage2: configuration.stage2,
+            hypervisor: configuration.hypervisor && configuration.stage1 && configuration.stage2,
+            ats: configuration.ats, pri: configuration.pri && configuration.ats,
+            stalls: configuration.stallModel != .terminateOnly, ds: false,
+            checksReservedFields: configuration.checksReservedCommandFields)
+    }
 }

@@ -1,4 +1,5 @@
 import Platform
+import SMMUv3Layout
 
 /// A cached STE: decoded, with the raw words and where they came from (for checked mode).
 struct CachedSTE: BitwiseCopyable {

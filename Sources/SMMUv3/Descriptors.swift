@@ -1,4 +1,5 @@
 import Platform
+import SMMUv3Layout
 
 /// VMSAv8-64 translation table descriptor layouts (Arm ARM D8.3; the SMMU uses them as the
 /// PE does, §3.3). Stage 1 and stage 2 share the structure and differ in attributes.

@@ -1,4 +1,5 @@
 import Platform
+import SMMUv3Layout
 
 /// Something the model noticed that a driver engineer wants to know about: a write it
 /// ignored, an access the architecture leaves CONSTRAINED UNPREDICTABLE and how the model

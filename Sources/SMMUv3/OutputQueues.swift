@@ -1,4 +1,5 @@
 import Platform
+import SMMUv3Layout
 
 /// What happened to an event record offered to the event queue (§7.2, §7.4).
 public enum EventQueueOutcome: Hashable, Sendable, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import Platform
+import SMMUv3Layout
 
 /// The registers of one of the three queues: base, producer and consumer pointers.
 struct QueueRegisters {

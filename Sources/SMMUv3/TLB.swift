@@ -1,4 +1,5 @@
 import Platform
+import SMMUv3Layout
 
 /// The translation regime of cached translations (§3.3.3): with the VMID and ASID it makes a
 /// translation unique.

@@ -1,4 +1,5 @@
 import Platform
+import SMMUv3Layout
 
 /// The scope of a TLB invalidation command (§4.4).
 enum TLBInvalidation {

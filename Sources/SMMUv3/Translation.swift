@@ -1,4 +1,5 @@
 import Platform
+import SMMUv3Layout
 
 /// A transaction arriving at the SMMU from a client device (§3.1, §13.1).
 public struct InboundTransaction: Hashable, Sendable, CustomStringConvertible {

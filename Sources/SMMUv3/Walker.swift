@@ -1,4 +1,5 @@
 import Platform
+import SMMUv3Layout
 
 /// The result of translating one address through one or both stages.
 struct Mapping {

@@ -57,29 +57,29 @@ public enum PRIQ {
     /// Doubleword 0.
     public enum DW0 {
         /// StreamID[31:0]: the requester (StreamID[15:0] = PCIe RequesterID).
-        public static let streamID = BitField(31, 0)
+        @inlinable public static var streamID: BitField { BitField(31, 0) }
         /// SubstreamID[51:32]: the PASID, UNKNOWN when SSV is 0.
-        public static let substreamID = BitField(51, 32)
+        @inlinable public static var substreamID: BitField { BitField(51, 32) }
         /// PRIV[58]: privileged access requested (0 when SSV is 0).
-        public static let priv = BitField(bit: 58)
+        @inlinable public static var priv: BitField { BitField(bit: 58) }
         /// X[59]: execute access requested (0 when SSV is 0).
-        public static let exec = BitField(bit: 59)
+        @inlinable public static var exec: BitField { BitField(bit: 59) }
         /// R[60]: read access requested.
-        public static let read = BitField(bit: 60)
+        @inlinable public static var read: BitField { BitField(bit: 60) }
         /// W[61]: write access requested.
-        public static let write = BitField(bit: 61)
+        @inlinable public static var write: BitField { BitField(bit: 61) }
         /// L[62]: last request of its Page Request Group.
-        public static let last = BitField(bit: 62)
+        @inlinable public static var last: BitField { BitField(bit: 62) }
         /// SSV[63]: SubstreamID valid (the request had a PASID prefix).
-        public static let ssv = BitField(bit: 63)
+        @inlinable public static var ssv: BitField { BitField(bit: 63) }
     }
 
     /// Doubleword 1.
     public enum DW1 {
         /// PRGIndex[72:64] (DW1[8:0]): the Page Request Group index.
-        public static let prgIndex = BitField(8, 0)
+        @inlinable public static var prgIndex: BitField { BitField(8, 0) }
         /// Page Address[127:76] (DW1[63:12]): address bits [63:12] of the requested page.
-        public static let address = AddressField(63, 12)
+        @inlinable public static var address: AddressField { AddressField(63, 12) }
     }
 }
 
@@ -177,26 +177,5 @@ public struct PRGResponse: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         let pasid = substreamID.map { " pasid=\(hex($0))" } ?? ""
         return "PRG response sid=\(hex(streamID))\(pasid) prgi=\(hex(prgIndex)) \(code)\(automatic ? " (auto)" : "")"
-    }
-}
-
-/// What the SMMU did with a PRI message (§8).
-public enum PRIMessageOutcome: Hashable, Sendable, CustomStringConvertible {
-    /// Written to the PRI queue at `index` (the PROD value before the write).
-    case queued(index: UInt32)
-    /// Discarded without a response (L=0 during overflow, any Stop Marker not queued).
-    case discarded
-    /// Discarded and answered by the SMMU itself.
-    case autoResponded(PRGResponse)
-    /// The SMMU does not implement PRI (IDR0.PRI == 0): the message is not accepted.
-    case unsupported
-
-    public var description: String {
-        switch self {
-        case .queued(let index): "queued at \(index)"
-        case .discarded: "discarded"
-        case .autoResponded(let response): "auto-responded: \(response)"
-        case .unsupported: "unsupported (no PRI)"
-        }
     }
 }

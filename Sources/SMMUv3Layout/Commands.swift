@@ -156,73 +156,73 @@ public enum Cmd {
     /// Fields of the first doubleword.
     public enum DW0 {
         /// Opcode: DW0[7:0] (§4.1.1).
-        public static let opcode = BitField(7, 0)
+        @inlinable public static var opcode: BitField { BitField(7, 0) }
         /// CMD_ATC_INV Global: DW0[9]; sets the Global Invalidate flag (IGNORED when SSV == 0).
-        public static let global = BitField(bit: 9)
+        @inlinable public static var global: BitField { BitField(bit: 9) }
         /// SSec: the StreamID is Secure (Secure queue only; 1 on the Non-secure queue is ILLEGAL): DW0[10].
-        public static let ssec = BitField(bit: 10)
+        @inlinable public static var ssec: BitField { BitField(bit: 10) }
         /// SSV: the SubstreamID field is valid: DW0[11].
-        public static let ssv = BitField(bit: 11)
+        @inlinable public static var ssv: BitField { BitField(bit: 11) }
         /// SubstreamID: DW0[31:12].
-        public static let substreamID = BitField(31, 12)
+        @inlinable public static var substreamID: BitField { BitField(31, 12) }
         /// StreamID: DW0[63:32].
-        public static let streamID = BitField(63, 32)
+        @inlinable public static var streamID: BitField { BitField(63, 32) }
         /// TLBI range multiplier.
-        public static let num = BitField(16, 12)
+        @inlinable public static var num: BitField { BitField(16, 12) }
         /// TLBI range scale ([24:20]; bit 25 only exists when IDR5.DS == 1).
-        public static let scale = BitField(24, 20)
+        @inlinable public static var scale: BitField { BitField(24, 20) }
         /// TLBI SCALE bit 25 (RES0 without IDR5.DS).
-        public static let scaleDS = BitField(bit: 25)
+        @inlinable public static var scaleDS: BitField { BitField(bit: 25) }
         /// TLBI VMID: DW0[47:32].
-        public static let vmid = BitField(47, 32)
+        @inlinable public static var vmid: BitField { BitField(47, 32) }
         /// TLBI ASID: DW0[63:48].
-        public static let asid = BitField(63, 48)
+        @inlinable public static var asid: BitField { BitField(63, 48) }
         /// CMD_RESUME action: 1 = retry.
-        public static let resumeAc = BitField(bit: 12)
+        @inlinable public static var resumeAc: BitField { BitField(bit: 12) }
         /// CMD_RESUME abort: 1 = abort (when Ac == 0).
-        public static let resumeAb = BitField(bit: 13)
+        @inlinable public static var resumeAb: BitField { BitField(bit: 13) }
         /// CMD_SYNC completion signal.
-        public static let syncCS = BitField(13, 12)
+        @inlinable public static var syncCS: BitField { BitField(13, 12) }
         /// CMD_SYNC MSI shareability.
-        public static let syncMSH = BitField(23, 22)
+        @inlinable public static var syncMSH: BitField { BitField(23, 22) }
         /// CMD_SYNC MSI memory attributes.
-        public static let syncMSIAttr = BitField(27, 24)
+        @inlinable public static var syncMSIAttr: BitField { BitField(27, 24) }
         /// CMD_SYNC MSI data.
-        public static let syncMSIData = BitField(63, 32)
+        @inlinable public static var syncMSIData: BitField { BitField(63, 32) }
     }
 
     /// Fields of the second doubleword.
     public enum DW1 {
         /// Leaf: DW1[0]; only last-level entries (CFGI: no L1STD/L1CD) need invalidating.
-        public static let leaf = BitField(bit: 0)
+        @inlinable public static var leaf: BitField { BitField(bit: 0) }
         /// CMD_CFGI_STE_RANGE Range: DW1[4:0]; 2^(Range+1) StreamIDs, 31 = all.
-        public static let range = BitField(4, 0)
+        @inlinable public static var range: BitField { BitField(4, 0) }
         /// TLBI TTL128: DW1[7]; the level hint is for 128-bit descriptors (§4.4.1.1).
-        public static let ttl128 = BitField(bit: 7)
+        @inlinable public static var ttl128: BitField { BitField(bit: 7) }
         /// TLBI TTL: DW1[9:8]; level hint, 0b01/0b10/0b11 = level 1/2/3 (§4.4.1.1).
-        public static let ttl = BitField(9, 8)
+        @inlinable public static var ttl: BitField { BitField(9, 8) }
         /// TLBI TG: DW1[11:10]; range granule, 0b00 none, 0b01 4 KB, 0b10 16 KB, 0b11 64 KB (§4.4.1.1).
-        public static let tg = BitField(11, 10)
+        @inlinable public static var tg: BitField { BitField(11, 10) }
         /// Virtual address fields: Address[63:12].
-        public static let virtualAddress = AddressField(63, 12)
+        @inlinable public static var virtualAddress: AddressField { AddressField(63, 12) }
         /// Physical/IPA fields: Address[51:12] (bits [55:52] are RES0 in SMMUv3.1–3.3).
-        public static let physicalAddress = AddressField(51, 12)
+        @inlinable public static var physicalAddress: AddressField { AddressField(51, 12) }
         /// CMD_PREFETCH_ADDR Size: DW1[4:0]; prefetch 2^Size translations.
-        public static let prefetchSize = BitField(4, 0)
+        @inlinable public static var prefetchSize: BitField { BitField(4, 0) }
         /// CMD_PREFETCH_ADDR NS (Secure stage-2 input NS attribute): DW1[7], provisional position.
-        public static let prefetchNS = BitField(bit: 7)
+        @inlinable public static var prefetchNS: BitField { BitField(bit: 7) }
         /// CMD_PREFETCH_ADDR Stride: DW1[11:8], provisional position; stride 2^(12+Stride) bytes.
-        public static let prefetchStride = BitField(11, 8)
+        @inlinable public static var prefetchStride: BitField { BitField(11, 8) }
         /// CMD_ATC_INV Size: DW1[5:0]; span of 4 KB x 2^Size (52 = everything) (§4.5.1).
-        public static let atcSize = BitField(5, 0)
+        @inlinable public static var atcSize: BitField { BitField(5, 0) }
         /// CMD_PRI_RESP PRGIndex: DW1[8:0].
-        public static let prgIndex = BitField(8, 0)
+        @inlinable public static var prgIndex: BitField { BitField(8, 0) }
         /// CMD_PRI_RESP Resp: DW1[13:12]; 0b00 Failure, 0b01 InvalidRequest, 0b10 Success (Linux layout).
-        public static let priResp = BitField(13, 12)
+        @inlinable public static var priResp: BitField { BitField(13, 12) }
         /// CMD_RESUME STAG: DW1[15:0], from the stall event record.
-        public static let stag = BitField(15, 0)
+        @inlinable public static var stag: BitField { BitField(15, 0) }
         /// CMD_SYNC MSIAddress[51:2] (bits [55:52] RES0 in SMMUv3.1–3.3).
-        public static let msiAddress = AddressField(51, 2)
+        @inlinable public static var msiAddress: AddressField { AddressField(51, 2) }
     }
 }
 
@@ -567,16 +567,6 @@ public struct CommandFeatures: Sendable, Hashable {
 
     /// Everything implemented and reserved fields ignored: the most a decoder can accept.
     public static let permissive = CommandFeatures(stage1: true, stage2: true, hypervisor: true, ats: true, pri: true, stalls: true, ds: false, checksReservedFields: false)
-
-    /// The features of a configured SMMU.
-    public init(_ configuration: SMMUConfiguration) {
-        self.init(
-            stage1: configuration.stage1, stage2: configuration.stage2,
-            hypervisor: configuration.hypervisor && configuration.stage1 && configuration.stage2,
-            ats: configuration.ats, pri: configuration.pri && configuration.ats,
-            stalls: configuration.stallModel != .terminateOnly, ds: false,
-            checksReservedFields: configuration.checksReservedCommandFields)
-    }
 }
 
 /// A feature whose absence makes an architected opcode Reserved (§4.1.3).
@@ -652,6 +642,12 @@ public struct IllegalCommand: Error, Hashable, Sendable, CustomStringConvertible
     public let opcode: UInt8
     /// Why it is ILLEGAL.
     public let reason: IllegalCommandReason
+
+    /// An ILLEGAL command with opcode byte `opcode`.
+    public init(opcode: UInt8, reason: IllegalCommandReason) {
+        self.opcode = opcode
+        self.reason = reason
+    }
 
     public var description: String { "\(CommandOpcode.name(of: opcode)): \(reason)" }
 }

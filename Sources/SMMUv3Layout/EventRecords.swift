@@ -86,73 +86,73 @@ public enum Evt {
     /// Doubleword 0.
     public enum DW0 {
         /// Event number: record [7:0].
-        public static let eventID = BitField(7, 0)
+        @inlinable public static var eventID: BitField { BitField(7, 0) }
         /// SSV: the SubstreamID field is valid: record [11].
-        public static let ssv = BitField(bit: 11)
+        @inlinable public static var ssv: BitField { BitField(bit: 11) }
         /// SubstreamID: record [31:12].
-        public static let substreamID = BitField(31, 12)
+        @inlinable public static var substreamID: BitField { BitField(31, 12) }
         /// StreamID: record [63:32].
-        public static let streamID = BitField(63, 32)
+        @inlinable public static var streamID: BitField { BitField(63, 32) }
     }
 
     /// Doubleword 1.
     public enum DW1 {
         /// STAG: the stall tag to give CMD_RESUME, valid when Stall == 1: record [79:64].
-        public static let stag = BitField(15, 0)
+        @inlinable public static var stag: BitField { BitField(15, 0) }
         /// IMPLEMENTATION DEFINED Reason (F_UUT, fetch aborts, F_TLB_CONFLICT): record [79:64].
-        public static let reason = BitField(15, 0)
+        @inlinable public static var reason: BitField { BitField(15, 0) }
         /// F_CFG_CONFLICT Reason: record [95:64].
-        public static let configurationReason = BitField(31, 0)
+        @inlinable public static var configurationReason: BitField { BitField(31, 0) }
         /// Granule protection check fault flag: record [80].
-        public static let gpcf = BitField(bit: 16)
+        @inlinable public static var gpcf: BitField { BitField(bit: 16) }
         /// Stall: the transaction is stalled awaiting CMD_RESUME or CMD_STALL_TERM: record [95].
-        public static let stall = BitField(bit: 31)
+        @inlinable public static var stall: BitField { BitField(bit: 31) }
         /// PnU: privileged (1) or unprivileged (0) access: record [97].
-        public static let pnu = BitField(bit: 33)
+        @inlinable public static var pnu: BitField { BitField(bit: 33) }
         /// InD: instruction (1) or data (0) access: record [98].
-        public static let ind = BitField(bit: 34)
+        @inlinable public static var ind: BitField { BitField(bit: 34) }
         /// RnW: read (1) or write (0): record [99].
-        public static let rnw = BitField(bit: 35)
+        @inlinable public static var rnw: BitField { BitField(bit: 35) }
         /// NSIPA: the faulting IPA is Non-secure (Secure event queue with S2 == 1 only): record [102].
-        public static let nsipa = BitField(bit: 38)
+        @inlinable public static var nsipa: BitField { BitField(bit: 38) }
         /// S2: the fault occurred at stage 2: record [103].
-        public static let s2 = BitField(bit: 39)
+        @inlinable public static var s2: BitField { BitField(bit: 39) }
         /// CLASS: 0b00 CD fetch, 0b01 stage-1 table fetch, 0b10 input address: record [105:104].
-        public static let faultClass = BitField(41, 40)
+        @inlinable public static var faultClass: BitField { BitField(41, 40) }
         /// TTRnW: F_PERMISSION with CLASS == TT: a descriptor read (1) or write (0) faulted: record [108].
-        public static let ttrnw = BitField(bit: 44)
+        @inlinable public static var ttrnw: BitField { BitField(bit: 44) }
         /// E_PAGE_REQUEST / F_BAD_ATS_TREQ permission flags (record [97], [98], [99]).
-        public static let uX = BitField(bit: 33)
+        @inlinable public static var uX: BitField { BitField(bit: 33) }
         /// uW: unprivileged write (E_PAGE_REQUEST; the Write flag of F_BAD_ATS_TREQ): record [98].
-        public static let uW = BitField(bit: 34)
+        @inlinable public static var uW: BitField { BitField(bit: 34) }
         /// uR: unprivileged read (E_PAGE_REQUEST; the Read flag of F_BAD_ATS_TREQ): record [99].
-        public static let uR = BitField(bit: 35)
+        @inlinable public static var uR: BitField { BitField(bit: 35) }
         /// F_BAD_ATS_TREQ Priv (provisional position, record [100]).
-        public static let priv = BitField(bit: 36)
+        @inlinable public static var priv: BitField { BitField(bit: 36) }
         /// E_PAGE_REQUEST privileged permission flags (record [101], [102], [103]).
-        public static let pX = BitField(bit: 37)
+        @inlinable public static var pX: BitField { BitField(bit: 37) }
         /// pW: privileged write anticipated (E_PAGE_REQUEST): record [102].
-        public static let pW = BitField(bit: 38)
+        @inlinable public static var pW: BitField { BitField(bit: 38) }
         /// pR: privileged read anticipated (E_PAGE_REQUEST): record [103].
-        public static let pR = BitField(bit: 39)
+        @inlinable public static var pR: BitField { BitField(bit: 39) }
         /// E_PAGE_REQUEST / F_BAD_ATS_TREQ Span: record [115:108].
-        public static let span = BitField(51, 44)
+        @inlinable public static var span: BitField { BitField(51, 44) }
     }
 
     /// Doubleword 2.
     public enum DW2 {
         /// InputAddr[63:0]: the address as presented to the SMMU: record [191:128].
-        public static let inputAddress = BitField(63, 0)
+        @inlinable public static var inputAddress: BitField { BitField(63, 0) }
         /// InputAddr[63:12] of E_PAGE_REQUEST and F_BAD_ATS_TREQ (record [191:140]).
-        public static let pageAddress = AddressField(63, 12)
+        @inlinable public static var pageAddress: AddressField { AddressField(63, 12) }
     }
 
     /// Doubleword 3.
     public enum DW3 {
         /// IPA[55:12] (record [247:204]).
-        public static let ipa = AddressField(55, 12)
+        @inlinable public static var ipa: AddressField { AddressField(55, 12) }
         /// FetchAddr[55:3] (record [247:195]).
-        public static let fetchAddress = AddressField(55, 3)
+        @inlinable public static var fetchAddress: AddressField { AddressField(55, 3) }
     }
 }
 
@@ -191,9 +191,9 @@ public struct AccessAttributes: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// An unprivileged data read.
-    public static let dataRead = AccessAttributes(read: true)
+    @inlinable public static var dataRead: AccessAttributes { AccessAttributes(read: true) }
     /// An unprivileged data write.
-    public static let dataWrite = AccessAttributes(read: false)
+    @inlinable public static var dataWrite: AccessAttributes { AccessAttributes(read: false) }
 
     public var description: String {
         (read ? "R" : "W") + (instruction && read ? "X" : "") + (privileged ? " priv" : "")
@@ -393,17 +393,17 @@ public struct EventRecord: Hashable, Sendable, CustomStringConvertible {
         public let rawValue: UInt8
         public init(rawValue: UInt8) { self.rawValue = rawValue }
         /// uR: unprivileged read anticipated.
-        public static let userRead = PageRequestPermissions(rawValue: 1 << 0)
+        @inlinable public static var userRead: PageRequestPermissions { PageRequestPermissions(rawValue: 1 << 0) }
         /// uW: unprivileged write anticipated.
-        public static let userWrite = PageRequestPermissions(rawValue: 1 << 1)
+        @inlinable public static var userWrite: PageRequestPermissions { PageRequestPermissions(rawValue: 1 << 1) }
         /// uX: unprivileged execute anticipated.
-        public static let userExecute = PageRequestPermissions(rawValue: 1 << 2)
+        @inlinable public static var userExecute: PageRequestPermissions { PageRequestPermissions(rawValue: 1 << 2) }
         /// pR: privileged read anticipated.
-        public static let privilegedRead = PageRequestPermissions(rawValue: 1 << 3)
+        @inlinable public static var privilegedRead: PageRequestPermissions { PageRequestPermissions(rawValue: 1 << 3) }
         /// pW: privileged write anticipated.
-        public static let privilegedWrite = PageRequestPermissions(rawValue: 1 << 4)
+        @inlinable public static var privilegedWrite: PageRequestPermissions { PageRequestPermissions(rawValue: 1 << 4) }
         /// pX: privileged execute anticipated.
-        public static let privilegedExecute = PageRequestPermissions(rawValue: 1 << 5)
+        @inlinable public static var privilegedExecute: PageRequestPermissions { PageRequestPermissions(rawValue: 1 << 5) }
     }
 
     /// E_PAGE_REQUEST (§7.3.19): a speculative page-request hint for `span` × 4 KB at `address`.
