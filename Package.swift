@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "Platform", targets: ["Platform"]),
         .library(name: "SMMUv3Layout", targets: ["SMMUv3Layout"]),
+        .library(name: "VMSA", targets: ["VMSA"]),
         .library(name: "SMMUv3", targets: ["SMMUv3"]),
         .library(name: "SMMUv3Host", targets: ["SMMUv3Host"]),
         .library(name: "Endpoints", targets: ["Endpoints"]),
@@ -18,8 +19,12 @@ let package = Package(
         // The SMMUv3 spec's layouts: registers, commands, STE/CD/L1 descriptors, event records,
         // PRI queue entries, queue indices; their encodings and validity reasons. No behaviour.
         .target(name: "SMMUv3Layout", dependencies: ["Platform"]),
+        // VMSAv8-64 translation tables (Arm ARM D8): descriptor layouts, walk parameters, the walk
+        // over any descriptor reader, permission rules. Shared by the SMMU, page-table builders
+        // and checks of CPU page tables; knows nothing of the SMMU.
+        .target(name: "VMSA", dependencies: ["Platform"]),
         // Layer 2: the SMMUv3 hardware model (re-exports SMMUv3Layout).
-        .target(name: "SMMUv3", dependencies: ["Platform", "SMMUv3Layout"]),
+        .target(name: "SMMUv3", dependencies: ["Platform", "SMMUv3Layout", "VMSA"]),
         // A minimal software agent that drives the model through the bus only
         // (Linux-order bring-up, command submission, queue draining).
         .target(name: "SMMUv3Host", dependencies: ["Platform", "SMMUv3"]),
@@ -29,6 +34,7 @@ let package = Package(
         // Throughput of the hot paths (`make bench`, release builds).
         .executableTarget(name: "SMMUv3Bench", dependencies: ["Platform", "SMMUv3", "SMMUv3Host"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
+        .testTarget(name: "VMSATests", dependencies: ["Platform", "VMSA"]),
         .testTarget(name: "SMMUv3Tests", dependencies: ["Platform", "SMMUv3", "SMMUv3Host"]),
         .testTarget(name: "EndpointsTests", dependencies: ["Platform", "SMMUv3", "SMMUv3Host", "Endpoints"]),
     ]

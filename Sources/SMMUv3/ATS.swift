@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3Layout
+import VMSA
 
 /// An ATS Invalidate Request sent to an endpoint for CMD_ATC_INV (§4.5.1, §3.9.1.4).
 public struct ATCInvalidation: Hashable, Sendable, CustomStringConvertible {

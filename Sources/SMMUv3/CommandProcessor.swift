@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3Layout
+import VMSA
 
 /// Command queue error codes reported in CMDQ_CONS.ERR (§7.1).
 public enum CommandError: UInt8, Error, Sendable, Hashable, CustomStringConvertible {

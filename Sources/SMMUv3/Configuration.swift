@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3Layout
+import VMSA
 
 /// The implementation choices of one modelled SMMU: what it implements (reported through the
 /// ID registers, spec §6.3.1–§6.3.8) and how the model behaves where the architecture lets an

@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3Layout
+import VMSA
 
 /// A cached STE: decoded, with the raw words and where they came from (for checked mode).
 struct CachedSTE: BitwiseCopyable {
@@ -44,6 +45,16 @@ extension SMMU {
     /// Key of a CD cache entry.
     @inline(__always)
     func cdKey(streamID: UInt32, index: UInt32) -> UInt64 { UInt64(streamID) << 20 | UInt64(index & 0xF_FFFF) }
+
+    /// Reads one doubleword of a structure (STE, CD, L1 descriptor); nil on external abort.
+    /// `inspect` reads (checked mode) read RAM directly: no fault, no trace.
+    @inline(__always)
+    func readDescriptor(_ address: UInt64, mode: WalkMode) -> UInt64? {
+        if case .inspect = mode {
+            return bus.memory.isRAM(address, length: 8) ? bus.memory.read64(at: address) : nil
+        }
+        return bus.dmaRead64(at: address)
+    }
 
     /// Reads an 8-doubleword structure; nil on external abort.
     func readStructure(_ address: UInt64, mode: WalkMode) -> InlineArray<8, UInt64>? {

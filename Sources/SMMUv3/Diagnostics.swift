@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3Layout
+import VMSA
 
 /// Something the model noticed that a driver engineer wants to know about: a write it
 /// ignored, an access the architecture leaves CONSTRAINED UNPREDICTABLE and how the model

@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3Layout
+import VMSA
 
 /// What happened to an event record offered to the event queue (§7.2, §7.4).
 public enum EventQueueOutcome: Hashable, Sendable, CustomStringConvertible {

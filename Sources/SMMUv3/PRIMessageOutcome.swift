@@ -1,4 +1,5 @@
 import SMMUv3Layout
+import VMSA
 
 /// What the SMMU did with a PRI message (§8).
 public enum PRIMessageOutcome: Hashable, Sendable, CustomStringConvertible {

@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3Layout
+import VMSA
 
 /// The registers of one of the three queues: base, producer and consumer pointers.
 struct QueueRegisters {

@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3Layout
+import VMSA
 
 /// Everything a transaction of one stream (and SubstreamID) needs once its STE and CD are
 /// known: how to translate (the walk tables and TLB tags of each stage), the attribute

@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3Layout
+import VMSA
 
 /// A decoded STE with its walk parameters precomputed.
 struct StreamTableEntry: BitwiseCopyable {

@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3Layout
+import VMSA
 
 /// The translation regime of cached translations (§3.3.3): with the VMID and ASID it makes a
 /// translation unique.
@@ -17,25 +18,6 @@ enum TLBEntryKind: UInt8 {
     case stage2 = 1
     /// Nested stage 1 + stage 2 combined: VA to PA.
     case nested = 2
-}
-
-/// Access permissions as a bitmask: privileged/unprivileged read, write and execute.
-struct Permissions: OptionSet, BitwiseCopyable, Hashable {
-    let rawValue: UInt8
-    static let privilegedRead = Permissions(rawValue: 1 << 0)
-    static let privilegedWrite = Permissions(rawValue: 1 << 1)
-    static let privilegedExecute = Permissions(rawValue: 1 << 2)
-    static let unprivilegedRead = Permissions(rawValue: 1 << 3)
-    static let unprivilegedWrite = Permissions(rawValue: 1 << 4)
-    static let unprivilegedExecute = Permissions(rawValue: 1 << 5)
-    static let all = Permissions(rawValue: 0x3F)
-
-    /// The permission an access needs.
-    @inline(__always)
-    static func needed(read: Bool, instruction: Bool, privileged: Bool) -> Permissions {
-        let base: UInt8 = read ? (instruction ? 1 << 2 : 1 << 0) : 1 << 1
-        return Permissions(rawValue: privileged ? base : base << 3)
-    }
 }
 
 /// The tag of a TLB entry: StreamWorld, VMID, ASID (or global, with its ASET), and kind, in
@@ -111,9 +93,9 @@ struct TLBEntry: BitwiseCopyable {
     /// Its SubstreamID, or `UInt32.max` for none.
     var substreamID: UInt32
 
-    static let stage1DirtyUpdatable: UInt8 = 1 << 0
-    static let stage2DirtyUpdatable: UInt8 = 1 << 1
-    static let unprivilegedAccessible: UInt8 = 1 << 2
+    static let stage1DirtyUpdatable = LeafFlags.stage1DirtyUpdatable.rawValue
+    static let stage2DirtyUpdatable = LeafFlags.stage2DirtyUpdatable.rawValue
+    static let unprivilegedAccessible = LeafFlags.unprivilegedAccessible.rawValue
 }
 
 /// A TLB entry found in place by ``TLB/probe(_:input:includeGlobal:globalASET:)``.

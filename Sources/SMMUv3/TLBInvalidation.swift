@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3Layout
+import VMSA
 
 /// The scope of a TLB invalidation command (§4.4).
 enum TLBInvalidation {

@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3Layout
+import VMSA
 
 /// A transaction arriving at the SMMU from a client device (§3.1, §13.1).
 public struct InboundTransaction: Hashable, Sendable, CustomStringConvertible {

@@ -1,5 +1,24 @@
 import Platform
 import SMMUv3Layout
+import VMSA
+
+/// A translation fault found by a walk, before the SMMU decides whether to record, stall or
+/// terminate (§7.3.13–§7.3.16, §7.3.12).
+struct WalkFault: Error, Equatable {
+    /// F_TRANSLATION, F_ADDR_SIZE, F_ACCESS, F_PERMISSION or F_WALK_EABT.
+    var type: EventType
+    /// The stage at fault.
+    var stage: TranslationStage
+    /// CLASS: what the faulting access was doing.
+    var faultClass: FaultClass
+    /// The IPA (stage 2 faults).
+    var ipa: UInt64 = 0
+    /// The descriptor address (F_WALK_EABT).
+    var fetchAddress: UInt64 = 0
+    /// TTRnW for stage 2 permission faults on table walks: a read (true) or an update.
+    var translationTableRead = true
+}
+
 
 /// The result of translating one address through one or both stages.
 struct Mapping {
@@ -49,63 +68,23 @@ struct Stage2Context: BitwiseCopyable {
 }
 
 extension TLBEntry {
-    static let stage2Device: UInt8 = 1 << 3
+    static let stage2Device = LeafFlags.stage2Device.rawValue
     static let staleReported: UInt8 = 1 << 7
 }
 
 extension SMMU {
-    // MARK: Descriptor access
-
-    /// Reads a descriptor for a walk. `inspect` walks read memory directly (no faults, no trace).
-    @inline(__always)
-    func readDescriptor(_ address: UInt64, mode: WalkMode) -> UInt64? {
-        if case .inspect = mode {
-            return bus.memory.isRAM(address, length: 8) ? bus.memory.read64(at: address) : nil
-        }
-        return bus.dmaRead64(at: address)
-    }
-
     // MARK: The walk
 
-    /// Walks `table` for `input` (§3.3, Arm ARM VMSAv8-64): per level, the descriptor fetch
-    /// (through stage 2 when `nested` is given), its validity, and its output address size.
-    /// Access flag and permissions are the caller's, as they depend on the access.
+    /// Walks `table` for `input` (§3.3, Arm ARM VMSAv8-64) with the shared VMSA walk, reading
+    /// each descriptor through stage 2 when `nested` is given and then the bus. Access flag and
+    /// permissions are the caller's, as they depend on the access.
     func walk(_ table: WalkTable, stage: TranslationStage, input: UInt64, nested: Stage2Context?, mode: WalkMode) -> Result<WalkLeaf, WalkFault> {
-        let faultClass: FaultClass = stage == .stage1 ? .translationTable : .input
-        var cursor = WalkCursor(table, input: input)
-        let plain = bus.devicesReadPlainRAM
-        while true {
-            let descriptorIPA = cursor.descriptorAddress
-            var descriptorAddress = descriptorIPA
-            if let nested {
-                // A stage-1 table access is an IPA translated by stage 2 (§5.4.1).
-                switch translateStage2(ipa: descriptorAddress, write: false, context: nested, faultClass: .translationTable, mode: mode) {
-                case .success(let mapping): descriptorAddress = mapping.outputAddress
-                case .failure(let fault): return .failure(fault)
-                }
-            }
-            let fetched: UInt64?
-            if case .inspect = mode {
-                fetched = readDescriptor(descriptorAddress, mode: mode)
-            } else if plain {
-                fetched = bus.plainRead64(at: descriptorAddress)
-            } else {
-                fetched = bus.dmaRead64(at: descriptorAddress)
-            }
-            guard let descriptor = fetched else {
-                // §7.3.12: an abort fetching a stage-1 descriptor is S2 == 0, CLASS == TT.
-                return .failure(WalkFault(type: .walkExternalAbort, stage: stage, faultClass: faultClass, fetchAddress: descriptorAddress, level: Int8(cursor.level)))
-            }
-            switch cursor.step(descriptor) {
-            case .table:
-                continue
-            case .fault(let type):
-                return .failure(WalkFault(type: type, stage: stage, faultClass: .input, level: Int8(cursor.level)))
-            case .leaf(let output):
-                var leaf = cursor.leaf(descriptor, output: output, descriptorAddress: descriptorAddress, stage: stage)
-                leaf.descriptorIPA = descriptorIPA
-                return .success(leaf)
-            }
+        var reader = SMMUDescriptorReader(smmu: self, nested: nested, mode: mode, stage: stage, plain: bus.devicesReadPlainRAM)
+        switch VMSA.walk(table, input: input, stage: stage, reader: &reader) {
+        case .leaf(let leaf): return .success(leaf)
+        case .translationFault: return .failure(WalkFault(type: .translation, stage: stage, faultClass: .input))
+        case .addressSizeFault: return .failure(WalkFault(type: .addressSize, stage: stage, faultClass: .input))
+        case .readFailed(let fault, _): return .failure(fault)
         }
     }
 
@@ -115,28 +94,15 @@ extension SMMU {
     /// then finds the same outcome and reports it.
     @inline(__always)
     func walkPlainStage1(_ table: WalkTable, input: UInt64) -> WalkLeaf? {
-        var cursor = WalkCursor(table, input: input)
-        while true {
-            let address = cursor.descriptorAddress
-            guard let descriptor = bus.plainRead64(at: address) else { return nil }
-            switch cursor.step(descriptor) {
-            case .table: continue
-            case .fault: return nil
-            case .leaf(let output): return cursor.leaf(descriptor, output: output, descriptorAddress: address, stage: .stage1)
-            }
-        }
+        var reader = PlainRAMReader(bus: bus)
+        if case .leaf(let leaf) = VMSA.walk(table, input: input, stage: .stage1, reader: &reader) { return leaf }
+        return nil
     }
 
     /// Checks a Contiguous-hinted leaf against the rest of its group (Arm ARM: a misprogrammed
     /// contiguous group may give a TLB conflict). Returns false when the group is inconsistent.
     func contiguousGroupIsConsistent(_ leaf: WalkLeaf, table: WalkTable) -> Bool {
-        let entries: UInt64
-        switch (table.granuleShift, leaf.level) {
-        case (12, _): entries = 16
-        case (14, 3): entries = 128
-        case (14, _): entries = 32
-        default: entries = 32
-        }
+        let entries = table.contiguousEntries(at: Int(leaf.level))
         let first = leaf.descriptorAddress & ~(entries * 8 - 1)
         let groupBase = leaf.outputBase & ~((entries << UInt64(leaf.shift)) - 1)
         let attributeMask: UInt64 = ~(Descriptor.outputAddress.bits.mask | Descriptor.af.mask | Descriptor.ap2.mask | Descriptor.s2Write.mask | Descriptor.outputAddressHigh64K.mask)
@@ -163,7 +129,7 @@ extension SMMU {
             }
         }
         guard bus.dmaWrite64(value, at: leaf.descriptorAddress) else {
-            return WalkFault(type: .walkExternalAbort, stage: stage, faultClass: stage == .stage1 ? .translationTable : .input, fetchAddress: leaf.descriptorAddress, level: leaf.level)
+            return WalkFault(type: .walkExternalAbort, stage: stage, faultClass: stage == .stage1 ? .translationTable : .input, fetchAddress: leaf.descriptorAddress)
         }
         leaf.descriptor = value
         trace.record(.translation, "\(names.xlat): HTTU \(stage == .stage1 ? "S1" : "S2") descriptor at \(hex(leaf.descriptorAddress)) <- \(hex(value))")
@@ -182,64 +148,17 @@ extension SMMU {
             return .success(true)
         }
         if table.accessFlagFaultDisabled { return .success(false) }
-        return .failure(WalkFault(type: .access, stage: stage, faultClass: .input, level: leaf.level))
+        return .failure(WalkFault(type: .access, stage: stage, faultClass: .input))
     }
 
     // MARK: Permissions
 
-    /// Stage-1 permissions of a leaf (Arm ARM direct permission scheme, §13.4.1): any-EL2
-    /// checks everything as privileged with a single XN; EL0-writable pages are PXN; WXN makes
-    /// writable (or writable-clean) pages execute-never.
+    /// Stage-1 permissions of a leaf in a StreamWorld (EL2 without E2H has one privilege level)
+    /// and its TLB entry flags.
+    @inline(__always)
     func stage1Permissions(_ leaf: WalkLeaf, world: StreamWorld, hierarchicalDisabled: Bool, wxn: Bool, dirtyEnabled: Bool) -> (Permissions, flags: UInt8) {
-        let descriptor = leaf.descriptor
-        let tableReadOnly = hierarchicalDisabled ? false : leaf.readOnly
-        let tableNoUnprivileged = hierarchicalDisabled ? false : leaf.noUnprivileged
-        let readOnly = Descriptor.ap2.isSet(descriptor) || tableReadOnly
-        let writableClean = dirtyEnabled && Descriptor.dbm.isSet(descriptor) && Descriptor.ap2.isSet(descriptor) && !tableReadOnly
-        var flags: UInt8 = writableClean ? TLBEntry.stage1DirtyUpdatable : 0
-        var permissions: Permissions = [.privilegedRead]
-        if world == .el2 {
-            let xn = Descriptor.uxn.isSet(descriptor) || (!hierarchicalDisabled && leaf.unprivilegedExecuteNever)
-            if !readOnly { permissions.insert(.privilegedWrite) }
-            if !xn && !(wxn && (!readOnly || writableClean)) { permissions.insert(.privilegedExecute) }
-            // Everything is checked as privileged: unprivileged accesses get the same rights.
-            permissions.formUnion(Permissions(rawValue: permissions.rawValue << 3))
-            return (permissions, flags)
-        }
-        let unprivileged = Descriptor.ap1.isSet(descriptor) && !tableNoUnprivileged
-        if unprivileged { flags |= TLBEntry.unprivilegedAccessible }
-        let pxn = Descriptor.pxn.isSet(descriptor) || (!hierarchicalDisabled && leaf.privilegedExecuteNever)
-        let uxn = Descriptor.uxn.isSet(descriptor) || (!hierarchicalDisabled && leaf.unprivilegedExecuteNever)
-        if !readOnly { permissions.insert(.privilegedWrite) }
-        if unprivileged {
-            permissions.insert(.unprivilegedRead)
-            if !readOnly { permissions.insert(.unprivilegedWrite) }
-        }
-        let privilegedWritable = !readOnly || writableClean
-        let unprivilegedWritable = unprivileged && privilegedWritable
-        if !pxn && !unprivilegedWritable && !(wxn && privilegedWritable) { permissions.insert(.privilegedExecute) }
-        if !uxn && !(wxn && unprivilegedWritable) { permissions.insert(.unprivilegedExecute) }
-        return (permissions, flags)
-    }
-
-    /// Stage-2 permissions of a leaf (S2AP and XN[54:53] with FEAT_XNX, §13.4.3).
-    func stage2Permissions(_ leaf: WalkLeaf, dirtyEnabled: Bool, forcedWriteBack: Bool) -> (Permissions, flags: UInt8) {
-        let descriptor = leaf.descriptor
-        var permissions: Permissions = []
-        if Descriptor.s2Read.isSet(descriptor) { permissions.formUnion([.privilegedRead, .unprivilegedRead]) }
-        if Descriptor.s2Write.isSet(descriptor) { permissions.formUnion([.privilegedWrite, .unprivilegedWrite]) }
-        switch (descriptor >> 53) & 3 {
-        case 0b00: permissions.formUnion([.privilegedExecute, .unprivilegedExecute])
-        case 0b01: permissions.insert(.unprivilegedExecute)
-        case 0b11: permissions.insert(.privilegedExecute)
-        default: break
-        }
-        var flags: UInt8 = 0
-        if dirtyEnabled && Descriptor.dbm.isSet(descriptor) && !Descriptor.s2Write.isSet(descriptor) { flags |= TLBEntry.stage2DirtyUpdatable }
-        let memAttr = Descriptor.s2MemAttr.extract(descriptor)
-        // Device memory: MemAttr[3:2] == 0b00, or with S2FWB MemAttr[2] == 0 (FEAT_S2FWB).
-        if forcedWriteBack ? memAttr & 0b100 == 0 : memAttr >> 2 == 0 { flags |= TLBEntry.stage2Device }
-        return (permissions, flags)
+        let (permissions, flags) = leaf.stage1Permissions(singlePrivilegeLevel: world == .el2, hierarchicalDisabled: hierarchicalDisabled, wxn: wxn, dirtyEnabled: dirtyEnabled)
+        return (permissions, flags.rawValue)
     }
 
     // MARK: Stage 2
@@ -292,7 +211,8 @@ extension SMMU {
             walkFault.ipa = ipa
             return .failure(walkFault)
         }
-        var (permissions, flags) = stage2Permissions(leaf, dirtyEnabled: table.hardwareDirty, forcedWriteBack: table.forcedWriteBack)
+        var (permissions, leafFlags) = leaf.stage2Permissions(dirtyEnabled: table.hardwareDirty, forcedWriteBack: table.forcedWriteBack)
+        var flags = leafFlags.rawValue
         if tableAccess && context.checksDeviceTableWalks && flags & TLBEntry.stage2Device != 0 {
             // S2PTW: a CD fetch or stage-1 walk to stage-2 Device memory (§5.2 S2PTW).
             return .failure(fault(.permission))
@@ -309,12 +229,84 @@ extension SMMU {
                 withIPA.ipa = ipa
                 return .failure(withIPA)
             }
-            (permissions, flags) = stage2Permissions(leaf, dirtyEnabled: table.hardwareDirty, forcedWriteBack: table.forcedWriteBack)
+            (permissions, leafFlags) = leaf.stage2Permissions(dirtyEnabled: table.hardwareDirty, forcedWriteBack: table.forcedWriteBack)
+            flags = leafFlags.rawValue
         }
         let mapping = Mapping(outputAddress: leaf.outputBase | (ipa & UInt64.lowBits(Int(leaf.shift))), shift: leaf.shift, stage1: .all, stage2: permissions, flags: flags, ipa: ipa, granule: table.tlbiGranule, level: leaf.level, cacheable: cacheable)
         if cacheable, case .transaction = mode {
             tlb.insert(TLBEntry(outputBase: leaf.outputBase, ipaBase: ipa & ~UInt64.lowBits(Int(leaf.shift)), stage1: .all, stage2: permissions, flags: flags, granule: table.tlbiGranule, level: leaf.level, streamID: context.streamID, substreamID: context.substreamID), tag: tag, input: ipa, shift: leaf.shift)
         }
         return .success(mapping)
+    }
+}
+
+/// The SMMU's descriptor reads for a walk: through stage 2 for a nested stage-1 walk (§5.4.1),
+/// then from memory as `mode` says (inspect walks read RAM directly: no fault, no trace).
+/// It holds the SMMU unretained: the SMMU is the walker, alive for the whole walk.
+struct SMMUDescriptorReader: DescriptorReader {
+    let smmu: Unmanaged<SMMU>
+    let nested: Stage2Context?
+    let mode: WalkMode
+    let stage: TranslationStage
+    /// ``Platform/Bus/devicesReadPlainRAM`` when the walk started.
+    let plain: Bool
+
+    @inline(__always)
+    init(smmu: SMMU, nested: Stage2Context?, mode: WalkMode, stage: TranslationStage, plain: Bool) {
+        self.smmu = Unmanaged.passUnretained(smmu)
+        self.nested = nested
+        self.mode = mode
+        self.stage = stage
+        self.plain = plain
+    }
+
+    @inline(__always)
+    mutating func readDescriptor(at address: UInt64, level: Int) -> Result<(value: UInt64, physicalAddress: UInt64), WalkFault> {
+        smmu._withUnsafeGuaranteedRef { read(at: address, smmu: $0) }
+    }
+
+    @inline(__always)
+    private func read(at address: UInt64, smmu: SMMU) -> Result<(value: UInt64, physicalAddress: UInt64), WalkFault> {
+        var physical = address
+        if let nested {
+            // A stage-1 table access is an IPA translated by stage 2 (§5.4.1).
+            switch smmu.translateStage2(ipa: address, write: false, context: nested, faultClass: .translationTable, mode: mode) {
+            case .success(let mapping): physical = mapping.outputAddress
+            case .failure(let fault): return .failure(fault)
+            }
+        }
+        let bus = smmu.bus
+        let fetched: UInt64?
+        if case .inspect = mode {
+            fetched = bus.memory.isRAM(physical, length: 8) ? bus.memory.read64(at: physical) : nil
+        } else if plain {
+            fetched = bus.plainRead64(at: physical)
+        } else {
+            fetched = bus.dmaRead64(at: physical)
+        }
+        guard let value = fetched else {
+            // §7.3.12: an abort fetching a stage-1 descriptor is S2 == 0, CLASS == TT.
+            return .failure(WalkFault(type: .walkExternalAbort, stage: stage, faultClass: stage == .stage1 ? .translationTable : .input, fetchAddress: physical))
+        }
+        return .success((value, physical))
+    }
+}
+
+/// Descriptor reads of the lean miss path: plain RAM only, any abort ends the walk. It holds
+/// the bus unretained (the SMMU holding it outlives the walk), so a read costs no reference
+/// counting.
+struct PlainRAMReader: DescriptorReader {
+    struct Abort: Error {}
+    let bus: Unmanaged<Bus>
+
+    @inline(__always)
+    init(bus: Bus) {
+        self.bus = Unmanaged.passUnretained(bus)
+    }
+
+    @inline(__always)
+    mutating func readDescriptor(at address: UInt64, level: Int) -> Result<(value: UInt64, physicalAddress: UInt64), Abort> {
+        guard let value = bus._withUnsafeGuaranteedRef({ $0.plainRead64(at: address) }) else { return .failure(Abort()) }
+        return .success((value, address))
     }
 }
