@@ -280,3 +280,31 @@ public enum CDProblem: UInt8, Sendable, Hashable, BitwiseCopyable, CustomStringC
         }
     }
 }
+
+/// Translation granule encodings, as in TCR_ELx: CD.TG0 and STE.S2TG share one, CD.TG1 has
+/// its own (§5.4, §5.2).
+public enum TranslationGranule {
+    /// log2 of the granule a TG0 or S2TG field encodes (0b00 4 KB, 0b01 64 KB, 0b10 16 KB), or
+    /// nil for the reserved 0b11.
+    @inlinable
+    public static func shift(tg0 encoding: UInt64) -> UInt8? {
+        switch encoding {
+        case 0b00: 12
+        case 0b01: 16
+        case 0b10: 14
+        default: nil
+        }
+    }
+
+    /// log2 of the granule a TG1 field encodes (0b01 16 KB, 0b10 4 KB, 0b11 64 KB), or nil for
+    /// the reserved 0b00.
+    @inlinable
+    public static func shift(tg1 encoding: UInt64) -> UInt8? {
+        switch encoding {
+        case 0b01: 14
+        case 0b10: 12
+        case 0b11: 16
+        default: nil
+        }
+    }
+}

@@ -150,12 +150,15 @@ struct StreamContext: BitwiseCopyable {
         var rules: UInt64 = 0
         for index in UInt64(0)..<8 {
             let incoming = AccessAttributes(read: index & 1 != 0, instruction: index & 2 != 0, privileged: index & 4 != 0)
-            let access = effectiveAccess(incoming)
-            var rule = UInt64(Permissions.needed(read: access.read, instruction: access.instruction, privileged: access.privileged).rawValue)
-            if pan && access.privileged && !access.instruction { rule |= 0x80 }
-            rules |= rule << (index * 8)
+            rules |= UInt64(AccessRule(effectiveAccess(incoming), pan: pan).rawValue) << (index * 8)
         }
         accessRules = rules
+    }
+
+    /// The rule an incoming access must pass in this context (its STE overrides applied).
+    @inline(__always)
+    func accessRule(for access: AccessAttributes) -> AccessRule {
+        AccessRule(rawValue: UInt8(truncatingIfNeeded: accessRules >> (StreamContext.accessIndex(access) &* 8)))
     }
 
     /// The STE overrides of the incoming attributes (§13.1.2): PRIVCFG for reads and writes,
@@ -251,5 +254,47 @@ extension SMMU {
         }
         streamContexts.remove(StreamContext.key(streamID: streamID, substreamID: substreamID))
         streamContexts.remove(StreamContext.key(streamID: streamID, substreamID: nil))
+    }
+}
+
+/// What an access needs from a translation (§13.4.1), in one byte: the permission it needs in
+/// bits [5:0] (``Permissions``), and in bit 7 whether PAN applies (a privileged data access
+/// with CD.PAN set). The TLB-hit path keeps one per kind of access in
+/// ``StreamContext/accessRules``; every path checks grants with it.
+struct AccessRule {
+    let rawValue: UInt8
+
+    @inline(__always)
+    init(rawValue: UInt8) {
+        self.rawValue = rawValue
+    }
+
+    /// The rule for an (effective) access in a context with CD.PAN == `pan`.
+    @inline(__always)
+    init(_ access: AccessAttributes, pan: Bool) {
+        let needed = Permissions.needed(read: access.read, instruction: access.instruction, privileged: access.privileged).rawValue
+        rawValue = needed | (pan && access.privileged && !access.instruction ? 0x80 : 0)
+    }
+
+    /// The permission the access needs.
+    @inline(__always) var needed: Permissions { Permissions(rawValue: rawValue & 0x3F) }
+
+    /// What a translation grants, in the same form: its permissions, and in bit 7 whether
+    /// its stage-1 page is unprivileged-accessible.
+    @inline(__always)
+    static func grant(_ permissions: Permissions, flags: UInt8) -> UInt8 {
+        permissions.rawValue | (flags & TLBEntry.unprivilegedAccessible != 0 ? 0x80 : 0)
+    }
+
+    /// Whether PAN makes the access fault on a page with these TLB entry flags.
+    @inline(__always)
+    func panFaults(flags: UInt8) -> Bool { rawValue & 0x80 != 0 && flags & TLBEntry.unprivilegedAccessible != 0 }
+
+    /// Whether a translation granting `grant` (see ``grant(_:flags:)``) allows the access: the
+    /// permission it needs, and no PAN fault.
+    @inline(__always)
+    func isGranted(_ grant: UInt8) -> Bool {
+        let needed = rawValue & 0x3F
+        return grant & needed == needed && !(rawValue & 0x80 != 0 && grant & 0x80 != 0)
     }
 }

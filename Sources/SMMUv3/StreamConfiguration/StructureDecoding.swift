@@ -70,30 +70,13 @@ extension SMMU {
         return min(bits, UInt8(configuration.oasBits))
     }
 
-    /// The granule shift for a supported TG encoding, or nil (reserved or not in IDR5).
-    func granuleShift(stage1TG0 encoding: UInt64) -> UInt8? {
-        switch encoding {
-        case 0b00: configuration.granule4K ? 12 : nil
-        case 0b01: configuration.granule64K ? 16 : nil
-        case 0b10: configuration.granule16K ? 14 : nil
-        default: nil
-        }
-    }
-
-    func granuleShift(stage1TG1 encoding: UInt64) -> UInt8? {
-        switch encoding {
-        case 0b01: configuration.granule16K ? 14 : nil
-        case 0b10: configuration.granule4K ? 12 : nil
-        case 0b11: configuration.granule64K ? 16 : nil
-        default: nil
-        }
-    }
-
-    func granuleShift(stage2TG encoding: UInt64) -> UInt8? {
-        switch encoding {
-        case 0b00: configuration.granule4K ? 12 : nil
-        case 0b01: configuration.granule64K ? 16 : nil
-        case 0b10: configuration.granule16K ? 14 : nil
+    /// The granule shift if IDR5 lists that granule (`nil` passes through: a reserved
+    /// encoding).
+    func supportedGranule(_ shift: UInt8?) -> UInt8? {
+        switch shift {
+        case 12: configuration.granule4K ? 12 : nil
+        case 14: configuration.granule16K ? 14 : nil
+        case 16: configuration.granule64K ? 16 : nil
         default: nil
         }
     }
@@ -185,7 +168,7 @@ extension SMMU {
             let ha = STEField.s2HA.isSet(words), hd = STEField.s2HD.isSet(words)
             if (ha || hd) && configuration.hardwareUpdate == .none { return illegal(.stage2HardwareUpdateUnsupported) }
             if hd && configuration.hardwareUpdate == .accessFlag { return illegal(.stage2HardwareUpdateUnsupported) }
-            guard let granule = granuleShift(stage2TG: STEField.s2TG.extract(words)) else { return illegal(.stage2GranuleUnsupported) }
+            guard let granule = supportedGranule(TranslationGranule.shift(tg0: STEField.s2TG.extract(words))) else { return illegal(.stage2GranuleUnsupported) }
             let outputBits = effectiveOutputBits(STEField.s2PS.extract(words))
             let t0sz = Int(STEField.s2T0SZ.extract(words))
             let minimum = max(granule == 16 ? 12 : 16, 64 - configuration.oasBits)
@@ -293,14 +276,14 @@ extension SMMU {
         }
 
         if !epd0 {
-            guard let granule = granuleShift(stage1TG0: CDField.tg0.extract(words)) else { return illegal(.tg0Unsupported) }
+            guard let granule = supportedGranule(TranslationGranule.shift(tg0: CDField.tg0.extract(words))) else { return illegal(.tg0Unsupported) }
             guard let walk = table(Int(CDField.t0sz.extract(words)), granule, CDField.ttb0) else { return illegal(.t0szOutOfRange) }
             if ttbOutOfRange(CDField.ttb0, granule) { return illegal(.ttb0OutOfRange) }
             cd.table0 = walk
             cd.table0Enabled = true
         }
         if !epd1 {
-            guard let granule = granuleShift(stage1TG1: CDField.tg1.extract(words)) else { return illegal(.tg1Unsupported) }
+            guard let granule = supportedGranule(TranslationGranule.shift(tg1: CDField.tg1.extract(words))) else { return illegal(.tg1Unsupported) }
             guard let walk = table(Int(CDField.t1sz.extract(words)), granule, CDField.ttb1) else { return illegal(.t1szOutOfRange) }
             if ttbOutOfRange(CDField.ttb1, granule) { return illegal(.ttb1OutOfRange) }
             cd.table1 = walk

@@ -237,10 +237,10 @@ extension SMMU {
         guard let context = streamContexts.address(of: StreamContext.key(streamID: transaction.streamID, substreamID: transaction.substreamID)),
               context.pointee.kind == .stage1,
               let input = stage1Input(transaction.address, context: context.pointee) else { return .other }
-        let rule = UInt8(truncatingIfNeeded: context.pointee.accessRules >> (StreamContext.accessIndex(transaction.access) &* 8))
+        let rule = context.pointee.accessRule(for: transaction.access)
         // The stream's most recent translation, if no TLB invalidation happened since.
         if context.pointee.recentGeneration == tlb.generation, input &>> UInt64(context.pointee.recentShift) == context.pointee.recentPage {
-            if Self.grants(context.pointee.recentGrant, rule: rule) {
+            if rule.isGranted(context.pointee.recentGrant) {
                 return .hit(context.pointee.recentOutput | (input & Self.offsetMask(context.pointee.recentShift)))
             }
             return .other
@@ -249,8 +249,8 @@ extension SMMU {
             return .miss(context, input: input)
         }
         let entry = hit.entry.pointee
-        let grant = entry.stage1.intersection(entry.stage2).rawValue | (entry.flags & TLBEntry.unprivilegedAccessible != 0 ? 0x80 : 0)
-        guard Self.grants(grant, rule: rule) else { return .other }
+        let grant = AccessRule.grant(entry.stage1.intersection(entry.stage2), flags: entry.flags)
+        guard rule.isGranted(grant) else { return .other }
         rememberRecent(context, input: input, shift: hit.shift, output: entry.outputBase, grant: grant)
         return .hit(entry.outputBase | (input & Self.offsetMask(hit.shift)))
     }
@@ -275,16 +275,6 @@ extension SMMU {
         ~(UInt64.max &<< UInt64(shift))
     }
 
-    /// Whether a translation granting `grant` (permissions, bit 7: unprivileged-accessible)
-    /// allows an access with `rule` (from ``StreamContext/accessRules``): the permission it
-    /// needs, and PAN (§13.4.1: a privileged data access to an unprivileged-accessible page
-    /// faults when CD.PAN is set).
-    @inline(__always)
-    static func grants(_ grant: UInt8, rule: UInt8) -> Bool {
-        let needed = rule & 0x3F
-        return grant & needed == needed && !(rule & 0x80 != 0 && grant & 0x80 != 0)
-    }
-
     /// A TLB miss found by ``lookUpCachedStage1(_:)``: the walk, without looking the TLB up
     /// again.
     @inline(never)
@@ -294,7 +284,7 @@ extension SMMU {
         case .success(let mapping):
             if mapping.cacheable {
                 // What the walk put in the TLB.
-                let grant = mapping.stage1.intersection(mapping.stage2).rawValue | (mapping.flags & TLBEntry.unprivilegedAccessible != 0 ? 0x80 : 0)
+                let grant = AccessRule.grant(mapping.stage1.intersection(mapping.stage2), flags: mapping.flags)
                 rememberRecent(context, input: input, shift: mapping.shift, output: mapping.outputAddress & ~UInt64.lowBits(Int(mapping.shift)), grant: grant)
             }
             return .translated(physicalAddress: mapping.outputAddress)
@@ -317,16 +307,6 @@ extension SMMU {
         return normalizedVA(va)
     }
 
-    /// Whether a cached stage-1 (or nested) translation grants `access` as it is: both stages'
-    /// permissions, and PAN (§13.4.1: a privileged data access to an unprivileged-accessible
-    /// page faults).
-    @inline(__always)
-    func stage1HitGrants(_ entry: TLBEntry, access: AccessAttributes, pan: Bool) -> Bool {
-        let needed = Permissions.needed(read: access.read, instruction: access.instruction, privileged: access.privileged)
-        let panFault = pan && access.privileged && !access.instruction && entry.flags & TLBEntry.unprivilegedAccessible != 0
-        return !panFault && entry.stage1.contains(needed) && entry.stage2.contains(needed)
-    }
-
     @inline(__always)
     private func translate(_ transaction: InboundTransaction, context: StreamContext) -> TransactionOutcome {
         let access = context.effectiveAccess(transaction.access)
@@ -339,6 +319,18 @@ extension SMMU {
     }
 
     // MARK: Translation through a stream context
+
+    /// Stage 2 for a transaction's final IPA (§3.3). A Translation Request (`checksAccess`
+    /// false) is granted what stage 2 allows: a page not writable at stage 2 still grants read
+    /// to a write-intent request (§3.9.1.2, §13.7.1), so its permission fault is retried as a
+    /// read.
+    func translateFinalIPA(_ ipa: UInt64, access: AccessAttributes, context: Stage2Context, mode: WalkMode, checksAccess: Bool) -> Result<Mapping, WalkFault> {
+        let result = translateStage2(ipa: ipa, write: !access.read, context: context, faultClass: .input, mode: mode, access: checksAccess ? access : nil)
+        if !checksAccess, !access.read, case .failure(let fault) = result, fault.type == .permission {
+            return translateStage2(ipa: ipa, write: false, context: context, faultClass: .input, mode: mode)
+        }
+        return result
+    }
 
     /// Translates `address` for a stream whose configuration is `context` (SMMUEN == 1). With
     /// `checksAccess` false (ATS Translation Requests, checked-mode comparisons), permissions
@@ -355,13 +347,7 @@ extension SMMU {
             // Address Size fault (§3.4).
             if address >> UInt64(oasBits) != 0 { return .failure(.bypassAddressSize) }
             let stage2 = context.stage2
-            var result = translateStage2(ipa: address, write: !access.read, context: stage2, faultClass: .input, mode: mode, access: checksAccess ? access : nil)
-            // §3.9.1.2, §13.7.1: a Translation Request is granted what stage 2 allows; a page
-            // that is not writable at stage 2 still grants read to a write-intent request.
-            if !checksAccess, !access.read, case .failure(let fault) = result, fault.type == .permission {
-                result = translateStage2(ipa: address, write: false, context: stage2, faultClass: .input, mode: mode)
-            }
-            switch result {
+            switch translateFinalIPA(address, access: access, context: stage2, mode: mode, checksAccess: checksAccess) {
             case .success(let mapping): return .success(mapping)
             case .failure(let fault):
                 if !checksAccess && fault.type == .permission {
@@ -398,14 +384,13 @@ extension SMMU {
         if case .inspect = mode {} else if let hit = tlb.lookup(context.tag, input: input, includeGlobal: context.includeGlobal, globalASET: context.aset) {
             let entry = hit.entry
             if checkedMode && entry.flags & TLBEntry.staleReported == 0 { verifyTLBHit(hit, input: input) }
-            let offset = input & UInt64.lowBits(Int(hit.key.shift))
-            let mapping = Mapping(outputAddress: entry.outputBase | offset, shift: hit.key.shift, stage1: entry.stage1, stage2: entry.stage2, flags: entry.flags, ipa: entry.ipaBase | offset, granule: entry.granule, level: entry.level, cacheable: true)
-            if !checksAccess || stage1HitGrants(entry, access: access, pan: context.pan) { return .success(mapping) }
-            let needed = Permissions.needed(read: access.read, instruction: access.instruction, privileged: access.privileged)
-            let panFault = context.pan && access.privileged && !access.instruction && entry.flags & TLBEntry.unprivilegedAccessible != 0
-            if !panFault && entry.stage1.contains(needed) {
+            let mapping = Mapping(hit: entry, shift: hit.key.shift, input: input)
+            let rule = AccessRule(access, pan: context.pan)
+            if !checksAccess || rule.isGranted(AccessRule.grant(entry.stage1.intersection(entry.stage2), flags: entry.flags)) { return .success(mapping) }
+            let panFault = rule.panFaults(flags: entry.flags)
+            if !panFault && entry.stage1.contains(rule.needed) {
                 if !(entry.flags & TLBEntry.stage2DirtyUpdatable != 0 && !access.read) {
-                    return .failure(.fault(WalkFault(type: .permission, stage: .stage2, faultClass: .input, ipa: entry.ipaBase | offset)))
+                    return .failure(.fault(WalkFault(type: .permission, stage: .stage2, faultClass: .input, ipa: mapping.ipa)))
                 }
             } else if panFault || !(entry.flags & TLBEntry.stage1DirtyUpdatable != 0 && !access.read) {
                 return .failure(.stage1(.permission))
@@ -424,8 +409,8 @@ extension SMMU {
         let hierarchicalDisabled = upper ? pointer.pointee.hierarchicalDisabled1 : pointer.pointee.hierarchicalDisabled0
         let stage2: Stage2Context? = pointer.pointee.hasStage2 ? pointer.pointee.stage2 : nil
         let world = pointer.pointee.world
-        let needed = Permissions.needed(read: access.read, instruction: access.instruction, privileged: access.privileged)
-        let panCheck = pointer.pointee.pan && access.privileged && !access.instruction
+        let rule = AccessRule(access, pan: pointer.pointee.pan)
+        let needed = rule.needed
 
         var leaf: WalkLeaf
         switch walk(table, stage: .stage1, input: input, nested: stage2, mode: mode) {
@@ -444,8 +429,7 @@ extension SMMU {
         case .failure(let fault): return .failure(.fault(fault))
         }
         var (permissions, flags) = stage1Permissions(leaf, world: world, hierarchicalDisabled: hierarchicalDisabled, wxn: pointer.pointee.wxn, dirtyEnabled: table.hardwareDirty)
-        let panFault = panCheck && flags & TLBEntry.unprivilegedAccessible != 0
-        if checksAccess && panFault { return stage1Fault(.permission) }
+        if checksAccess && rule.panFaults(flags: flags) { return stage1Fault(.permission) }
         let wantsWrite = !access.read
         if wantsWrite && !permissions.contains(needed) && flags & TLBEntry.stage1DirtyUpdatable != 0 {
             var allowed = false
@@ -461,9 +445,8 @@ extension SMMU {
         }
         if checksAccess && !permissions.contains(needed) { return stage1Fault(.permission) }
 
-        let offset = input & UInt64.lowBits(Int(leaf.shift))
-        let ipa = leaf.outputBase | offset
-        var mapping = Mapping(outputAddress: ipa, shift: leaf.shift, stage1: permissions, stage2: .all, flags: flags, ipa: ipa, granule: table.tlbiGranule, level: leaf.level, cacheable: cacheable)
+        var mapping = Mapping(leaf: leaf, input: input, table: table, stage: .stage1, permissions: permissions, flags: flags, cacheable: cacheable)
+        let ipa = mapping.ipa
         if let stage2 {
             // §3.9.1.2: for a Translation Request stage 2 is not applied when stage 1 grants the
             // request nothing: no R (X with INSTCFG == Instruction) and no W at its effective
@@ -473,13 +456,7 @@ extension SMMU {
                 let read = pointer.pointee.instCfg == 0b11 ? permissions.contains(privileged ? .privilegedExecute : .unprivilegedExecute) : permissions.contains(privileged ? .privilegedRead : .unprivilegedRead)
                 if !read && !permissions.contains(privileged ? .privilegedWrite : .unprivilegedWrite) { return .success(mapping) }
             }
-            var result = translateStage2(ipa: ipa, write: wantsWrite, context: stage2, faultClass: .input, mode: mode, access: checksAccess ? access : nil)
-            // §3.9.1.2, §13.7.1: what stage 2 allows is granted; a page that is not writable at
-            // stage 2 still grants read to a write-intent Translation Request.
-            if !checksAccess, wantsWrite, case .failure(let fault) = result, fault.type == .permission {
-                result = translateStage2(ipa: ipa, write: false, context: stage2, faultClass: .input, mode: mode)
-            }
-            switch result {
+            switch translateFinalIPA(ipa, access: access, context: stage2, mode: mode, checksAccess: checksAccess) {
             case .success(let second):
                 mapping.outputAddress = second.outputAddress
                 mapping.shift = min(leaf.shift, second.shift)
@@ -506,11 +483,7 @@ extension SMMU {
     func cacheStage1(_ mapping: Mapping, input: UInt64, leafDescriptor: UInt64, context: UnsafePointer<StreamContext>) {
         let global = context.pointee.world != .el2 && !Descriptor.nG.isSet(leafDescriptor)
         let tag = global ? context.pointee.tag.globalVariant(aset: context.pointee.aset) : context.pointee.tag
-        let pageMask = ~UInt64.lowBits(Int(mapping.shift))
-        let entry = TLBEntry(
-            outputBase: mapping.outputAddress & pageMask, ipaBase: mapping.ipa & pageMask, stage1: mapping.stage1, stage2: mapping.stage2,
-            flags: mapping.flags, granule: mapping.granule, level: mapping.level, streamID: context.pointee.streamID, substreamID: context.pointee.substreamID)
-        tlb.insert(entry, tag: tag, input: input, shift: mapping.shift)
+        tlb.insert(TLBEntry(mapping, streamID: context.pointee.streamID, substreamID: context.pointee.substreamID), tag: tag, input: input, shift: mapping.shift)
     }
 
     /// The lean miss path for the common case: a stage-1 stream without stage 2 whose walk
@@ -527,11 +500,10 @@ extension SMMU {
               Descriptor.af.isSet(leaf.descriptor), !Descriptor.contiguous.isSet(leaf.descriptor) else { return nil }
         let hierarchicalDisabled = upper ? context.pointee.hierarchicalDisabled1 : context.pointee.hierarchicalDisabled0
         let (permissions, flags) = stage1Permissions(leaf, world: context.pointee.world, hierarchicalDisabled: hierarchicalDisabled, wxn: context.pointee.wxn, dirtyEnabled: table.hardwareDirty)
-        let rule = UInt8(truncatingIfNeeded: context.pointee.accessRules >> (StreamContext.accessIndex(transaction.access) &* 8))
-        let grant = permissions.rawValue | (flags & TLBEntry.unprivilegedAccessible != 0 ? 0x80 : 0)
-        guard Self.grants(grant, rule: rule) else { return nil }
-        let output = leaf.outputBase | (input & UInt64.lowBits(Int(leaf.shift)))
-        let mapping = Mapping(outputAddress: output, shift: leaf.shift, stage1: permissions, stage2: .all, flags: flags, ipa: output, granule: table.tlbiGranule, level: leaf.level, cacheable: true)
+        let grant = AccessRule.grant(permissions, flags: flags)
+        guard context.pointee.accessRule(for: transaction.access).isGranted(grant) else { return nil }
+        let mapping = Mapping(leaf: leaf, input: input, table: table, stage: .stage1, permissions: permissions, flags: flags, cacheable: true)
+        let output = mapping.outputAddress
         cacheStage1(mapping, input: input, leafDescriptor: leaf.descriptor, context: UnsafePointer(context))
         rememberRecent(context, input: input, shift: leaf.shift, output: leaf.outputBase, grant: grant)
         return output

@@ -47,6 +47,40 @@ struct Mapping {
     }
 }
 
+extension Mapping {
+    /// The translation of `input` by a TLB entry of page size 2^`shift`.
+    @inline(__always)
+    init(hit entry: TLBEntry, shift: UInt8, input: UInt64) {
+        let offset = input & UInt64.lowBits(Int(shift))
+        self.init(
+            outputAddress: entry.outputBase | offset, shift: shift, stage1: entry.stage1, stage2: entry.stage2, flags: entry.flags,
+            ipa: entry.ipaBase | offset, granule: entry.granule, level: entry.level, cacheable: true)
+    }
+
+    /// The translation of `input` by one stage's `leaf` in `table`, with the permissions and
+    /// flags that stage grants (the other stage grants everything). A stage-1 output is the
+    /// IPA; a stage-2 input is.
+    @inline(__always)
+    init(leaf: WalkLeaf, input: UInt64, table: WalkTable, stage: TranslationStage, permissions: Permissions, flags: UInt8, cacheable: Bool) {
+        let output = leaf.outputBase | (input & UInt64.lowBits(Int(leaf.shift)))
+        let stage1 = stage == .stage1
+        self.init(
+            outputAddress: output, shift: leaf.shift, stage1: stage1 ? permissions : .all, stage2: stage1 ? .all : permissions,
+            flags: flags, ipa: stage1 ? output : input, granule: table.tlbiGranule, level: leaf.level, cacheable: cacheable)
+    }
+}
+
+extension TLBEntry {
+    /// The TLB entry for `mapping` (its page-aligned output and IPA), inserted for a stream.
+    @inline(__always)
+    init(_ mapping: Mapping, streamID: UInt32, substreamID: UInt32) {
+        let pageMask = ~UInt64.lowBits(Int(mapping.shift))
+        self.init(
+            outputBase: mapping.outputAddress & pageMask, ipaBase: mapping.ipa & pageMask, stage1: mapping.stage1, stage2: mapping.stage2,
+            flags: mapping.flags, granule: mapping.granule, level: mapping.level, streamID: streamID, substreamID: substreamID)
+    }
+}
+
 /// How a walk may affect the system.
 enum WalkMode {
     /// A real transaction: hardware updates are performed and results cached.
@@ -183,8 +217,7 @@ extension SMMU {
             var allowed = entry.stage2.contains(needed)
             if tableAccess && context.checksDeviceTableWalks && entry.flags & TLBEntry.stage2Device != 0 { allowed = false }
             if allowed {
-                let offset = ipa & UInt64.lowBits(Int(hit.key.shift))
-                return .success(Mapping(outputAddress: entry.outputBase | offset, shift: hit.key.shift, stage1: .all, stage2: entry.stage2, flags: entry.flags, ipa: ipa, granule: entry.granule, level: entry.level, cacheable: true))
+                return .success(Mapping(hit: entry, shift: hit.key.shift, input: ipa))
             }
             if !(write && entry.flags & TLBEntry.stage2DirtyUpdatable != 0 && faultClass != .contextDescriptor) {
                 return .failure(fault(.permission))
@@ -232,9 +265,9 @@ extension SMMU {
             (permissions, leafFlags) = leaf.stage2Permissions(dirtyEnabled: table.hardwareDirty, forcedWriteBack: table.forcedWriteBack)
             flags = leafFlags.rawValue
         }
-        let mapping = Mapping(outputAddress: leaf.outputBase | (ipa & UInt64.lowBits(Int(leaf.shift))), shift: leaf.shift, stage1: .all, stage2: permissions, flags: flags, ipa: ipa, granule: table.tlbiGranule, level: leaf.level, cacheable: cacheable)
+        let mapping = Mapping(leaf: leaf, input: ipa, table: table, stage: .stage2, permissions: permissions, flags: flags, cacheable: cacheable)
         if cacheable, case .transaction = mode {
-            tlb.insert(TLBEntry(outputBase: leaf.outputBase, ipaBase: ipa & ~UInt64.lowBits(Int(leaf.shift)), stage1: .all, stage2: permissions, flags: flags, granule: table.tlbiGranule, level: leaf.level, streamID: context.streamID, substreamID: context.substreamID), tag: tag, input: ipa, shift: leaf.shift)
+            tlb.insert(TLBEntry(mapping, streamID: context.streamID, substreamID: context.substreamID), tag: tag, input: ipa, shift: leaf.shift)
         }
         return .success(mapping)
     }
