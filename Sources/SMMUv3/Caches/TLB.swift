@@ -226,12 +226,6 @@ struct TLB {
         }
     }
 
-    /// Removes one entry.
-    mutating func remove(_ key: TLBKey) {
-        generation &+= 1
-        table.remove(key)
-    }
-
     /// Removes everything.
     @discardableResult
     mutating func flush() -> Int {

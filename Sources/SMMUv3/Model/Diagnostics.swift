@@ -22,7 +22,7 @@ public struct SMMUDiagnostic: Hashable, Sendable, CustomStringConvertible {
         case gbpaWriteIgnored
         /// A queue's PROD/CONS pair is inconsistent (§3.5.1); the model stops consuming
         /// (command queue) or treats the queue as full (output queues).
-        case inconsistentQueue(String)
+        case inconsistentQueue(SMMUQueue)
         /// Checked mode: a cached STE, L1STD, CD or L1CD differs from memory (a change not
         /// followed by the CFGI command that should follow it).
         case staleConfiguration(streamID: UInt32)
@@ -67,4 +67,22 @@ public struct SMMUStatistics: Hashable, Sendable {
     public var priQueueOverflows = 0
     /// Interrupts signalled (wired pulses and MSIs, counted once per notification).
     public var interruptsSignalled = 0
+}
+
+/// One of the SMMU's three queues (§3.5).
+public enum SMMUQueue: Sendable, Hashable, CustomStringConvertible {
+    /// The command queue (§4).
+    case command
+    /// The event queue (§7).
+    case event
+    /// The PRI queue (§8).
+    case pri
+
+    public var description: String {
+        switch self {
+        case .command: "cmdq"
+        case .event: "evtq"
+        case .pri: "priq"
+        }
+    }
 }

@@ -75,13 +75,13 @@ public final class SMMU: MMIODevice {
     /// The combined configuration cache: resolved stream contexts, by StreamID and SubstreamID
     /// (see ``StreamContext``).
     let streamContexts: StreamContextCache
-    /// How commands are consumed now (initially ``SMMUConfiguration/commandProcessing``): switch
-    /// to `.stepped` after bring-up to walk the queue one command at a time.
-    @exclusivity(unchecked) public var commandProcessing: SMMUConfiguration.CommandProcessing
+    /// How commands are consumed (`.automatic` when created): switch to `.stepped`,
+    /// after bring-up or before, to walk the queue one command at a time.
+    @exclusivity(unchecked) public var commandProcessing = CommandProcessing.automatic
     /// Checked mode: every cache hit is compared with memory, and a difference (a structure or
     /// translation changed without the invalidation that should follow) is reported as a
-    /// diagnostic. The cached value is still used, as hardware would.
-    @exclusivity(unchecked) public var checkedMode: Bool
+    /// diagnostic. The cached value is still used, as hardware would. Off after creation.
+    @exclusivity(unchecked) public var checkedMode = false
     @exclusivity(unchecked) var stalledTransactions: [StalledTransaction] = []
     @exclusivity(unchecked) var nextSTAG: UInt16 = 0
     /// ATS invalidations sent since the last CMD_SYNC, summarised: what the next CMD_SYNC
@@ -165,8 +165,6 @@ public final class SMMU: MMIODevice {
         steCache = SetAssociativeCache(capacityLimit: configuration.configurationCacheCapacity)
         cdCache = SetAssociativeCache(capacityLimit: configuration.configurationCacheCapacity)
         streamContexts = StreamContextCache(capacityLimit: configuration.configurationCacheCapacity)
-        checkedMode = configuration.checkedMode
-        commandProcessing = configuration.commandProcessing
         diagnosticLog = BoundedLog(capacity: configuration.diagnosticsCapacity)
         super.init()
         reset()
@@ -401,5 +399,17 @@ public final class SMMU: MMIODevice {
         default:
             diagnose(.illegalAccess(offset: offset, size: size), "\(size * 8)-bit write at \(hex(offset)) is not a supported access: ignored")
         }
+    }
+}
+
+extension SMMU {
+    /// How the command processor is driven.
+    public enum CommandProcessing: Sendable, Hashable {
+        /// A write to CMDQ_PROD (or anything that unblocks the queue) consumes every available
+        /// command before the write returns: what hardware looks like to software.
+        case automatic
+        /// Nothing is consumed until ``SMMU/stepCommand()`` or ``SMMU/runCommandQueue()``
+        /// is called: for walking the queue entry by entry.
+        case stepped
     }
 }

@@ -74,15 +74,6 @@ public struct SMMUConfiguration: Sendable, Hashable {
         }
     }
 
-    /// How the command processor is driven.
-    public enum CommandProcessing: Sendable, Hashable {
-        /// A write to CMDQ_PROD (or anything that unblocks the queue) consumes every available
-        /// command before the write returns: what hardware looks like to software.
-        case automatic
-        /// Nothing is consumed until ``SMMU/stepCommand()`` or ``SMMU/runCommandQueue()``
-        /// is called: for walking the queue entry by entry.
-        case stepped
-    }
 
     // MARK: Architectural features (ID registers)
 
@@ -162,8 +153,6 @@ public struct SMMUConfiguration: Sendable, Hashable {
     public var name = "smmu"
     /// Wired interrupt outputs, or nil when the SMMU only signals by MSI.
     public var interruptLines: InterruptLines? = InterruptLines(eventQueue: 64, priQueue: 65, commandSync: 66, globalError: 67)
-    /// How commands are consumed.
-    public var commandProcessing: CommandProcessing = .automatic
     /// How many reads of CR0ACK, IRQ_CTRLACK or GBPA an update takes to complete
     /// (0 = complete at the write). Non-zero values exercise a driver's polling loops.
     public var acknowledgeLatency = 0
@@ -184,8 +173,6 @@ public struct SMMUConfiguration: Sendable, Hashable {
     /// policy). Memory
     /// grows with use, up to about 200 bytes per entry and cache.
     public var configurationCacheCapacity = 131_072
-    /// Checked mode at reset: every cache hit is compared with memory (see ``SMMU/checkedMode``).
-    public var checkedMode = false
     /// How many diagnostics ``SMMU/diagnostics`` keeps; older ones are dropped and counted.
     public var diagnosticsCapacity = 1024
     /// How long (in virtual clock ticks) CMD_SYNC waits for ATS invalidation completions before
@@ -201,39 +188,82 @@ public struct SMMUConfiguration: Sendable, Hashable {
     /// Creates the default configuration.
     public init() {}
 
-    /// A configuration combination the architecture does not allow.
+    /// A configuration combination the architecture (or the model) does not allow.
     public struct Invalid: Error, CustomStringConvertible, Equatable {
-        /// What is wrong.
-        public let message: String
+        /// The rule broken.
+        public let rule: Rule
+        /// What is wrong, in words.
+        public var message: String { rule.description }
         public var description: String { "invalid SMMU configuration: \(message)" }
+
+        /// The rules ``SMMUConfiguration/validate()`` checks.
+        public enum Rule: Sendable, Hashable, CustomStringConvertible {
+            case noTranslationStage
+            case hypervisorWithoutBothStages
+            case bothStagesWithoutHypervisor
+            case priWithoutATS
+            case forcedStallsWithATS
+            case streamIDBitsOutOfRange
+            case twoLevelStreamTableRequired
+            case substreamIDBitsOutOfRange
+            /// A queue size field (CMDQS, EVENTQS or PRIQS) beyond 19.
+            case queueSizeOutOfRange(SMMUQueue)
+            case noTranslationGranule
+            case outputAddressSize52WithoutGranule64K
+            case stallMaxOutOfRange
+            case identificationOutOfRange
+            case negativeAcknowledgeLatency
+            case cacheCapacityOutOfRange
+            case negativeDiagnosticsCapacity
+
+            public var description: String {
+                switch self {
+                case .noTranslationStage: "at least one translation stage must be implemented"
+                case .hypervisorWithoutBothStages: "IDR0.Hyp requires both stages"
+                case .bothStagesWithoutHypervisor: "SMMUv3.2 requires IDR0.Hyp when both stages are implemented"
+                case .priWithoutATS: "IDR0.PRI requires IDR0.ATS"
+                case .forcedStallsWithATS: "a PCIe (ATS) SMMU must not force stalls (STALL_MODEL=0b10)"
+                case .streamIDBitsOutOfRange: "SIDSIZE must be 0...32"
+                case .twoLevelStreamTableRequired: "SIDSIZE >= 7 requires 2-level stream tables"
+                case .substreamIDBitsOutOfRange: "SSIDSIZE must be 0...20"
+                case .queueSizeOutOfRange(let queue):
+                    "\(queue == .command ? "CMDQS" : queue == .event ? "EVENTQS" : "PRIQS") must be 0...19"
+                case .noTranslationGranule: "at least one translation granule must be supported"
+                case .outputAddressSize52WithoutGranule64K: "a 52-bit OAS requires the 64 KB granule (IDR5.GRAN64K)"
+                case .stallMaxOutOfRange: "STALL_MAX must fit 16 bits"
+                case .identificationOutOfRange: "IIDR fields out of range"
+                case .negativeAcknowledgeLatency: "acknowledgeLatency must not be negative"
+                case .cacheCapacityOutOfRange: "cache capacities must be 1...2^30"
+                case .negativeDiagnosticsCapacity: "diagnosticsCapacity must not be negative"
+                }
+            }
+        }
     }
 
     /// Checks the combination against the architecture's rules.
     public func validate() throws(Invalid) {
-        func fail(_ message: String) throws(Invalid) { throw Invalid(message: message) }
-        if !stage1 && !stage2 { try fail("at least one translation stage must be implemented") }
-        if hypervisor && !(stage1 && stage2) { try fail("IDR0.Hyp requires both stages") }
-        if stage1 && stage2 && !hypervisor { try fail("SMMUv3.2 requires IDR0.Hyp when both stages are implemented") }
-        if pri && !ats { try fail("IDR0.PRI requires IDR0.ATS") }
-        if stallModel == .stallForced && ats { try fail("a PCIe (ATS) SMMU must not force stalls (STALL_MODEL=0b10)") }
-        if !(0...32).contains(streamIDBits) { try fail("SIDSIZE must be 0...32") }
-        if streamIDBits >= 7 && !twoLevelStreamTable { try fail("SIDSIZE >= 7 requires 2-level stream tables") }
-        if !(0...20).contains(substreamIDBits) { try fail("SSIDSIZE must be 0...20") }
-        for (name, value) in [("CMDQS", commandQueueMaxLog2), ("EVENTQS", eventQueueMaxLog2), ("PRIQS", priQueueMaxLog2)] {
-            if !(0...19).contains(value) { try fail("\(name) must be 0...19") }
+        func fail(_ rule: Invalid.Rule) throws(Invalid) { throw Invalid(rule: rule) }
+        if !stage1 && !stage2 { try fail(.noTranslationStage) }
+        if hypervisor && !(stage1 && stage2) { try fail(.hypervisorWithoutBothStages) }
+        if stage1 && stage2 && !hypervisor { try fail(.bothStagesWithoutHypervisor) }
+        if pri && !ats { try fail(.priWithoutATS) }
+        if stallModel == .stallForced && ats { try fail(.forcedStallsWithATS) }
+        if !(0...32).contains(streamIDBits) { try fail(.streamIDBitsOutOfRange) }
+        if streamIDBits >= 7 && !twoLevelStreamTable { try fail(.twoLevelStreamTableRequired) }
+        if !(0...20).contains(substreamIDBits) { try fail(.substreamIDBitsOutOfRange) }
+        for (queue, value) in [(SMMUQueue.command, commandQueueMaxLog2), (.event, eventQueueMaxLog2), (.pri, priQueueMaxLog2)] {
+            if !(0...19).contains(value) { try fail(.queueSizeOutOfRange(queue)) }
         }
-        if !granule4K && !granule16K && !granule64K { try fail("at least one translation granule must be supported") }
+        if !granule4K && !granule16K && !granule64K { try fail(.noTranslationGranule) }
         // §6.3.6 OAS: a 52-bit output address size needs the 64 KB granule (no DS, no D128).
-        if outputAddressSize == .bits52 && !granule64K { try fail("a 52-bit OAS requires the 64 KB granule (IDR5.GRAN64K)") }
-        if !(0...0xFFFF).contains(stallMax) { try fail("STALL_MAX must fit 16 bits") }
-        if productID > 0xFFF || variant > 0xF || revision > 0xF || implementer > 0xFFF {
-            try fail("IIDR fields out of range")
-        }
-        if acknowledgeLatency < 0 { try fail("acknowledgeLatency must not be negative") }
+        if outputAddressSize == .bits52 && !granule64K { try fail(.outputAddressSize52WithoutGranule64K) }
+        if !(0...0xFFFF).contains(stallMax) { try fail(.stallMaxOutOfRange) }
+        if productID > 0xFFF || variant > 0xF || revision > 0xF || implementer > 0xFFF { try fail(.identificationOutOfRange) }
+        if acknowledgeLatency < 0 { try fail(.negativeAcknowledgeLatency) }
         if !(1...(1 << 30)).contains(tlbCapacity) || !(1...(1 << 30)).contains(configurationCacheCapacity) {
-            try fail("cache capacities must be 1...2^30")
+            try fail(.cacheCapacityOutOfRange)
         }
-        if diagnosticsCapacity < 0 { try fail("diagnosticsCapacity must not be negative") }
+        if diagnosticsCapacity < 0 { try fail(.negativeDiagnosticsCapacity) }
     }
 }
 

@@ -201,7 +201,7 @@ extension SMMU {
         if !cmdq.isConsistent {
             if !reportedInconsistentCommandQueue {
                 reportedInconsistentCommandQueue = true
-                diagnose(.inconsistentQueue("cmdq"), "command queue PROD \(geometry.describe(cmdq.prodPointer)) and CONS \(geometry.describe(cons)) are inconsistent: not consuming (§3.5.1)")
+                diagnose(.inconsistentQueue(.command), "command queue PROD \(geometry.describe(cmdq.prodPointer)) and CONS \(geometry.describe(cons)) are inconsistent: not consuming (§3.5.1)")
             }
             return nil
         }

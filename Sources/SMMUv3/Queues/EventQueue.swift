@@ -82,7 +82,7 @@ extension SMMU {
         // An inconsistent PROD/CONS pair is treated as full (§3.5.1 permits this).
         if eventq.isFull || !eventq.isConsistent {
             if !eventq.isConsistent {
-                diagnose(.inconsistentQueue("evtq"), "event queue PROD/CONS inconsistent: treated as full")
+                diagnose(.inconsistentQueue(.event), "event queue PROD/CONS inconsistent: treated as full")
             }
             if stall { return .heldUntilWritable }
             if !eventQueueOverflowActive {

@@ -61,7 +61,7 @@ extension SMMU {
         }
         if !priQueueOverflowActive && (priq.isFull || !priq.isConsistent) {
             if !priq.isConsistent {
-                diagnose(.inconsistentQueue("priq"), "PRI queue PROD/CONS inconsistent: treated as full")
+                diagnose(.inconsistentQueue(.pri), "PRI queue PROD/CONS inconsistent: treated as full")
             }
             priq.prod ^= overflowFlagMask
             statistics.priQueueOverflows &+= 1

@@ -2,28 +2,26 @@ import Platform
 import SMMUv3Layout
 import VMSA
 
-/// A cached STE: decoded, with the raw words and where they came from (for checked mode).
-struct CachedSTE: BitwiseCopyable {
-    var ste: StreamTableEntry
+/// A cached configuration structure (STE or CD): decoded, with its raw words and where they
+/// and the level-1 descriptor that located them came from, so that checked mode can compare
+/// them with memory.
+struct CachedStructure<Decoded: BitwiseCopyable>: BitwiseCopyable {
+    var decoded: Decoded
     var raw: InlineArray<8, UInt64>
+    /// The physical address the structure was read from.
     var address: UInt64
-    /// The L1STD that located it (2-level tables), or `UInt64.max`.
+    /// The physical address of the L1STD or L1CD that located it (2-level tables), or
+    /// `UInt64.max`.
     var l1Address: UInt64
     var l1Raw: UInt64
-    var staleReported: Bool
+    /// Checked mode already reported a change of it.
+    var staleReported = false
 }
 
-/// A cached CD (keyed by StreamID and CD index).
-struct CachedCD: BitwiseCopyable {
-    var cd: ContextDescriptor
-    var raw: InlineArray<8, UInt64>
-    /// The physical address the CD was read from.
-    var address: UInt64
-    /// The physical address of the L1CD that located it, or `UInt64.max`.
-    var l1Address: UInt64
-    var l1Raw: UInt64
-    var staleReported: Bool
-}
+/// A cached STE, keyed by StreamID.
+typealias CachedSTE = CachedStructure<StreamTableEntry>
+/// A cached CD, keyed by StreamID and CD index.
+typealias CachedCD = CachedStructure<ContextDescriptor>
 
 /// Why a configuration structure could not be used (§7.3.3–§7.3.11).
 enum ConfigurationFailure: Error {
@@ -73,7 +71,7 @@ extension SMMU {
     func streamTableEntry(for streamID: UInt32, mode: WalkMode) -> Result<StreamTableEntry, ConfigurationFailure> {
         if case .inspect = mode {} else if let cached = steCache.value(for: UInt64(streamID)) {
             if checkedMode && !cached.staleReported { verifySTE(streamID: streamID, cached) }
-            return .success(cached.ste)
+            return .success(cached.decoded)
         }
         return fetchSTE(streamID: streamID, mode: mode)
     }
@@ -94,7 +92,7 @@ extension SMMU {
             }
         }
         if case .transaction = mode {
-            steCache.insert(CachedSTE(ste: ste, raw: raw, address: address, l1Address: l1Address ?? .max, l1Raw: l1Raw ?? 0, staleReported: false), for: UInt64(streamID))
+            steCache.insert(CachedSTE(decoded: ste, raw: raw, address: address, l1Address: l1Address ?? .max, l1Raw: l1Raw ?? 0), for: UInt64(streamID))
             trace.record(.translation, "\(names.xlat): STE sid=\(hex(streamID)) fetched from \(hex(address))\(ste.problem.map { " (ILLEGAL: \($0))" } ?? "")")
         }
         return .success(ste)
@@ -155,7 +153,7 @@ extension SMMU {
         let key = cdKey(streamID: streamID, index: index)
         if case .inspect = mode {} else if let cached = cdCache.value(for: key) {
             if checkedMode && !cached.staleReported { verifyCD(key: key, streamID: streamID, index: index, cached) }
-            return .success(cached.cd)
+            return .success(cached.decoded)
         }
         let singleCD = ste.s1CDMax == 0 || substreamIDBits == 0
         var cdAddress = ste.s1ContextPointer
@@ -205,7 +203,7 @@ extension SMMU {
         guard let raw = readStructure(cdPA, mode: mode) else { return .failure(.cdFetch(address: cdPA)) }
         let cd = decodeCD(raw, ste: ste)
         if case .transaction = mode {
-            cdCache.insert(CachedCD(cd: cd, raw: raw, address: cdPA, l1Address: l1Address, l1Raw: l1Raw, staleReported: false), for: key)
+            cdCache.insert(CachedCD(decoded: cd, raw: raw, address: cdPA, l1Address: l1Address, l1Raw: l1Raw), for: key)
             trace.record(.translation, "\(names.xlat): CD sid=\(hex(streamID)) index=\(hex(index)) fetched from \(hex(cdPA))\(cd.problem.map { " (ILLEGAL: \($0))" } ?? "")")
         }
         return .success(cd)
@@ -251,27 +249,28 @@ extension SMMU {
     /// Compares a cached STE (and its L1STD) with memory and reports a change that was not
     /// followed by an invalidation.
     func verifySTE(streamID: UInt32, _ cached: CachedSTE) {
-        var message: String?
-        if cached.l1Address != .max, bus.memory.read64(at: cached.l1Address) != cached.l1Raw {
-            message = "L1STD for SID \(hex(streamID)) at \(hex(cached.l1Address)) changed since it was cached (was \(hex(cached.l1Raw, digits: 16)), now \(hex(bus.memory.read64(at: cached.l1Address), digits: 16))) without CMD_CFGI_STE with Leaf == 0"
-        } else if let (word, was, now) = wordsDiffer(cached.raw, at: cached.address) {
-            message = "STE for SID \(hex(streamID)) at \(hex(cached.address)) changed since it was cached (dw\(word) was \(hex(was, digits: 16)), now \(hex(now, digits: 16))) without CMD_CFGI_STE"
-        }
-        guard let message else { return }
+        guard let message = staleness(of: cached, structure: "STE", l1: "L1STD", name: "SID \(hex(streamID))", invalidation: "CMD_CFGI_STE") else { return }
         _ = steCache.modify(UInt64(streamID)) { $0.staleReported = true }
         diagnose(.staleConfiguration(streamID: streamID), message)
     }
 
     /// Compares a cached CD (and its L1CD) with memory.
     func verifyCD(key: UInt64, streamID: UInt32, index: UInt32, _ cached: CachedCD) {
-        var message: String?
-        if cached.l1Address != .max, bus.memory.read64(at: cached.l1Address) != cached.l1Raw {
-            message = "L1CD for SID \(hex(streamID)) SSID \(hex(index)) at \(hex(cached.l1Address)) changed since it was cached without CMD_CFGI_CD with Leaf == 0"
-        } else if let (word, was, now) = wordsDiffer(cached.raw, at: cached.address) {
-            message = "CD for SID \(hex(streamID)) SSID \(hex(index)) at \(hex(cached.address)) changed since it was cached (dw\(word) was \(hex(was, digits: 16)), now \(hex(now, digits: 16))) without CMD_CFGI_CD"
-        }
-        guard let message else { return }
+        guard let message = staleness(of: cached, structure: "CD", l1: "L1CD", name: "SID \(hex(streamID)) SSID \(hex(index))", invalidation: "CMD_CFGI_CD") else { return }
         _ = cdCache.modify(key) { $0.staleReported = true }
         diagnose(.staleConfiguration(streamID: streamID), message)
+    }
+
+    /// What changed in memory under a cached structure, as a diagnostic naming the missing
+    /// invalidation, or nil when nothing did.
+    private func staleness<Decoded>(of cached: CachedStructure<Decoded>, structure: String, l1: String, name: String, invalidation: String) -> String? {
+        if cached.l1Address != .max {
+            let now = bus.memory.read64(at: cached.l1Address)
+            if now != cached.l1Raw {
+                return "\(l1) for \(name) at \(hex(cached.l1Address)) changed since it was cached (was \(hex(cached.l1Raw, digits: 16)), now \(hex(now, digits: 16))) without \(invalidation) with Leaf == 0"
+            }
+        }
+        guard let (word, was, now) = wordsDiffer(cached.raw, at: cached.address) else { return nil }
+        return "\(structure) for \(name) at \(hex(cached.address)) changed since it was cached (dw\(word) was \(hex(was, digits: 16)), now \(hex(now, digits: 16))) without \(invalidation)"
     }
 }

@@ -200,7 +200,8 @@ final class ATCResponder {
 
     @Test func atcInvalidationIsIgnoredWhileDisabledOrWithoutEndpoints() throws {
         // §4.5.1: CMD_ATC_INV is consumed and IGNORED while SMMUEN == 0.
-        let rig = Rig { $0.commandProcessing = .stepped }
+        let rig = Rig()
+        rig.smmu.commandProcessing = .stepped
         let responder = ATCResponder()
         rig.smmu.onATCInvalidation = { responder.received.append($0); return .completed }
         rig.startCommandQueue()

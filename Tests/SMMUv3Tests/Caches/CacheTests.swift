@@ -15,7 +15,8 @@ final class TLBScenario {
     static let addressFor: [Item: UInt64] = [.a: 0x1000, .b: 0x2000, .c: 0x3000, .d: 0x20_5000, .e: 0x1000, .f: 0x1000, .g: 0x1000, .h: 0x1000]
 
     init(checked: Bool = false) {
-        t = TranslationRig { $0.checkedMode = checked }
+        t = TranslationRig()
+        t.smmu.checkedMode = checked
         let sid1 = t.table(), sid2 = t.table(), sid3 = t.table(), s2 = t.table(.stage2, inputBits: 40), el2 = t.table()
         var global = MappingAttributes.readWrite
         global.notGlobal = false
@@ -227,11 +228,13 @@ final class TLBScenario {
         _ = scenario.translate(.b)
         scenario.tables[.b]!.0.unmap(0x2000)
         _ = scenario.translate(.b)
+        #expect(scenario.t.smmu.diagnostics.last?.kind == .staleTranslation(streamID: 1))
         #expect(scenario.t.smmu.diagnostics.last?.message.contains("but the tables now give no translation") == true)
     }
 
     @Test func missingCFGISTEIsReported() {
-        let t = TranslationRig { $0.checkedMode = true }
+        let t = TranslationRig()
+        t.smmu.checkedMode = true
         t.streams.set(6, STEConfig(config: .bypass))
         _ = t.translate(6, 0x1000)
         var ste = STEConfig(config: .bypass)
@@ -243,7 +246,8 @@ final class TLBScenario {
     }
 
     @Test func missingCFGICDIsReported() {
-        let t = TranslationRig { $0.checkedMode = true }
+        let t = TranslationRig()
+        t.smmu.checkedMode = true
         let pt = t.table()
         pt.map(0x1000, to: 0x2000)
         let cds = t.stage1Stream(1, cd: CDConfig(table0: pt, asid: 1))
@@ -255,12 +259,14 @@ final class TLBScenario {
     }
 
     @Test func missingNonLeafCFGIAfterAnL1STDChangeIsReported() {
-        let t = TranslationRig({ $0.checkedMode = true }, log2Size: 12, split: 6)
+        let t = TranslationRig(log2Size: 12, split: 6)
+        t.smmu.checkedMode = true
         t.streams.set(0x45, STEConfig(config: .bypass))
         _ = t.translate(0x45, 0x1000)
         let l1 = t.streams.l1Address(for: 0x45)!
         t.memory.write64(0, at: l1)
         _ = t.translate(0x45, 0x1000)
+        #expect(t.smmu.diagnostics.map(\.kind) == [.staleConfiguration(streamID: 0x45)])
         #expect(t.smmu.diagnostics.first?.message.contains("L1STD for SID 0x45") == true)
     }
 

@@ -82,10 +82,10 @@ import SMMUv3Host
     func randomTablesAndTrafficNeverTrap(_ seed: UInt64) throws {
         var random = SeededGenerator(seed: seed)
         var configuration = SMMUConfiguration.default
-        configuration.checkedMode = seed % 2 == 0
         configuration.tlbCapacity = 64
         let system = try SMMUSystem(configuration: configuration, streamTableLog2Size: 10, split: seed % 2 == 0 ? 6 : nil)
         let smmu = system.smmu
+        smmu.checkedMode = seed % 2 == 0
         let memory = system.bus.memory
         // A few plausible streams first, then garbage everywhere.
         for sid in UInt32(0)..<8 {

@@ -32,7 +32,8 @@ import Platform
 
     @Test(arguments: legalCommands)
     func legalCommandIsConsumed(_ command: Command) {
-        let rig = Rig { $0.commandProcessing = .stepped }
+        let rig = Rig()
+        rig.smmu.commandProcessing = .stepped
         rig.startCommandQueue()
         rig.push([command])
         let step = rig.smmu.stepCommand()
@@ -56,7 +57,8 @@ import Platform
     }
 
     @Test func steppedModeWalksTheQueueOneEntryAtATime() {
-        let rig = Rig { $0.commandProcessing = .stepped }
+        let rig = Rig()
+        rig.smmu.commandProcessing = .stepped
         rig.startCommandQueue()
         rig.push([Command.cfgiAll, .tlbiNSNHAll, .sync(SyncParameters())])
         #expect(rig.read(.cmdqCons) == 0, "nothing consumed until stepped")
@@ -132,7 +134,7 @@ import Platform
         rig.write(.cmdqProd, 0b110)
         #expect(rig.read(.cmdqCons) == 0)
         #expect(rig.smmu.commandQueueStatus == .inconsistent)
-        #expect(rig.smmu.diagnostics.last?.kind == .inconsistentQueue("cmdq"))
+        #expect(rig.smmu.diagnostics.last?.kind == .inconsistentQueue(.command))
         for slot in 0..<2 {
             rig.bus.memory.write64(Command.tlbiNSNHAll.entry.dw0, at: 0x4010_0000 + UInt64(slot) * 16)
         }
@@ -141,7 +143,8 @@ import Platform
     }
 
     @Test func becomingNonFullSendsAWakeUpEvent() {
-        let rig = Rig { $0.commandProcessing = .stepped }
+        let rig = Rig()
+        rig.smmu.commandProcessing = .stepped
         rig.startCommandQueue(log2: 2)
         rig.push(Array(repeating: Command.tlbiNSNHAll, count: 4), log2: 2)
         #expect(rig.read(.cmdqProd) == 0b100, "full: same index, other wrap")
@@ -149,7 +152,8 @@ import Platform
         #expect(rig.bus.interrupts.sendEventCount == 1)
         rig.smmu.stepCommand()
         #expect(rig.bus.interrupts.sendEventCount == 1, "only the full to non-full transition")
-        let noSEV = Rig { $0.commandProcessing = .stepped; $0.sev = false }
+        let noSEV = Rig { $0.sev = false }
+        noSEV.smmu.commandProcessing = .stepped
         noSEV.startCommandQueue(log2: 2)
         noSEV.push(Array(repeating: Command.tlbiNSNHAll, count: 4), log2: 2)
         noSEV.smmu.stepCommand()

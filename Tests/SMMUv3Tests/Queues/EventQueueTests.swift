@@ -150,7 +150,7 @@ import Platform
         rig.write(.eventqProd, 0b110)
         rig.write(.cr0, 1 << 2)
         #expect(rig.smmu.recordEvent(EventQueueTests.fault(1)) == .discardedQueueFull)
-        #expect(rig.smmu.diagnostics.last?.kind == .inconsistentQueue("evtq"))
+        #expect(rig.smmu.diagnostics.last?.kind == .inconsistentQueue(.event))
     }
 
     @Test func baseIsAlignedDownToTheQueueSize() {

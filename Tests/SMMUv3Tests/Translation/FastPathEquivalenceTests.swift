@@ -11,7 +11,8 @@ import SMMUv3Host
     /// A system with a few stage-1 streams over random mappings.
     static func system(seed: UInt64, checked: Bool) -> TranslationRig {
         var random = SeededGenerator(seed: seed)
-        let t = TranslationRig { $0.checkedMode = checked; $0.tlbCapacity = 32 }
+        let t = TranslationRig { $0.tlbCapacity = 32 }
+        t.smmu.checkedMode = checked
         // Global pages (nG == 0) are the same for every stream, as software must keep them:
         // global entries are shared by every ASID of a VMID (§3.17), so what each context makes
         // of them must agree too (they are execute-never, so WXN cannot differ, and no
