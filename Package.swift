@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "SMMUv3", dependencies: ["Platform", "SMMUv3Layout", "VMSA"]),
         // A minimal software agent that drives the model through the bus only
         // (Linux-order bring-up, command submission, queue draining).
-        .target(name: "SMMUv3Host", dependencies: ["Platform", "SMMUv3"]),
+        .target(name: "SMMUv3Host", dependencies: ["Platform", "SMMUv3", "VMSA"]),
         // Layer 3: PCIe functions (ATS, PRI, PASID) behind a root complex.
         .target(name: "Endpoints", dependencies: ["Platform", "SMMUv3"]),
         .executableTarget(name: "SMMUv3CLI", dependencies: ["Platform", "SMMUv3", "SMMUv3Host", "Endpoints"]),

@@ -36,6 +36,9 @@ public struct BitField: Sendable, Hashable, CustomStringConvertible {
     /// The field's bits in place within the word.
     @inlinable @inline(__always) public var mask: UInt64 { maxValue << UInt64(low) }
 
+    /// The field's bits in place within a 32-bit register (the bits of ``mask`` that fit one).
+    @inlinable @inline(__always) public var mask32: UInt32 { UInt32(truncatingIfNeeded: mask) }
+
     /// The field's value, right-aligned.
     @inlinable @inline(__always)
     public func extract(_ word: UInt64) -> UInt64 {
@@ -75,6 +78,10 @@ public struct BitField: Sendable, Hashable, CustomStringConvertible {
     /// The one-bit field placed as set or clear.
     @inlinable @inline(__always)
     public func place(_ flag: Bool) -> UInt64 { flag ? mask : 0 }
+
+    /// `value` moved into the field's position of a 32-bit register (excess bits dropped).
+    @inlinable @inline(__always)
+    public func place32(_ value: UInt32) -> UInt32 { UInt32(truncatingIfNeeded: place(UInt64(value))) }
 
     /// `[high:low]`.
     public var description: String { width == 1 ? "[\(low)]" : "[\(high):\(low)]" }

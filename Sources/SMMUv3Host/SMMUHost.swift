@@ -110,15 +110,15 @@ public final class SMMUHost {
         var value: UInt32 = 0
         for _ in 0..<pollBudget {
             value = read32(.gbpa)
-            if value & (1 << 31) == 0 { break }
+            if !Reg.GBPA.update.isSet(value) { break }
         }
-        value = (value & ~clear) | set | (1 << 31)
+        value = (value & ~clear) | set | Reg.GBPA.update.mask32
         write32(.gbpa, value)
         for _ in 0..<pollBudget {
             value = read32(.gbpa)
-            if value & (1 << 31) == 0 { return }
+            if !Reg.GBPA.update.isSet(value) { return }
         }
-        throw .acknowledgeTimeout(.gbpa, expected: value & ~(1 << 31), last: value)
+        throw .acknowledgeTimeout(.gbpa, expected: value & ~Reg.GBPA.update.mask32, last: value)
     }
 
     // MARK: Bring-up
@@ -130,26 +130,28 @@ public final class SMMUHost {
     public func bringUp(layout: Layout = Layout()) throws(HostError) {
         self.layout = layout
         let idr0 = read32(.idr0)
-        let hasPRI = idr0 & (1 << 16) != 0
-        let hasATS = idr0 & (1 << 10) != 0
-        let hasHyp = idr0 & (1 << 9) != 0
+        let hasPRI = Reg.IDR0.pri.isSet(idr0)
+        let hasATS = Reg.IDR0.ats.isSet(idr0)
+        let hasHyp = Reg.IDR0.hyp.isSet(idr0)
 
-        if read32(.cr0) & 1 != 0 { try updateGBPA(set: 1 << 20, clear: 0) }
+        if Reg.CR0.smmuen.isSet(read32(.cr0)) { try updateGBPA(set: Reg.GBPA.abort.mask32, clear: 0) }
         try writeSynchronized(.cr0, 0, ack: .cr0ack)
 
         // CR1: WB cacheable, inner shareable tables and queues; CR2: PTM | RECINVSID.
-        let cacheability: UInt32 = (3 << 10) | (1 << 8) | (1 << 6) | (3 << 4) | (1 << 2) | 1
+        let innerShareable: UInt32 = 0b11, writeBack: UInt32 = 0b01
+        let cacheability = Reg.CR1.tableSH.place32(innerShareable) | Reg.CR1.tableOC.place32(writeBack) | Reg.CR1.tableIC.place32(writeBack)
+            | Reg.CR1.queueSH.place32(innerShareable) | Reg.CR1.queueOC.place32(writeBack) | Reg.CR1.queueIC.place32(writeBack)
         write32(.cr1, cacheability)
-        write32(.cr2, (1 << 2) | (1 << 1))
+        write32(.cr2, Reg.CR2.ptm.mask32 | Reg.CR2.recInvSID.mask32)
 
         write64(.strtabBase, layout.streamTable)
         write32(.strtabBaseCfg, layout.streamTableBaseConfig ?? UInt32(layout.streamTableLog2Size))
 
-        write64(.cmdqBase, layout.commandQueue | UInt64(layout.commandQueueLog2Size) | (1 << 62))
+        write64(.cmdqBase, layout.commandQueue | Reg.Queue.log2Size.place(UInt64(layout.commandQueueLog2Size)) | Reg.Queue.allocate.mask)
         write32(.cmdqProd, 0)
         write32(.cmdqCons, 0)
         commandProd = 0
-        var enables: UInt32 = 1 << 3
+        var enables = Reg.CR0.cmdqen.mask32
         try writeSynchronized(.cr0, enables, ack: .cr0ack)
 
         var invalidate: [Command] = [.cfgiAll, .sync(SyncParameters())]
@@ -157,46 +159,48 @@ public final class SMMUHost {
         invalidate += [.tlbiNSNHAll, .sync(SyncParameters())]
         try submit(invalidate)
 
-        write64(.eventqBase, layout.eventQueue | UInt64(layout.eventQueueLog2Size) | (1 << 62))
+        write64(.eventqBase, layout.eventQueue | Reg.Queue.log2Size.place(UInt64(layout.eventQueueLog2Size)) | Reg.Queue.allocate.mask)
         write32(.eventqProd, 0)
         write32(.eventqCons, 0)
         eventCons = 0
-        enables |= 1 << 2
+        enables |= Reg.CR0.eventqen.mask32
         try writeSynchronized(.cr0, enables, ack: .cr0ack)
 
         if hasPRI {
-            write64(.priqBase, layout.priQueue | UInt64(layout.priQueueLog2Size) | (1 << 62))
+            write64(.priqBase, layout.priQueue | Reg.Queue.log2Size.place(UInt64(layout.priQueueLog2Size)) | Reg.Queue.allocate.mask)
             write32(.priqProd, 0)
             write32(.priqCons, 0)
             priCons = 0
-            enables |= 1 << 1
+            enables |= Reg.CR0.priqen.mask32
             try writeSynchronized(.cr0, enables, ack: .cr0ack)
         }
 
         if hasATS {
-            enables |= 1 << 4
+            enables |= Reg.CR0.atschk.mask32
             try writeSynchronized(.cr0, enables, ack: .cr0ack)
         }
 
         try writeSynchronized(.irqCtrl, 0, ack: .irqCtrlAck)
+        // MSIs as Device-nGnRE writes (MemAttr 0b0001).
+        let deviceMemory = Reg.IRQCfg.memAttr.place32(0b0001)
         if let doorbell = layout.msiDoorbell {
             write64(.gerrorIrqCfg0, doorbell)
             write32(.gerrorIrqCfg1, 0)
-            write32(.gerrorIrqCfg2, 0x1)
+            write32(.gerrorIrqCfg2, deviceMemory)
             write64(.eventqIrqCfg0, doorbell + 4)
             write32(.eventqIrqCfg1, 1)
-            write32(.eventqIrqCfg2, 0x1)
+            write32(.eventqIrqCfg2, deviceMemory)
             if hasPRI {
                 write64(.priqIrqCfg0, doorbell + 8)
                 write32(.priqIrqCfg1, 2)
             }
         }
-        if hasPRI { write32(.priqIrqCfg2, (layout.priLastOnly ? 1 << 31 : 0) | (layout.msiDoorbell == nil ? 0 : 0x1)) }
-        var irqs: UInt32 = (1 << 2) | 1
-        if hasPRI { irqs |= 1 << 1 }
+        if hasPRI { write32(.priqIrqCfg2, (layout.priLastOnly ? Reg.IRQCfg.lo.mask32 : 0) | (layout.msiDoorbell == nil ? 0 : deviceMemory)) }
+        var irqs = Reg.IRQCtrl.eventqIrqen.mask32 | Reg.IRQCtrl.gerrorIrqen.mask32
+        if hasPRI { irqs |= Reg.IRQCtrl.priqIrqen.mask32 }
         try writeSynchronized(.irqCtrl, irqs, ack: .irqCtrlAck)
 
-        enables |= 1
+        enables |= Reg.CR0.smmuen.mask32
         try writeSynchronized(.cr0, enables, ack: .cr0ack)
     }
 
@@ -210,8 +214,8 @@ public final class SMMUHost {
         try write(commands.map(\.entry))
         let geometry = commandIndex
         let cons = read32(.cmdqCons)
-        if (read32(.gerror) ^ read32(.gerrorn)) & 1 != 0 {
-            throw .commandError(CommandError(rawValue: UInt8((cons >> 24) & 0x7F)), index: cons & geometry.pointerMask)
+        if Reg.GERROR.cmdqErr.isSet(read32(.gerror) ^ read32(.gerrorn)) {
+            throw .commandError(CommandError(rawValue: UInt8(Reg.Queue.consErr.extract(cons))), index: cons & geometry.pointerMask)
         }
         let pending = geometry.count(prod: commandProd, cons: cons)
         if pending != 0 { throw .commandsNotConsumed(pending: Int(pending)) }
@@ -263,7 +267,7 @@ public final class SMMUHost {
     public func drainEvents() -> (records: [EventRecord], overflowed: Bool) {
         let geometry = QueueIndex(log2Size: layout.eventQueueLog2Size)
         let prod = read32(.eventqProd)
-        let overflowed = (prod ^ eventCons) & (1 << 31) != 0
+        let overflowed = Reg.Queue.overflowFlag.isSet(prod ^ eventCons)
         var records: [EventRecord] = []
         var cons = eventCons & geometry.pointerMask
         while !geometry.isEmpty(prod: prod, cons: cons) {
@@ -271,7 +275,7 @@ public final class SMMUHost {
             records.append(EventRecord(dw0: bus.read64(at: slot), dw1: bus.read64(at: slot + 8), dw2: bus.read64(at: slot + 16), dw3: bus.read64(at: slot + 24)))
             cons = geometry.increment(cons)
         }
-        eventCons = cons | (prod & (1 << 31))
+        eventCons = cons | (prod & Reg.Queue.overflowFlag.mask32)
         write32(.eventqCons, eventCons)
         return (records, overflowed)
     }
@@ -281,7 +285,7 @@ public final class SMMUHost {
     public func drainPRIQueue() -> (entries: [PRIQEntry], overflowed: Bool) {
         let geometry = QueueIndex(log2Size: layout.priQueueLog2Size)
         let prod = read32(.priqProd)
-        let overflowed = (prod ^ priCons) & (1 << 31) != 0
+        let overflowed = Reg.Queue.overflowFlag.isSet(prod ^ priCons)
         var entries: [PRIQEntry] = []
         var cons = priCons & geometry.pointerMask
         while !geometry.isEmpty(prod: prod, cons: cons) {
@@ -289,7 +293,7 @@ public final class SMMUHost {
             entries.append(PRIQEntry(dw0: bus.read64(at: slot), dw1: bus.read64(at: slot + 8)))
             cons = geometry.increment(cons)
         }
-        priCons = cons | (prod & (1 << 31))
+        priCons = cons | (prod & Reg.Queue.overflowFlag.mask32)
         write32(.priqCons, priCons)
         return (entries, overflowed)
     }

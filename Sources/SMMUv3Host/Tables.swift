@@ -1,4 +1,5 @@
 import Platform
+import VMSA
 import SMMUv3
 
 /// A bump allocator handing out zeroed, aligned regions of physical memory for tables and
@@ -327,7 +328,7 @@ public final class PageTableBuilder {
         self.granuleShift = granuleShift
         self.inputBits = inputBits
         let stride = granuleShift - 3
-        let natural = 3 - (inputBits - 1 - granuleShift) / stride
+        let natural = WalkTable.stage1StartLevel(inputBits: inputBits, granuleShift: granuleShift)
         var start = startLevel ?? natural
         if stage == .stage2 && startLevel == nil {
             // Use concatenation (up to 16 tables) to start one level lower when possible.
@@ -355,8 +356,11 @@ public final class PageTableBuilder {
     }
 
     private func nextTable(_ descriptor: UInt64) -> UInt64 {
-        descriptor & 0x0000_FFFF_FFFF_F000 & ~((UInt64(1) << UInt64(granuleShift)) - 1)
+        Descriptor.outputAddress.extract(descriptor) & ~UInt64.lowBits(granuleShift)
     }
+
+    /// A valid table descriptor (or level-3 page descriptor) has bits [1:0] == 0b11.
+    private static let tableBits = Descriptor.valid.mask | Descriptor.tableOrPage.mask
 
     /// The address of the descriptor for `address` at `level`, creating intermediate tables.
     public func descriptorAddress(for address: UInt64, level: Int, create: Bool = true) -> UInt64? {
@@ -365,12 +369,12 @@ public final class PageTableBuilder {
         while current < level {
             let slot = table + index(address, level: current) * 8
             let descriptor = memory.read64(at: slot)
-            if descriptor & 0b11 == 0b11 {
+            if descriptor & Self.tableBits == Self.tableBits {
                 table = nextTable(descriptor)
             } else {
                 guard create else { return nil }
                 let fresh = arena.allocate(UInt64(1) << UInt64(granuleShift), alignment: UInt64(1) << UInt64(granuleShift))
-                memory.write64(fresh | 0b11, at: slot)
+                memory.write64(fresh | Self.tableBits, at: slot)
                 table = fresh
             }
             current += 1
@@ -386,26 +390,22 @@ public final class PageTableBuilder {
 
     /// The leaf descriptor value for `output` with `attributes` at `level`.
     public func leafDescriptor(output: UInt64, level: Int, _ attributes: MappingAttributes) -> UInt64 {
-        var descriptor: UInt64 = level == 3 ? 0b11 : 0b01
-        descriptor |= output & 0x0000_FFFF_FFFF_F000
-        if granuleShift == 16 { descriptor |= ((output >> 48) & 0xF) << 12 }
-        if attributes.accessFlag { descriptor |= 1 << 10 }
-        descriptor |= 3 << 8
-        if attributes.dirtyBitModifier { descriptor |= 1 << 51 }
-        if attributes.contiguous { descriptor |= 1 << 52 }
+        // A page (level 3) or block descriptor, inner shareable.
+        var descriptor = Descriptor.valid.mask | (level == 3 ? Descriptor.tableOrPage.mask : 0)
+        descriptor |= Descriptor.outputAddress.extract(output)
+        if granuleShift == 16 { descriptor |= Descriptor.outputAddressHigh64K.place(output >> 48) }
+        descriptor |= Descriptor.af.place(attributes.accessFlag) | Descriptor.sh.place(0b11)
+        descriptor |= Descriptor.dbm.place(attributes.dirtyBitModifier) | Descriptor.contiguous.place(attributes.contiguous)
         switch stage {
         case .stage1:
-            descriptor |= UInt64(attributes.attrIndex & 7) << 2
-            if attributes.unprivileged { descriptor |= 1 << 6 }
-            if !attributes.writable { descriptor |= 1 << 7 }
-            if attributes.notGlobal { descriptor |= 1 << 11 }
-            if attributes.privilegedExecuteNever { descriptor |= 1 << 53 }
-            if attributes.unprivilegedExecuteNever { descriptor |= 1 << 54 }
+            descriptor |= Descriptor.attrIndx.place(UInt64(attributes.attrIndex))
+            descriptor |= Descriptor.ap1.place(attributes.unprivileged) | Descriptor.ap2.place(!attributes.writable)
+            descriptor |= Descriptor.nG.place(attributes.notGlobal)
+            descriptor |= Descriptor.pxn.place(attributes.privilegedExecuteNever) | Descriptor.uxn.place(attributes.unprivilegedExecuteNever)
         case .stage2:
-            descriptor |= UInt64(attributes.stage2MemoryAttributes & 0xF) << 2
-            if attributes.stage2Read { descriptor |= 1 << 6 }
-            if attributes.stage2Write { descriptor |= 1 << 7 }
-            descriptor |= UInt64(attributes.stage2ExecuteNever & 3) << 53
+            descriptor |= Descriptor.s2MemAttr.place(UInt64(attributes.stage2MemoryAttributes))
+            descriptor |= Descriptor.s2Read.place(attributes.stage2Read) | Descriptor.s2Write.place(attributes.stage2Write)
+            descriptor |= Descriptor.s2XNX.place(UInt64(attributes.stage2ExecuteNever))
         }
         return descriptor
     }
@@ -473,7 +473,7 @@ public final class StreamTableBuilder {
     /// STRTAB_BASE_CFG.
     public var baseConfig: UInt32 {
         guard let split else { return UInt32(log2Size) }
-        return (1 << 16) | UInt32(split) << 6 | UInt32(log2Size)
+        return Reg.STRTAB.fmt.place32(UInt32(Reg.STRTAB.fmtTwoLevel)) | Reg.STRTAB.split.place32(UInt32(split)) | Reg.STRTAB.log2Size.place32(UInt32(log2Size))
     }
 
     /// The address of the L1STD covering `streamID` (2-level tables).

@@ -247,7 +247,9 @@ public enum Reg {
         /// CR1.TABLE_SH[11:10]: shareability of table walks (0b00 NSH, 0b10 OSH, 0b11 ISH).
         @inlinable public static var tableSH: BitField { BitField(11, 10) }
         /// All defined bits.
-        @inlinable public static var defined: UInt32 { 0xFFF }
+        @inlinable public static var defined: UInt32 {
+            queueIC.mask32 | queueOC.mask32 | queueSH.mask32 | tableIC.mask32 | tableOC.mask32 | tableSH.mask32
+        }
         /// The QUEUE_* fields.
         @inlinable public static var queueFields: UInt32 { 0x03F }
         /// The TABLE_* fields.
@@ -291,7 +293,9 @@ public enum Reg {
         /// GBPA.Update[31]: written as 1 to apply the other fields; the SMMU clears it when done.
         @inlinable public static var update: BitField { BitField(bit: 31) }
         /// The attribute and ABORT fields (everything but Update).
-        @inlinable public static var fields: UInt32 { 0x001F_3F1F }
+        @inlinable public static var fields: UInt32 {
+            memAttr.mask32 | mtcfg.mask32 | allocCfg.mask32 | shCfg.mask32 | privCfg.mask32 | instCfg.mask32 | abort.mask32
+        }
     }
 
     /// SMMU_IRQ_CTRL and SMMU_IRQ_CTRLACK (§6.3.16, §6.3.18).
@@ -323,7 +327,10 @@ public enum Reg {
         /// GERROR.SFM_ERR[8]: the SMMU entered Service Failure Mode.
         @inlinable public static var sfmErr: BitField { BitField(bit: 8) }
         /// Every error bit this SMMU implements.
-        @inlinable public static var implemented: UInt32 { 0x1FD }
+        @inlinable public static var implemented: UInt32 {
+            cmdqErr.mask32 | eventqAbtErr.mask32 | priqAbtErr.mask32 | msiCmdqAbtErr.mask32 | msiEventqAbtErr.mask32
+                | msiPriqAbtErr.mask32 | msiGerrorAbtErr.mask32 | sfmErr.mask32
+        }
     }
 
     /// SMMU_*_IRQ_CFG0/1/2 (§6.3.21–§6.3.23 and the queue equivalents).

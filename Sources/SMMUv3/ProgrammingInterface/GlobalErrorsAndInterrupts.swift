@@ -25,10 +25,10 @@ extension SMMU {
         if acknowledged != 0 {
             trace.record(.error, "\(configuration.name): GERRORN acknowledges \(describeGlobalErrors(acknowledged))")
         }
-        if acknowledged & UInt32(truncatingIfNeeded: Reg.GERROR.eventqAbtErr.mask) != 0 {
+        if acknowledged & Reg.GERROR.eventqAbtErr.mask32 != 0 {
             flushPendingStallRecords()
         }
-        if acknowledged & UInt32(truncatingIfNeeded: Reg.GERROR.cmdqErr.mask) != 0, commandProcessing == .automatic {
+        if acknowledged & Reg.GERROR.cmdqErr.mask32 != 0, commandProcessing == .automatic {
             runCommandQueue()
         }
     }

@@ -8,9 +8,9 @@ extension SMMU {
     // MARK: CR0, CR1, GBPA, IRQ_CTRL
 
     private var cr0Writable: UInt32 {
-        var mask = UInt32(truncatingIfNeeded: Reg.CR0.smmuen.mask | Reg.CR0.eventqen.mask | Reg.CR0.cmdqen.mask)
-        if configuration.pri { mask |= UInt32(truncatingIfNeeded: Reg.CR0.priqen.mask) }
-        if configuration.ats { mask |= UInt32(truncatingIfNeeded: Reg.CR0.atschk.mask) }
+        var mask = Reg.CR0.smmuen.mask32 | Reg.CR0.eventqen.mask32 | Reg.CR0.cmdqen.mask32
+        if configuration.pri { mask |= Reg.CR0.priqen.mask32 }
+        if configuration.ats { mask |= Reg.CR0.atschk.mask32 }
         return mask
     }
 
@@ -93,8 +93,8 @@ extension SMMU {
             return
         }
         var fields = value & Reg.GBPA.fields
-        if !configuration.attributeOverrides { fields &= UInt32(truncatingIfNeeded: Reg.GBPA.abort.mask) }
-        gbpa = fields | UInt32(truncatingIfNeeded: Reg.GBPA.update.mask)
+        if !configuration.attributeOverrides { fields &= Reg.GBPA.abort.mask32 }
+        gbpa = fields | Reg.GBPA.update.mask32
         trace.record(.control, "\(configuration.name): GBPA <- \(hex(gbpa, digits: 8)) (update requested)")
         if configuration.acknowledgeLatency == 0 {
             completeGBPAUpdate()
@@ -104,15 +104,15 @@ extension SMMU {
     }
 
     func completeGBPAUpdate() {
-        gbpa &= ~UInt32(truncatingIfNeeded: Reg.GBPA.update.mask)
+        gbpa &= ~Reg.GBPA.update.mask32
         gbpaEffective = gbpa
         gbpaReadsUntilDone = 0
         trace.record(.control, "\(configuration.name): GBPA update done, \(Reg.GBPA.abort.isSet(gbpa) ? "abort" : "bypass")")
     }
 
     func writeIRQCtrl(_ value: UInt32) {
-        var writable = UInt32(truncatingIfNeeded: Reg.IRQCtrl.gerrorIrqen.mask | Reg.IRQCtrl.eventqIrqen.mask)
-        if configuration.pri { writable |= UInt32(truncatingIfNeeded: Reg.IRQCtrl.priqIrqen.mask) }
+        var writable = Reg.IRQCtrl.gerrorIrqen.mask32 | Reg.IRQCtrl.eventqIrqen.mask32
+        if configuration.pri { writable |= Reg.IRQCtrl.priqIrqen.mask32 }
         var new = value & writable
         let inProgress = irqCtrl ^ irqCtrlAck
         if inProgress & (new ^ irqCtrl) != 0 {

@@ -81,7 +81,7 @@ extension SMMU {
         case .cmdqProd: return UInt64(cmdq.prod)
         // Index bits above the wrap flag of the SMMU-owned pointers read as zero at the current
         // LOG2SIZE (§6.3.28, §6.3.95, §6.3.97).
-        case .cmdqCons: return UInt64(cmdq.cons & (cmdq.geometry.pointerMask | UInt32(truncatingIfNeeded: Reg.Queue.consErr.mask)))
+        case .cmdqCons: return UInt64(cmdq.cons & (cmdq.geometry.pointerMask | Reg.Queue.consErr.mask32))
         case .eventqBase: return eventq.base
         case .eventqIrqCfg0: return eventqIRQ.address
         case .eventqIrqCfg1: return UInt64(eventqIRQ.data)
@@ -90,9 +90,9 @@ extension SMMU {
         case .priqIrqCfg0: return priqIRQ.address
         case .priqIrqCfg1: return UInt64(priqIRQ.data)
         case .priqIrqCfg2: return UInt64(priqIRQ.attributes)
-        case .eventqProd: return UInt64(eventq.prod & (eventq.geometry.pointerMask | UInt32(truncatingIfNeeded: Reg.Queue.overflowFlag.mask)))
+        case .eventqProd: return UInt64(eventq.prod & (eventq.geometry.pointerMask | Reg.Queue.overflowFlag.mask32))
         case .eventqCons: return UInt64(eventq.cons)
-        case .priqProd: return UInt64(priq.prod & (priq.geometry.pointerMask | UInt32(truncatingIfNeeded: Reg.Queue.overflowFlag.mask)))
+        case .priqProd: return UInt64(priq.prod & (priq.geometry.pointerMask | Reg.Queue.overflowFlag.mask32))
         case .priqCons: return UInt64(priq.cons)
         }
     }
@@ -112,8 +112,8 @@ extension SMMU {
             writeCR1(value)
         case .cr2:
             guard !guardedByCR0(Reg.CR0.smmuen) else { return ignoreGuarded(register, "CR0.SMMUEN") }
-            var mask = UInt32(truncatingIfNeeded: Reg.CR2.recInvSID.mask)
-            if Reg.IDR0.hyp.isSet(idr0) { mask |= UInt32(truncatingIfNeeded: Reg.CR2.e2h.mask) }
+            var mask = Reg.CR2.recInvSID.mask32
+            if Reg.IDR0.hyp.isSet(idr0) { mask |= Reg.CR2.e2h.mask32 }
             cr2 = value & mask
         case .gbpa:
             writeGBPA(value)
@@ -130,20 +130,20 @@ extension SMMU {
         case .gerrorIrqCfg2:
             guard configuration.msi else { return }
             guard !guardedByIRQCtrl(Reg.IRQCtrl.gerrorIrqen) else { return ignoreGuarded(register, "IRQ_CTRL.GERROR_IRQEN") }
-            gerrorIRQ.attributes = value & UInt32(truncatingIfNeeded: Reg.IRQCfg.sh.mask | Reg.IRQCfg.memAttr.mask)
+            gerrorIRQ.attributes = value & (Reg.IRQCfg.sh.mask32 | Reg.IRQCfg.memAttr.mask32)
         case .strtabBaseCfg:
             guard !guardedByCR0(Reg.CR0.smmuen) else { return ignoreGuarded(register, "CR0.SMMUEN") }
-            var mask = UInt32(truncatingIfNeeded: Reg.STRTAB.log2Size.mask | Reg.STRTAB.split.mask)
-            if configuration.twoLevelStreamTable { mask |= UInt32(truncatingIfNeeded: Reg.STRTAB.fmt.mask) }
+            var mask = Reg.STRTAB.log2Size.mask32 | Reg.STRTAB.split.mask32
+            if configuration.twoLevelStreamTable { mask |= Reg.STRTAB.fmt.mask32 }
             strtabBaseCfg = value & mask
         case .cmdqProd:
-            cmdq.prod = value & UInt32(truncatingIfNeeded: Reg.Queue.indexField.mask)
+            cmdq.prod = value & Reg.Queue.indexField.mask32
             trace.record(.queue, "\(names.cmdq): PROD <- \(cmdq.geometry.describe(cmdq.prodPointer))")
             if commandProcessing == .automatic { runCommandQueue() }
         case .cmdqCons:
             guard !guardedByCR0(Reg.CR0.cmdqen) else { return ignoreGuarded(register, "CR0.CMDQEN") }
             // CMDQ_CONS.ERR is not written by software in this model (§6.3.28 leaves it open).
-            cmdq.cons = (cmdq.cons & UInt32(truncatingIfNeeded: Reg.Queue.consErr.mask)) | (value & cmdq.geometry.pointerMask)
+            cmdq.cons = (cmdq.cons & Reg.Queue.consErr.mask32) | (value & cmdq.geometry.pointerMask)
             reportedInconsistentCommandQueue = false
         case .eventqIrqCfg1:
             guard configuration.msi else { return }
@@ -152,7 +152,7 @@ extension SMMU {
         case .eventqIrqCfg2:
             guard configuration.msi else { return }
             guard !guardedByIRQCtrl(Reg.IRQCtrl.eventqIrqen) else { return ignoreGuarded(register, "IRQ_CTRL.EVENTQ_IRQEN") }
-            eventqIRQ.attributes = value & UInt32(truncatingIfNeeded: Reg.IRQCfg.sh.mask | Reg.IRQCfg.memAttr.mask)
+            eventqIRQ.attributes = value & (Reg.IRQCfg.sh.mask32 | Reg.IRQCfg.memAttr.mask32)
         case .priqIrqCfg1:
             guard configuration.msi && configuration.pri else { return }
             guard !guardedByIRQCtrl(Reg.IRQCtrl.priqIrqen) else { return ignoreGuarded(register, "IRQ_CTRL.PRIQ_IRQEN") }
@@ -161,18 +161,18 @@ extension SMMU {
             guard configuration.pri else { return }
             guard !guardedByIRQCtrl(Reg.IRQCtrl.priqIrqen) else { return ignoreGuarded(register, "IRQ_CTRL.PRIQ_IRQEN") }
             // LO works whether or not MSIs are implemented (§6.3.36).
-            var mask = UInt32(truncatingIfNeeded: Reg.IRQCfg.lo.mask)
-            if configuration.msi { mask |= UInt32(truncatingIfNeeded: Reg.IRQCfg.sh.mask | Reg.IRQCfg.memAttr.mask) }
+            var mask = Reg.IRQCfg.lo.mask32
+            if configuration.msi { mask |= (Reg.IRQCfg.sh.mask32 | Reg.IRQCfg.memAttr.mask32) }
             priqIRQ.attributes = value & mask
         case .eventqProd:
             guard !guardedByCR0(Reg.CR0.eventqen) else { return ignoreGuarded(register, "CR0.EVENTQEN") }
-            eventq.prod = value & (eventq.geometry.pointerMask | UInt32(truncatingIfNeeded: Reg.Queue.overflowFlag.mask))
+            eventq.prod = value & (eventq.geometry.pointerMask | Reg.Queue.overflowFlag.mask32)
         case .eventqCons:
             writeEventQueueCons(value)
         case .priqProd:
             guard configuration.pri else { return }
             guard !guardedByCR0(Reg.CR0.priqen) else { return ignoreGuarded(register, "CR0.PRIQEN") }
-            priq.prod = value & (priq.geometry.pointerMask | UInt32(truncatingIfNeeded: Reg.Queue.overflowFlag.mask))
+            priq.prod = value & (priq.geometry.pointerMask | Reg.Queue.overflowFlag.mask32)
         case .priqCons:
             writePRIQueueCons(value)
         case .gerrorIrqCfg0, .strtabBase, .cmdqBase, .eventqBase, .eventqIrqCfg0, .priqBase, .priqIrqCfg0:

@@ -37,7 +37,7 @@ public enum EventQueueOutcome: Hashable, Sendable, CustomStringConvertible {
 
 extension SMMU {
     /// PROD.OVFLG / CONS.OVACKFLG (§3.5.1, §7.4, §8.1) as a mask of the 32-bit index.
-    var overflowFlagMask: UInt32 { UInt32(truncatingIfNeeded: Reg.Queue.overflowFlag.mask) }
+    var overflowFlagMask: UInt32 { Reg.Queue.overflowFlag.mask32 }
 
     /// Whether the event queue overflow flags differ (an overflow not yet acknowledged).
     public var eventQueueOverflowActive: Bool { (eventq.prod ^ eventq.cons) & overflowFlagMask != 0 }
