@@ -27,15 +27,15 @@ let package = Package(
         .target(name: "SMMUv3", dependencies: ["Platform", "SMMUv3Layout", "VMSA"]),
         // A minimal software agent that drives the model through the bus only
         // (Linux-order bring-up, command submission, queue draining).
-        .target(name: "SMMUv3Host", dependencies: ["Platform", "SMMUv3", "VMSA"]),
+        .target(name: "SMMUv3Host", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3"]),
         // Layer 3: PCIe functions (ATS, PRI, PASID) behind a root complex.
-        .target(name: "Endpoints", dependencies: ["Platform", "SMMUv3"]),
-        .executableTarget(name: "SMMUv3CLI", dependencies: ["Platform", "SMMUv3", "SMMUv3Host", "Endpoints"]),
+        .target(name: "Endpoints", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3"]),
+        .executableTarget(name: "SMMUv3CLI", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3", "SMMUv3Host", "Endpoints"]),
         // Throughput of the hot paths (`make bench`, release builds).
-        .executableTarget(name: "SMMUv3Bench", dependencies: ["Platform", "SMMUv3", "SMMUv3Host"]),
+        .executableTarget(name: "SMMUv3Bench", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "VMSATests", dependencies: ["Platform", "VMSA"]),
-        .testTarget(name: "SMMUv3Tests", dependencies: ["Platform", "SMMUv3", "SMMUv3Host"]),
-        .testTarget(name: "EndpointsTests", dependencies: ["Platform", "SMMUv3", "SMMUv3Host", "Endpoints"]),
+        .testTarget(name: "SMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host"]),
+        .testTarget(name: "EndpointsTests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Endpoints"]),
     ]
 )

@@ -103,51 +103,446 @@ public enum CommandOpcode: UInt8, CaseIterable, Sendable {
     case dptiPA = 0x73
 
     /// The spec name, e.g. `CMD_TLBI_NH_VA`.
-    public var specName: String {
-        switch self {
-        case .prefetchConfig: "CMD_PREFETCH_CONFIG"
-        case .prefetchAddress: "CMD_PREFETCH_ADDR"
-        case .cfgiSTE: "CMD_CFGI_STE"
-        case .cfgiSTERange: "CMD_CFGI_STE_RANGE"
-        case .cfgiCD: "CMD_CFGI_CD"
-        case .cfgiCDAll: "CMD_CFGI_CD_ALL"
-        case .cfgiVMSPIDM: "CMD_CFGI_VMS_PIDM"
-        case .tlbiNHAll: "CMD_TLBI_NH_ALL"
-        case .tlbiNHASID: "CMD_TLBI_NH_ASID"
-        case .tlbiNHVA: "CMD_TLBI_NH_VA"
-        case .tlbiNHVAA: "CMD_TLBI_NH_VAA"
-        case .tlbiEL3All: "CMD_TLBI_EL3_ALL"
-        case .tlbiEL3VA: "CMD_TLBI_EL3_VA"
-        case .tlbiEL2All: "CMD_TLBI_EL2_ALL"
-        case .tlbiEL2ASID: "CMD_TLBI_EL2_ASID"
-        case .tlbiEL2VA: "CMD_TLBI_EL2_VA"
-        case .tlbiEL2VAA: "CMD_TLBI_EL2_VAA"
-        case .tlbiS12VMAll: "CMD_TLBI_S12_VMALL"
-        case .tlbiS2IPA: "CMD_TLBI_S2_IPA"
-        case .tlbiNSNHAll: "CMD_TLBI_NSNH_ALL"
-        case .atcInv: "CMD_ATC_INV"
-        case .priResp: "CMD_PRI_RESP"
-        case .resume: "CMD_RESUME"
-        case .stallTerm: "CMD_STALL_TERM"
-        case .sync: "CMD_SYNC"
-        case .tlbiSEL2All: "CMD_TLBI_S_EL2_ALL"
-        case .tlbiSEL2ASID: "CMD_TLBI_S_EL2_ASID"
-        case .tlbiSEL2VA: "CMD_TLBI_S_EL2_VA"
-        case .tlbiSEL2VAA: "CMD_TLBI_S_EL2_VAA"
-        case .tlbiSS12VMAll: "CMD_TLBI_S_S12_VMALL"
-        case .tlbiSS2IPA: "CMD_TLBI_S_S2_IPA"
-        case .tlbiSNHAll: "CMD_TLBI_SNH_ALL"
-        case .dptiAll: "CMD_DPTI_ALL"
-        case .dptiPA: "CMD_DPTI_PA"
-        }
-    }
+    public var specName: String { format.name }
 
     /// The spec name of any opcode byte (`CMD_RESERVED_0x09`, `CMD_IMPDEF_0x80` otherwise).
     public static func name(of opcode: UInt8) -> String {
         if let known = CommandOpcode(rawValue: opcode) { return known.specName }
         return (0x80...0x8F).contains(opcode) ? "CMD_IMPDEF_\(hex(opcode, digits: 2))" : "CMD_RESERVED_\(hex(opcode, digits: 2))"
     }
+
+    /// Everything the spec says about this opcode's format (``CommandFormat/all``).
+    public var format: CommandFormat { CommandFormat.byOpcode[Int(rawValue)]! }
 }
+
+// MARK: The command table
+
+/// The parameter groups a command format defines, each with its bits, its encoding, its
+/// checks and its rendering (§4.1.6, §4.2–§4.7).
+public struct CommandFields: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// StreamID[63:32].
+    public static let streamID = CommandFields(rawValue: 1 << 0)
+    /// SSec[10]: must be 0 on the Non-secure queue.
+    public static let secureStream = CommandFields(rawValue: 1 << 1)
+    /// SSV[11] and SubstreamID[31:12]: an optional SubstreamID.
+    public static let substream = CommandFields(rawValue: 1 << 2)
+    /// SubstreamID[31:12] without SSV (CMD_CFGI_CD).
+    public static let substreamIndex = CommandFields(rawValue: 1 << 3)
+    /// Global[9] (CMD_ATC_INV).
+    public static let global = CommandFields(rawValue: 1 << 4)
+    /// Leaf[64]: the L1 descriptor need not be invalidated (CMD_CFGI_STE, CMD_CFGI_CD).
+    public static let leaf = CommandFields(rawValue: 1 << 5)
+    /// Range[68:64] (CMD_CFGI_STE_RANGE; 31 is CMD_CFGI_ALL).
+    public static let range = CommandFields(rawValue: 1 << 6)
+    /// VMID[47:32].
+    public static let vmid = CommandFields(rawValue: 1 << 7)
+    /// ASID[63:48].
+    public static let asid = CommandFields(rawValue: 1 << 8)
+    /// NUM, SCALE, Leaf, TTL and TG: the TLBI range and level hint (§4.4.1.1).
+    public static let scope = CommandFields(rawValue: 1 << 9)
+    /// VA[127:76] of a TLBI.
+    public static let virtualAddress = CommandFields(rawValue: 1 << 10)
+    /// IPA[115:76] of a TLBI.
+    public static let ipa = CommandFields(rawValue: 1 << 11)
+    /// Address[127:76] of a prefetch or ATC invalidation.
+    public static let address = CommandFields(rawValue: 1 << 12)
+    /// Size[68:64] and Stride[75:72] (CMD_PREFETCH_ADDR).
+    public static let prefetchSpan = CommandFields(rawValue: 1 << 13)
+    /// Size[69:64] (CMD_ATC_INV; above 52 is ILLEGAL).
+    public static let atcSize = CommandFields(rawValue: 1 << 14)
+    /// PRGIndex[72:64] and Resp[77:76] (CMD_PRI_RESP).
+    public static let prgResponse = CommandFields(rawValue: 1 << 15)
+    /// Ac[12], Ab[13] and STAG[79:64] (CMD_RESUME).
+    public static let resume = CommandFields(rawValue: 1 << 16)
+    /// CS, MSH, MSIAttr, MSIData and MSIAddress (CMD_SYNC).
+    public static let sync = CommandFields(rawValue: 1 << 17)
+
+    /// The bits of each doubleword these groups define (with IDR5.DS: SCALE[25] too).
+    @inlinable
+    public func definedBits(ds: Bool) -> (dw0: UInt64, dw1: UInt64) {
+        var dw0 = Cmd.DW0.opcode.mask, dw1: UInt64 = 0
+        if contains(.streamID) { dw0 |= Cmd.DW0.streamID.mask }
+        if contains(.secureStream) { dw0 |= Cmd.DW0.ssec.mask }
+        if contains(.substream) { dw0 |= Cmd.DW0.ssv.mask | Cmd.DW0.substreamID.mask }
+        if contains(.substreamIndex) { dw0 |= Cmd.DW0.substreamID.mask }
+        if contains(.global) { dw0 |= Cmd.DW0.global.mask }
+        if contains(.leaf) { dw1 |= Cmd.DW1.leaf.mask }
+        if contains(.range) { dw1 |= Cmd.DW1.range.mask }
+        if contains(.vmid) { dw0 |= Cmd.DW0.vmid.mask }
+        if contains(.asid) { dw0 |= Cmd.DW0.asid.mask }
+        if contains(.scope) {
+            dw0 |= Cmd.DW0.num.mask | Cmd.DW0.scale.mask | (ds ? Cmd.DW0.scaleDS.mask : 0)
+            dw1 |= Cmd.DW1.leaf.mask | Cmd.DW1.ttl.mask | Cmd.DW1.tg.mask
+        }
+        if contains(.virtualAddress) || contains(.address) { dw1 |= Cmd.DW1.virtualAddress.bits.mask }
+        if contains(.ipa) { dw1 |= Cmd.DW1.physicalAddress.bits.mask }
+        if contains(.prefetchSpan) { dw1 |= Cmd.DW1.prefetchSize.mask | Cmd.DW1.prefetchStride.mask }
+        if contains(.atcSize) { dw1 |= Cmd.DW1.atcSize.mask }
+        if contains(.prgResponse) { dw1 |= Cmd.DW1.prgIndex.mask | Cmd.DW1.priResp.mask }
+        if contains(.resume) {
+            dw0 |= Cmd.DW0.resumeAc.mask | Cmd.DW0.resumeAb.mask
+            dw1 |= Cmd.DW1.stag.mask
+        }
+        if contains(.sync) {
+            dw0 |= Cmd.DW0.syncCS.mask | Cmd.DW0.syncMSH.mask | Cmd.DW0.syncMSIAttr.mask | Cmd.DW0.syncMSIData.mask
+            dw1 |= Cmd.DW1.msiAddress.bits.mask
+        }
+        return (dw0, dw1)
+    }
+}
+
+/// Where an opcode may be issued (§4.1.3).
+public enum CommandAvailability: Sendable, Hashable {
+    /// On the Non-secure command queue, when the SMMU implements `requires` (if any);
+    /// otherwise the opcode is Reserved there.
+    case nonSecure(requires: CommandFeature?)
+    /// On the Secure command queue only: CERROR_ILL on this one.
+    case secureOnly
+    /// Architected, but for a feature this model does not implement (MPAM, DPT): Reserved.
+    case notModelled
+}
+
+/// One command format: the facts about an opcode, in one table entry (§4.1.3, §4.2–§4.7).
+/// The decoder, encoder and renderer read them; the command processor executes each opcode
+/// with its own `execute…` function.
+public struct CommandFormat: Sendable {
+    /// The opcode.
+    public let opcode: CommandOpcode
+    /// The spec name, e.g. `CMD_TLBI_NH_VA`.
+    public let name: String
+    /// Where the spec defines it.
+    public let section: String
+    /// Where it may be issued.
+    public let availability: CommandAvailability
+    /// The parameters it has.
+    public let fields: CommandFields
+    /// ``CommandFields/definedBits(ds:)`` without and with IDR5.DS.
+    public let definedBits: (dw0: UInt64, dw1: UInt64)
+    public let definedBitsDS: (dw0: UInt64, dw1: UInt64)
+
+    init(_ opcode: CommandOpcode, _ name: String, _ section: String, _ availability: CommandAvailability, _ fields: CommandFields) {
+        self.opcode = opcode
+        self.name = name
+        self.section = section
+        self.availability = availability
+        self.fields = fields
+        definedBits = fields.definedBits(ds: false)
+        definedBitsDS = fields.definedBits(ds: true)
+    }
+
+    /// Every architected opcode, in opcode order.
+    public static let all: [CommandFormat] = [
+        CommandFormat(.prefetchConfig, "CMD_PREFETCH_CONFIG", "§4.2.1", .nonSecure(requires: nil), [.streamID, .secureStream, .substream]),
+        CommandFormat(.prefetchAddress, "CMD_PREFETCH_ADDR", "§4.2.2", .nonSecure(requires: nil), [.streamID, .secureStream, .substream, .address, .prefetchSpan]),
+        CommandFormat(.cfgiSTE, "CMD_CFGI_STE", "§4.3.1", .nonSecure(requires: nil), [.streamID, .secureStream, .leaf]),
+        CommandFormat(.cfgiSTERange, "CMD_CFGI_STE_RANGE", "§4.3.2", .nonSecure(requires: nil), [.streamID, .secureStream, .range]),
+        CommandFormat(.cfgiCD, "CMD_CFGI_CD", "§4.3.3", .nonSecure(requires: .stage1), [.streamID, .secureStream, .substreamIndex, .leaf]),
+        CommandFormat(.cfgiCDAll, "CMD_CFGI_CD_ALL", "§4.3.4", .nonSecure(requires: .stage1), [.streamID, .secureStream]),
+        CommandFormat(.cfgiVMSPIDM, "CMD_CFGI_VMS_PIDM", "§4.3.5", .notModelled, []),
+        CommandFormat(.tlbiNHAll, "CMD_TLBI_NH_ALL", "§4.4.2.1", .nonSecure(requires: .stage1), [.vmid]),
+        CommandFormat(.tlbiNHASID, "CMD_TLBI_NH_ASID", "§4.4.2.2", .nonSecure(requires: .stage1), [.vmid, .asid]),
+        CommandFormat(.tlbiNHVA, "CMD_TLBI_NH_VA", "§4.4.2.4", .nonSecure(requires: .stage1), [.vmid, .asid, .virtualAddress, .scope]),
+        CommandFormat(.tlbiNHVAA, "CMD_TLBI_NH_VAA", "§4.4.2.3", .nonSecure(requires: .stage1), [.vmid, .virtualAddress, .scope]),
+        CommandFormat(.tlbiEL3All, "CMD_TLBI_EL3_ALL", "§4.4.2.5", .secureOnly, []),
+        CommandFormat(.tlbiEL3VA, "CMD_TLBI_EL3_VA", "§4.4.2.6", .secureOnly, []),
+        CommandFormat(.tlbiEL2All, "CMD_TLBI_EL2_ALL", "§4.4.2.7", .nonSecure(requires: .hypervisor), []),
+        CommandFormat(.tlbiEL2ASID, "CMD_TLBI_EL2_ASID", "§4.4.2.10", .nonSecure(requires: .hypervisor), [.asid]),
+        CommandFormat(.tlbiEL2VA, "CMD_TLBI_EL2_VA", "§4.4.2.8", .nonSecure(requires: .hypervisor), [.asid, .virtualAddress, .scope]),
+        CommandFormat(.tlbiEL2VAA, "CMD_TLBI_EL2_VAA", "§4.4.2.9", .nonSecure(requires: .hypervisor), [.virtualAddress, .scope]),
+        CommandFormat(.tlbiS12VMAll, "CMD_TLBI_S12_VMALL", "§4.4.3.2", .nonSecure(requires: .stage2), [.vmid]),
+        CommandFormat(.tlbiS2IPA, "CMD_TLBI_S2_IPA", "§4.4.3.1", .nonSecure(requires: .stage2), [.vmid, .ipa, .scope]),
+        CommandFormat(.tlbiNSNHAll, "CMD_TLBI_NSNH_ALL", "§4.4.4.1", .nonSecure(requires: nil), []),
+        CommandFormat(.atcInv, "CMD_ATC_INV", "§4.5.1", .nonSecure(requires: .ats), [.streamID, .substream, .global, .address, .atcSize]),
+        CommandFormat(.priResp, "CMD_PRI_RESP", "§4.5.2", .nonSecure(requires: .pri), [.streamID, .substream, .prgResponse]),
+        CommandFormat(.resume, "CMD_RESUME", "§4.7.1", .nonSecure(requires: .stalls), [.streamID, .secureStream, .resume]),
+        CommandFormat(.stallTerm, "CMD_STALL_TERM", "§4.7.2", .nonSecure(requires: .stalls), [.streamID, .secureStream]),
+        CommandFormat(.sync, "CMD_SYNC", "§4.7.3", .nonSecure(requires: nil), [.sync]),
+        CommandFormat(.tlbiSEL2All, "CMD_TLBI_S_EL2_ALL", "§4.4.2.11", .secureOnly, []),
+        CommandFormat(.tlbiSEL2ASID, "CMD_TLBI_S_EL2_ASID", "§4.4.2.14", .secureOnly, []),
+        CommandFormat(.tlbiSEL2VA, "CMD_TLBI_S_EL2_VA", "§4.4.2.12", .secureOnly, []),
+        CommandFormat(.tlbiSEL2VAA, "CMD_TLBI_S_EL2_VAA", "§4.4.2.13", .secureOnly, []),
+        CommandFormat(.tlbiSS12VMAll, "CMD_TLBI_S_S12_VMALL", "§4.4.3.4", .secureOnly, []),
+        CommandFormat(.tlbiSS2IPA, "CMD_TLBI_S_S2_IPA", "§4.4.3.3", .secureOnly, []),
+        CommandFormat(.tlbiSNHAll, "CMD_TLBI_SNH_ALL", "§4.4.4.2", .secureOnly, []),
+        CommandFormat(.dptiAll, "CMD_DPTI_ALL", "§4.6.1", .notModelled, []),
+        CommandFormat(.dptiPA, "CMD_DPTI_PA", "§4.6.2", .notModelled, []),
+    ]
+
+    /// ``all`` by opcode byte.
+    static let byOpcode: [CommandFormat?] = {
+        var table = [CommandFormat?](repeating: nil, count: 256)
+        for format in all { table[Int(format.opcode.rawValue)] = format }
+        return table
+    }()
+
+    /// What the decoder needs of each opcode byte, as plain data (no name strings to copy).
+    struct Layout: Sendable {
+        /// 0: not architected; 1: Non-secure; 2: Secure queue only; 3: not modelled.
+        var queue: UInt8 = 0
+        var requires: CommandFeature?
+        var fields = CommandFields()
+        var defined: (dw0: UInt64, dw1: UInt64) = (0, 0)
+        var definedDS: (dw0: UInt64, dw1: UInt64) = (0, 0)
+    }
+
+    /// ``Layout`` by opcode byte.
+    static let layouts: [Layout] = {
+        var table = [Layout](repeating: Layout(), count: 256)
+        for format in all {
+            var layout = Layout(fields: format.fields, defined: format.definedBits, definedDS: format.definedBitsDS)
+            switch format.availability {
+            case .nonSecure(let requires): layout.queue = 1; layout.requires = requires
+            case .secureOnly: layout.queue = 2
+            case .notModelled: layout.queue = 3
+            }
+            table[Int(format.opcode.rawValue)] = layout
+        }
+        return table
+    }()
+}
+
+// MARK: Commands
+
+/// A decoded command (§4): its opcode and its parameters, held as the canonical queue entry
+/// (only the bits its format defines, RES0 and unused fields clear), so that a command is
+/// exactly what it encodes to. Build one with the factory named after the command
+/// (``tlbiNHVA(vmid:asid:address:scope:)``), read and set its parameters by name, encode it
+/// with ``entry`` and decode a queue entry with ``decode(_:features:)``. A parameter its format
+/// does not define reads as whatever shares its bits.
+public struct Command: Hashable, Sendable, CustomStringConvertible {
+    /// The opcode.
+    public let opcode: CommandOpcode
+    /// The 16-byte queue entry for this command.
+    public private(set) var entry: CommandEntry
+
+    /// A command with every parameter zero.
+    public init(_ opcode: CommandOpcode) {
+        self.opcode = opcode
+        entry = CommandEntry(dw0: UInt64(opcode.rawValue), dw1: 0)
+    }
+
+    init(opcode: CommandOpcode, canonical entry: CommandEntry) {
+        self.opcode = opcode
+        self.entry = entry
+    }
+
+    /// Its format.
+    public var format: CommandFormat { opcode.format }
+
+    /// The spec name (`CMD_CFGI_ALL` for the Range == 31 form).
+    public var name: String { isCFGIAll ? "CMD_CFGI_ALL" : format.name }
+
+    /// CMD_CFGI_STE_RANGE with Range == 31.
+    public var isCFGIAll: Bool { opcode == .cfgiSTERange && range == 31 }
+
+    private mutating func set(_ field: BitField, _ value: UInt64, dw1: Bool = false) {
+        if dw1 {
+            entry.dw1 = field.inserting(value, into: entry.dw1)
+        } else {
+            entry.dw0 = field.inserting(value, into: entry.dw0)
+        }
+    }
+
+    /// StreamID[63:32].
+    public var streamID: UInt32 {
+        get { UInt32(truncatingIfNeeded: Cmd.DW0.streamID.extract(entry.dw0)) }
+        set { set(Cmd.DW0.streamID, UInt64(newValue)) }
+    }
+    /// The SubstreamID: with SSV (nil when SSV is 0), or CMD_CFGI_CD's CD index.
+    public var substreamID: UInt32? {
+        get {
+            guard opcode == .cfgiCD || Cmd.DW0.ssv.isSet(entry.dw0) else { return nil }
+            return UInt32(truncatingIfNeeded: Cmd.DW0.substreamID.extract(entry.dw0))
+        }
+        set {
+            set(Cmd.DW0.substreamID, UInt64(newValue ?? 0))
+            if opcode != .cfgiCD { set(Cmd.DW0.ssv, newValue == nil ? 0 : 1) }
+        }
+    }
+    /// Global[9] (CMD_ATC_INV).
+    public var global: Bool {
+        get { Cmd.DW0.global.isSet(entry.dw0) }
+        set { set(Cmd.DW0.global, newValue ? 1 : 0) }
+    }
+    /// Leaf[64] (CMD_CFGI_STE, CMD_CFGI_CD; the TLBIs have it in ``scope``).
+    public var leaf: Bool {
+        get { Cmd.DW1.leaf.isSet(entry.dw1) }
+        set { set(Cmd.DW1.leaf, newValue ? 1 : 0, dw1: true) }
+    }
+    /// Range[68:64] (CMD_CFGI_STE_RANGE: 2^(range+1) StreamIDs; 31: all).
+    public var range: UInt8 {
+        get { UInt8(truncatingIfNeeded: Cmd.DW1.range.extract(entry.dw1)) }
+        set { set(Cmd.DW1.range, UInt64(newValue), dw1: true) }
+    }
+    /// VMID[47:32].
+    public var vmid: UInt16 {
+        get { UInt16(truncatingIfNeeded: Cmd.DW0.vmid.extract(entry.dw0)) }
+        set { set(Cmd.DW0.vmid, UInt64(newValue)) }
+    }
+    /// ASID[63:48].
+    public var asid: UInt16 {
+        get { UInt16(truncatingIfNeeded: Cmd.DW0.asid.extract(entry.dw0)) }
+        set { set(Cmd.DW0.asid, UInt64(newValue)) }
+    }
+    /// The VA, IPA or address, in place (bits below 4 KB are zero).
+    public var address: UInt64 {
+        get { opcode == .tlbiS2IPA ? Cmd.DW1.physicalAddress.extract(entry.dw1) : Cmd.DW1.virtualAddress.extract(entry.dw1) }
+        set {
+            let field = opcode == .tlbiS2IPA ? Cmd.DW1.physicalAddress : Cmd.DW1.virtualAddress
+            entry.dw1 = field.inserting(newValue, into: entry.dw1)
+        }
+    }
+    /// NUM, SCALE, Leaf, TTL and TG of a TLBI (§4.4.1.1).
+    public var scope: TLBIScope {
+        get {
+            TLBIScope(
+                leaf: Cmd.DW1.leaf.isSet(entry.dw1), num: UInt8(truncatingIfNeeded: Cmd.DW0.num.extract(entry.dw0)),
+                scale: UInt8(truncatingIfNeeded: Cmd.DW0.scale.extract(entry.dw0)),
+                granule: UInt8(truncatingIfNeeded: Cmd.DW1.tg.extract(entry.dw1)), ttl: UInt8(truncatingIfNeeded: Cmd.DW1.ttl.extract(entry.dw1)))
+        }
+        set {
+            set(Cmd.DW0.num, UInt64(newValue.num))
+            set(Cmd.DW0.scale, UInt64(newValue.scale))
+            set(Cmd.DW1.leaf, newValue.leaf ? 1 : 0, dw1: true)
+            set(Cmd.DW1.ttl, UInt64(newValue.ttl), dw1: true)
+            set(Cmd.DW1.tg, UInt64(newValue.granule), dw1: true)
+        }
+    }
+    /// Size: CMD_PREFETCH_ADDR's Size[68:64] (2^size translations) or CMD_ATC_INV's
+    /// Size[69:64] (4 KB x 2^size).
+    public var size: UInt8 {
+        get { UInt8(truncatingIfNeeded: (opcode == .atcInv ? Cmd.DW1.atcSize : Cmd.DW1.prefetchSize).extract(entry.dw1)) }
+        set { set(opcode == .atcInv ? Cmd.DW1.atcSize : Cmd.DW1.prefetchSize, UInt64(newValue), dw1: true) }
+    }
+    /// Stride[75:72] (CMD_PREFETCH_ADDR: 2^(12+stride) bytes).
+    public var stride: UInt8 {
+        get { UInt8(truncatingIfNeeded: Cmd.DW1.prefetchStride.extract(entry.dw1)) }
+        set { set(Cmd.DW1.prefetchStride, UInt64(newValue), dw1: true) }
+    }
+    /// PRGIndex[72:64] (CMD_PRI_RESP).
+    public var prgIndex: UInt16 {
+        get { UInt16(truncatingIfNeeded: Cmd.DW1.prgIndex.extract(entry.dw1)) }
+        set { set(Cmd.DW1.prgIndex, UInt64(newValue), dw1: true) }
+    }
+    /// Resp[77:76] (CMD_PRI_RESP).
+    public var response: PRIResponse {
+        get { PRIResponse(rawValue: UInt8(truncatingIfNeeded: Cmd.DW1.priResp.extract(entry.dw1))) ?? .responseFailure }
+        set { set(Cmd.DW1.priResp, UInt64(newValue.rawValue), dw1: true) }
+    }
+    /// STAG[79:64] (CMD_RESUME).
+    public var stag: UInt16 {
+        get { UInt16(truncatingIfNeeded: Cmd.DW1.stag.extract(entry.dw1)) }
+        set { set(Cmd.DW1.stag, UInt64(newValue), dw1: true) }
+    }
+    /// Ac[12] and Ab[13] (CMD_RESUME).
+    public var action: ResumeAction {
+        get { Cmd.DW0.resumeAc.isSet(entry.dw0) ? .retry : (Cmd.DW0.resumeAb.isSet(entry.dw0) ? .abort : .terminate) }
+        set {
+            set(Cmd.DW0.resumeAc, newValue == .retry ? 1 : 0)
+            set(Cmd.DW0.resumeAb, newValue == .abort ? 1 : 0)
+        }
+    }
+    /// CS, MSH, MSIAttr, MSIData and MSIAddress (CMD_SYNC).
+    public var sync: SyncParameters {
+        get {
+            SyncParameters(
+                completion: SyncCompletion(rawValue: UInt8(truncatingIfNeeded: Cmd.DW0.syncCS.extract(entry.dw0))) ?? .none,
+                msiAddress: Cmd.DW1.msiAddress.extract(entry.dw1), msiData: UInt32(truncatingIfNeeded: Cmd.DW0.syncMSIData.extract(entry.dw0)),
+                msiAttributes: UInt8(truncatingIfNeeded: Cmd.DW0.syncMSIAttr.extract(entry.dw0)),
+                msiShareability: UInt8(truncatingIfNeeded: Cmd.DW0.syncMSH.extract(entry.dw0)))
+        }
+        set {
+            set(Cmd.DW0.syncCS, UInt64(newValue.completion.rawValue))
+            set(Cmd.DW0.syncMSH, UInt64(newValue.msiShareability))
+            set(Cmd.DW0.syncMSIAttr, UInt64(newValue.msiAttributes))
+            set(Cmd.DW0.syncMSIData, UInt64(newValue.msiData))
+            entry.dw1 = Cmd.DW1.msiAddress.inserting(newValue.msiAddress, into: entry.dw1)
+        }
+    }
+
+    private static func with(_ opcode: CommandOpcode, _ body: (inout Command) -> Void) -> Command {
+        var command = Command(opcode)
+        body(&command)
+        return command
+    }
+
+    /// CMD_PREFETCH_CONFIG: prefetch a stream's STE and CD (§4.2.1).
+    public static func prefetchConfig(streamID: UInt32, substreamID: UInt32?) -> Command {
+        with(.prefetchConfig) { $0.streamID = streamID; $0.substreamID = substreamID }
+    }
+    /// CMD_PREFETCH_ADDR: prefetch 2^size translations at a 2^(12+stride)-byte stride (§4.2.2).
+    public static func prefetchAddress(streamID: UInt32, substreamID: UInt32?, address: UInt64, size: UInt8, stride: UInt8) -> Command {
+        with(.prefetchAddress) { $0.streamID = streamID; $0.substreamID = substreamID; $0.address = address; $0.size = size; $0.stride = stride }
+    }
+    /// CMD_CFGI_STE: invalidate one STE, and its L1STD unless `leaf` (§4.3.1).
+    public static func cfgiSTE(streamID: UInt32, leaf: Bool) -> Command {
+        with(.cfgiSTE) { $0.streamID = streamID; $0.leaf = leaf }
+    }
+    /// CMD_CFGI_STE_RANGE with Range < 31: 2^(range+1) StreamIDs (§4.3.2).
+    public static func cfgiSTERange(streamID: UInt32, range: UInt8) -> Command {
+        with(.cfgiSTERange) { $0.streamID = streamID; $0.range = range }
+    }
+    /// CMD_CFGI_ALL: CMD_CFGI_STE_RANGE with Range == 31 (§4.3.6).
+    public static var cfgiAll: Command { with(.cfgiSTERange) { $0.range = 31 } }
+    /// CMD_CFGI_CD: invalidate one CD, and its L1CD unless `leaf` (§4.3.3).
+    public static func cfgiCD(streamID: UInt32, substreamID: UInt32, leaf: Bool) -> Command {
+        with(.cfgiCD) { $0.streamID = streamID; $0.substreamID = substreamID; $0.leaf = leaf }
+    }
+    /// CMD_CFGI_CD_ALL: invalidate all CDs and L1CDs of a stream (§4.3.4).
+    public static func cfgiCDAll(streamID: UInt32) -> Command { with(.cfgiCDAll) { $0.streamID = streamID } }
+    /// CMD_TLBI_NH_ALL: invalidate all NS-EL1 stage-1 entries of `vmid` (§4.4.2.1).
+    public static func tlbiNHAll(vmid: UInt16) -> Command { with(.tlbiNHAll) { $0.vmid = vmid } }
+    /// CMD_TLBI_NH_ASID: invalidate NS-EL1 non-global entries by ASID and VMID (§4.4.2.2).
+    public static func tlbiNHASID(vmid: UInt16, asid: UInt16) -> Command { with(.tlbiNHASID) { $0.vmid = vmid; $0.asid = asid } }
+    /// CMD_TLBI_NH_VA: invalidate NS-EL1 entries by VA, ASID and VMID (§4.4.2.4).
+    public static func tlbiNHVA(vmid: UInt16, asid: UInt16, address: UInt64, scope: TLBIScope) -> Command {
+        with(.tlbiNHVA) { $0.vmid = vmid; $0.asid = asid; $0.address = address; $0.scope = scope }
+    }
+    /// CMD_TLBI_NH_VAA: invalidate NS-EL1 entries by VA and VMID, all ASIDs (§4.4.2.3).
+    public static func tlbiNHVAA(vmid: UInt16, address: UInt64, scope: TLBIScope) -> Command {
+        with(.tlbiNHVAA) { $0.vmid = vmid; $0.address = address; $0.scope = scope }
+    }
+    /// CMD_TLBI_EL2_ALL: invalidate all NS-EL2 and EL2-E2H entries (§4.4.2.7).
+    public static var tlbiEL2All: Command { Command(.tlbiEL2All) }
+    /// CMD_TLBI_EL2_ASID: invalidate NS EL2-E2H non-global entries by ASID (§4.4.2.10).
+    public static func tlbiEL2ASID(asid: UInt16) -> Command { with(.tlbiEL2ASID) { $0.asid = asid } }
+    /// CMD_TLBI_EL2_VA: invalidate NS EL2 or EL2-E2H entries by VA (and ASID when E2H) (§4.4.2.8).
+    public static func tlbiEL2VA(asid: UInt16, address: UInt64, scope: TLBIScope) -> Command {
+        with(.tlbiEL2VA) { $0.asid = asid; $0.address = address; $0.scope = scope }
+    }
+    /// CMD_TLBI_EL2_VAA: invalidate NS EL2 or EL2-E2H entries by VA, all ASIDs (§4.4.2.9).
+    public static func tlbiEL2VAA(address: UInt64, scope: TLBIScope) -> Command {
+        with(.tlbiEL2VAA) { $0.address = address; $0.scope = scope }
+    }
+    /// CMD_TLBI_S12_VMALL: invalidate all stage-1 and stage-2 entries of `vmid` (§4.4.3.2).
+    public static func tlbiS12VMAll(vmid: UInt16) -> Command { with(.tlbiS12VMAll) { $0.vmid = vmid } }
+    /// CMD_TLBI_S2_IPA: invalidate stage-2 entries by IPA and VMID (§4.4.3.1).
+    public static func tlbiS2IPA(vmid: UInt16, address: UInt64, scope: TLBIScope) -> Command {
+        with(.tlbiS2IPA) { $0.vmid = vmid; $0.address = address; $0.scope = scope }
+    }
+    /// CMD_TLBI_NSNH_ALL: invalidate all Non-secure non-Hyp entries, all stages (§4.4.4.1).
+    public static var tlbiNSNHAll: Command { Command(.tlbiNSNHAll) }
+    /// CMD_ATC_INV: invalidate 4 KB x 2^size of the endpoint's ATC at `address` (§4.5.1).
+    public static func atcInv(streamID: UInt32, substreamID: UInt32?, global: Bool, address: UInt64, size: UInt8) -> Command {
+        with(.atcInv) { $0.streamID = streamID; $0.substreamID = substreamID; $0.global = global; $0.address = address; $0.size = size }
+    }
+    /// CMD_PRI_RESP: respond to the page request group `prgIndex` (§4.5.2).
+    public static func priResp(streamID: UInt32, substreamID: UInt32?, prgIndex: UInt16, response: PRIResponse) -> Command {
+        with(.priResp) { $0.streamID = streamID; $0.substreamID = substreamID; $0.prgIndex = prgIndex; $0.response = response }
+    }
+    /// CMD_RESUME: retry or terminate the stalled transaction tagged `stag` (§4.7.1).
+    public static func resume(streamID: UInt32, stag: UInt16, action: ResumeAction) -> Command {
+        with(.resume) { $0.streamID = streamID; $0.stag = stag; $0.action = action }
+    }
+    /// CMD_STALL_TERM: terminate all stalled transactions of a stream (§4.7.2).
+    public static func stallTerm(streamID: UInt32) -> Command { with(.stallTerm) { $0.streamID = streamID } }
+    /// CMD_SYNC: complete all earlier commands, then signal as `parameters` say (§4.7.3).
+    public static func sync(_ parameters: SyncParameters) -> Command { with(.sync) { $0.sync = parameters } }
+}
+
 
 /// Bit layouts of the command fields (§4.1.6, §4.2–§4.7). `DW0.*` are bits of the first
 /// doubleword, `DW1.*` of the second. Positions follow the Linux header where the spec's
@@ -362,176 +757,114 @@ public struct SyncParameters: Hashable, Sendable {
     }
 }
 
-/// A decoded command (§4). Encode with ``entry``; decode with ``decode(_:features:)``.
-public enum Command: Hashable, Sendable, CustomStringConvertible {
-    /// CMD_PREFETCH_CONFIG (0x01): prefetch a stream's STE and CD (§4.2.1).
-    case prefetchConfig(streamID: UInt32, substreamID: UInt32?)
-    /// CMD_PREFETCH_ADDR (0x02): prefetch 2^size translations at a 2^(12+stride)-byte stride (§4.2.2).
-    case prefetchAddress(streamID: UInt32, substreamID: UInt32?, address: UInt64, size: UInt8, stride: UInt8)
-    /// CMD_CFGI_STE (0x03): invalidate one STE, and its L1STD unless `leaf` (§4.3.1).
-    case cfgiSTE(streamID: UInt32, leaf: Bool)
-    /// CMD_CFGI_STE_RANGE with Range < 31: 2^(range+1) StreamIDs.
-    case cfgiSTERange(streamID: UInt32, range: UInt8)
-    /// CMD_CFGI_ALL (CMD_CFGI_STE_RANGE with Range == 31).
-    case cfgiAll
-    /// CMD_CFGI_CD (0x05): invalidate one CD, and its L1CD unless `leaf` (§4.3.3).
-    case cfgiCD(streamID: UInt32, substreamID: UInt32, leaf: Bool)
-    /// CMD_CFGI_CD_ALL (0x06): invalidate all CDs and L1CDs of a stream (§4.3.4).
-    case cfgiCDAll(streamID: UInt32)
-    /// CMD_TLBI_NH_ALL (0x10): invalidate all NS-EL1 stage-1 entries of `vmid` (§4.4.2.1).
-    case tlbiNHAll(vmid: UInt16)
-    /// CMD_TLBI_NH_ASID (0x11): invalidate NS-EL1 non-global entries by ASID and VMID (§4.4.2.2).
-    case tlbiNHASID(vmid: UInt16, asid: UInt16)
-    /// CMD_TLBI_NH_VA (0x12): invalidate NS-EL1 entries by VA, ASID and VMID (§4.4.2.4).
-    case tlbiNHVA(vmid: UInt16, asid: UInt16, address: UInt64, scope: TLBIScope)
-    /// CMD_TLBI_NH_VAA (0x13): invalidate NS-EL1 entries by VA and VMID, all ASIDs (§4.4.2.3).
-    case tlbiNHVAA(vmid: UInt16, address: UInt64, scope: TLBIScope)
-    /// CMD_TLBI_EL2_ALL (0x20): invalidate all NS-EL2 and EL2-E2H entries (§4.4.2.7).
-    case tlbiEL2All
-    /// CMD_TLBI_EL2_ASID (0x21): invalidate NS EL2-E2H non-global entries by ASID (§4.4.2.10).
-    case tlbiEL2ASID(asid: UInt16)
-    /// CMD_TLBI_EL2_VA (0x22): invalidate NS EL2 or EL2-E2H entries by VA (and ASID when E2H) (§4.4.2.8).
-    case tlbiEL2VA(asid: UInt16, address: UInt64, scope: TLBIScope)
-    /// CMD_TLBI_EL2_VAA (0x23): invalidate NS EL2 or EL2-E2H entries by VA, all ASIDs (§4.4.2.9).
-    case tlbiEL2VAA(address: UInt64, scope: TLBIScope)
-    /// CMD_TLBI_S12_VMALL (0x28): invalidate all stage-1 and stage-2 entries of `vmid` (§4.4.3.2).
-    case tlbiS12VMAll(vmid: UInt16)
-    /// CMD_TLBI_S2_IPA (0x2A): invalidate stage-2 entries by IPA and VMID (§4.4.3.1).
-    case tlbiS2IPA(vmid: UInt16, address: UInt64, scope: TLBIScope)
-    /// CMD_TLBI_NSNH_ALL (0x30): invalidate all Non-secure non-Hyp entries, all stages (§4.4.4.1).
-    case tlbiNSNHAll
-    /// CMD_ATC_INV (0x40): invalidate 4 KB x 2^size of the endpoint's ATC at `address` (§4.5.1).
-    case atcInv(streamID: UInt32, substreamID: UInt32?, global: Bool, address: UInt64, size: UInt8)
-    /// CMD_PRI_RESP (0x41): respond to the page request group `prgIndex` (§4.5.2).
-    case priResp(streamID: UInt32, substreamID: UInt32?, prgIndex: UInt16, response: PRIResponse)
-    /// CMD_RESUME (0x44): retry or terminate the stalled transaction tagged `stag` (§4.7.1).
-    case resume(streamID: UInt32, stag: UInt16, action: ResumeAction)
-    /// CMD_STALL_TERM (0x45): terminate all stalled transactions of a stream (§4.7.2).
-    case stallTerm(streamID: UInt32)
-    /// CMD_SYNC (0x46): complete all earlier commands, then signal as `parameters` say (§4.7.3).
-    case sync(SyncParameters)
-
-    /// The opcode.
-    public var opcode: CommandOpcode {
-        switch self {
-        case .prefetchConfig: .prefetchConfig
-        case .prefetchAddress: .prefetchAddress
-        case .cfgiSTE: .cfgiSTE
-        case .cfgiSTERange, .cfgiAll: .cfgiSTERange
-        case .cfgiCD: .cfgiCD
-        case .cfgiCDAll: .cfgiCDAll
-        case .tlbiNHAll: .tlbiNHAll
-        case .tlbiNHASID: .tlbiNHASID
-        case .tlbiNHVA: .tlbiNHVA
-        case .tlbiNHVAA: .tlbiNHVAA
-        case .tlbiEL2All: .tlbiEL2All
-        case .tlbiEL2ASID: .tlbiEL2ASID
-        case .tlbiEL2VA: .tlbiEL2VA
-        case .tlbiEL2VAA: .tlbiEL2VAA
-        case .tlbiS12VMAll: .tlbiS12VMAll
-        case .tlbiS2IPA: .tlbiS2IPA
-        case .tlbiNSNHAll: .tlbiNSNHAll
-        case .atcInv: .atcInv
-        case .priResp: .priResp
-        case .resume: .resume
-        case .stallTerm: .stallTerm
-        case .sync: .sync
-        }
-    }
-
-    /// The spec name (`CMD_CFGI_ALL` for the Range == 31 form).
-    public var name: String {
-        if case .cfgiAll = self { return "CMD_CFGI_ALL" }
-        return opcode.specName
-    }
-}
-
-// MARK: Encoding
+// MARK: Decoding
 
 extension Command {
-    private static func withSubstream(_ dw0: UInt64, _ substreamID: UInt32?) -> UInt64 {
-        guard let substreamID else { return dw0 }
-        return Cmd.DW0.substreamID.inserting(UInt64(substreamID), into: dw0) | Cmd.DW0.ssv.mask
-    }
-
-    private static func scoped(_ dw0: UInt64, _ scope: TLBIScope) -> UInt64 {
-        Cmd.DW0.scale.inserting(UInt64(scope.scale), into: Cmd.DW0.num.inserting(UInt64(scope.num), into: dw0))
-    }
-
-    private static func scopedDW1(_ address: UInt64, _ field: AddressField, _ scope: TLBIScope) -> UInt64 {
-        var dw1 = field.extract(address) | Cmd.DW1.leaf.place(scope.leaf)
-        dw1 = Cmd.DW1.ttl.inserting(UInt64(scope.ttl), into: dw1)
-        return Cmd.DW1.tg.inserting(UInt64(scope.granule), into: dw1)
-    }
-
-    /// The 16-byte queue entry for this command (fields wider than their encoding are truncated).
-    public var entry: CommandEntry {
-        let op = UInt64(opcode.rawValue)
-        func sid(_ streamID: UInt32) -> UInt64 { op | Cmd.DW0.streamID.place(UInt64(streamID)) }
-        func vmid(_ value: UInt16) -> UInt64 { op | Cmd.DW0.vmid.place(UInt64(value)) }
-        func asid(_ value: UInt16) -> UInt64 { Cmd.DW0.asid.place(UInt64(value)) }
-        switch self {
-        case .prefetchConfig(let streamID, let substreamID):
-            return CommandEntry(dw0: Command.withSubstream(sid(streamID), substreamID), dw1: 0)
-        case .prefetchAddress(let streamID, let substreamID, let address, let size, let stride):
-            var dw1 = Cmd.DW1.virtualAddress.extract(address) | Cmd.DW1.prefetchSize.place(UInt64(size))
-            dw1 |= Cmd.DW1.prefetchStride.place(UInt64(stride))
-            return CommandEntry(dw0: Command.withSubstream(sid(streamID), substreamID), dw1: dw1)
-        case .cfgiSTE(let streamID, let leaf):
-            return CommandEntry(dw0: sid(streamID), dw1: Cmd.DW1.leaf.place(leaf))
-        case .cfgiSTERange(let streamID, let range):
-            return CommandEntry(dw0: sid(streamID), dw1: Cmd.DW1.range.place(UInt64(range)))
-        case .cfgiAll:
-            return CommandEntry(dw0: op, dw1: Cmd.DW1.range.place(31))
-        case .cfgiCD(let streamID, let substreamID, let leaf):
-            return CommandEntry(dw0: Cmd.DW0.substreamID.inserting(UInt64(substreamID), into: sid(streamID)), dw1: Cmd.DW1.leaf.place(leaf))
-        case .cfgiCDAll(let streamID):
-            return CommandEntry(dw0: sid(streamID), dw1: 0)
-        case .tlbiNHAll(let value), .tlbiS12VMAll(let value):
-            return CommandEntry(dw0: vmid(value), dw1: 0)
-        case .tlbiNHASID(let vmidValue, let asidValue):
-            return CommandEntry(dw0: vmid(vmidValue) | asid(asidValue), dw1: 0)
-        case .tlbiNHVA(let vmidValue, let asidValue, let address, let scope):
-            return CommandEntry(dw0: Command.scoped(vmid(vmidValue) | asid(asidValue), scope), dw1: Command.scopedDW1(address, Cmd.DW1.virtualAddress, scope))
-        case .tlbiNHVAA(let vmidValue, let address, let scope):
-            return CommandEntry(dw0: Command.scoped(vmid(vmidValue), scope), dw1: Command.scopedDW1(address, Cmd.DW1.virtualAddress, scope))
-        case .tlbiEL2All, .tlbiNSNHAll:
-            return CommandEntry(dw0: op, dw1: 0)
-        case .tlbiEL2ASID(let asidValue):
-            return CommandEntry(dw0: op | asid(asidValue), dw1: 0)
-        case .tlbiEL2VA(let asidValue, let address, let scope):
-            return CommandEntry(dw0: Command.scoped(op | asid(asidValue), scope), dw1: Command.scopedDW1(address, Cmd.DW1.virtualAddress, scope))
-        case .tlbiEL2VAA(let address, let scope):
-            return CommandEntry(dw0: Command.scoped(op, scope), dw1: Command.scopedDW1(address, Cmd.DW1.virtualAddress, scope))
-        case .tlbiS2IPA(let vmidValue, let address, let scope):
-            return CommandEntry(dw0: Command.scoped(vmid(vmidValue), scope), dw1: Command.scopedDW1(address, Cmd.DW1.physicalAddress, scope))
-        case .atcInv(let streamID, let substreamID, let global, let address, let size):
-            let dw0 = Command.withSubstream(sid(streamID), substreamID) | Cmd.DW0.global.place(global)
-            return CommandEntry(dw0: dw0, dw1: Cmd.DW1.virtualAddress.extract(address) | Cmd.DW1.atcSize.place(UInt64(size)))
-        case .priResp(let streamID, let substreamID, let prgIndex, let response):
-            let dw1 = Cmd.DW1.prgIndex.place(UInt64(prgIndex)) | Cmd.DW1.priResp.place(UInt64(response.rawValue))
-            return CommandEntry(dw0: Command.withSubstream(sid(streamID), substreamID), dw1: dw1)
-        case .resume(let streamID, let stag, let action):
-            var dw0 = sid(streamID)
-            switch action {
-            case .retry: dw0 |= Cmd.DW0.resumeAc.mask
-            case .abort: dw0 |= Cmd.DW0.resumeAb.mask
-            case .terminate: break
-            }
-            return CommandEntry(dw0: dw0, dw1: Cmd.DW1.stag.place(UInt64(stag)))
-        case .stallTerm(let streamID):
-            return CommandEntry(dw0: sid(streamID), dw1: 0)
-        case .sync(let parameters):
-            var dw0 = op | Cmd.DW0.syncCS.place(UInt64(parameters.completion.rawValue))
-            dw0 |= Cmd.DW0.syncMSH.place(UInt64(parameters.msiShareability))
-            dw0 |= Cmd.DW0.syncMSIAttr.place(UInt64(parameters.msiAttributes))
-            dw0 |= Cmd.DW0.syncMSIData.place(UInt64(parameters.msiData))
-            return CommandEntry(dw0: dw0, dw1: Cmd.DW1.msiAddress.extract(parameters.msiAddress))
+    /// Decodes `entry`, checking it against `features` exactly as the command processor does
+    /// before executing it: every reason for CERROR_ILL is reported (§4.1.3), in this order:
+    /// the opcode, the feature it needs, SSec, the parameter values, then RES0 bits.
+    public static func decode(_ entry: CommandEntry, features: CommandFeatures) -> Result<Command, IllegalCommand> {
+        func illegal(_ reason: IllegalCommandReason) -> Result<Command, IllegalCommand> {
+            .failure(IllegalCommand(opcode: entry.opcode, reason: reason))
         }
+        let layout = CommandFormat.layouts[Int(entry.opcode)]
+        guard let opcode = CommandOpcode(rawValue: entry.opcode) else { return illegal(.reservedOpcode) }
+        switch layout.queue {
+        case 1: break
+        case 2: return illegal(.notOnThisQueue)
+        default: return illegal(.reservedOpcode)
+        }
+        // Feature checks take precedence over field checks: the opcode is Reserved here.
+        if let requires = layout.requires, !features.implements(requires) { return illegal(.unsupported(requires)) }
+
+        let fields = layout.fields
+        let defined = features.ds ? layout.definedDS : layout.defined
+        let dw0 = entry.dw0, dw1 = entry.dw1
+        var canonical = CommandEntry(dw0: dw0 & defined.dw0, dw1: dw1 & defined.dw1)
+        var reservedDW0 = dw0 & ~defined.dw0
+        var reservedDW1 = dw1 & ~defined.dw1
+        if fields.contains(.secureStream) && Cmd.DW0.ssec.isSet(dw0) { return illegal(.secureStreamOnNonSecureQueue) }
+        if fields.contains(.substream) && !Cmd.DW0.ssv.isSet(dw0) {
+            // Without SSV the SubstreamID field is not used; treat non-zero bits as RES0.
+            reservedDW0 |= dw0 & Cmd.DW0.substreamID.mask
+            canonical.dw0 &= ~Cmd.DW0.substreamID.mask
+        }
+        if fields.contains(.range) && Cmd.DW1.range.extract(dw1) == 31 {
+            // CMD_CFGI_ALL does not use the StreamID.
+            canonical.dw0 &= ~Cmd.DW0.streamID.mask
+        }
+        if fields.contains(.scope) {
+            let granule = Cmd.DW1.tg.extract(dw1)
+            if granule == 0 {
+                // Without TG, NUM, SCALE and TTL are RES0 (§4.4.1.1).
+                let unused0 = Cmd.DW0.num.mask | Cmd.DW0.scale.mask | Cmd.DW0.scaleDS.mask, unused1 = Cmd.DW1.ttl.mask
+                reservedDW0 |= dw0 & (Cmd.DW0.num.mask | Cmd.DW0.scale.mask)
+                reservedDW1 |= dw1 & unused1
+                canonical.dw0 &= ~unused0
+                canonical.dw1 &= ~unused1
+            } else if Cmd.DW0.num.extract(dw0) == 0 && Cmd.DW0.scale.extract(dw0) == 0 {
+                // NUM == SCALE == TTL == 0 is Reserved. With IDR5.DS == 0, TTL == 0b01 for a
+                // 16 KB granule is treated as 0b00, so it is CERROR_ILL only in that
+                // single-granule form; a real range with that hint invalidates at every level.
+                let ttl = Cmd.DW1.ttl.extract(dw1)
+                if ttl == 0 { return illegal(.invalidParameter(.rangeWithoutExtent)) }
+                if granule == 2 && ttl == 1 && !features.ds { return illegal(.invalidParameter(.levelOneHintFor16KWithoutDS)) }
+            }
+        }
+        if fields.contains(.atcSize) {
+            let size = UInt8(truncatingIfNeeded: Cmd.DW1.atcSize.extract(dw1))
+            // §4.5.1: Size > 52 is ILLEGAL or an UNKNOWN span; the model treats it as ILLEGAL.
+            if size > 52 { return illegal(.invalidParameter(.atcInvalidationSize(size))) }
+        }
+        if fields.contains(.prgResponse) && PRIResponse(rawValue: UInt8(truncatingIfNeeded: Cmd.DW1.priResp.extract(dw1))) == nil {
+            return illegal(.invalidParameter(.reservedPRIResponse))
+        }
+        if fields.contains(.sync) && SyncCompletion(rawValue: UInt8(truncatingIfNeeded: Cmd.DW0.syncCS.extract(dw0))) == nil {
+            return illegal(.invalidParameter(.reservedSyncCompletion))
+        }
+        if features.checksReservedFields && (reservedDW0 != 0 || reservedDW1 != 0) {
+            return illegal(.reservedBitsSet(dw0: reservedDW0, dw1: reservedDW1))
+        }
+        return .success(Command(opcode: opcode, canonical: canonical))
     }
 }
 
-// MARK: Decoding and validation
+// MARK: Description
+
+extension Command {
+    /// The command and the parameters its format defines, e.g. `CMD_TLBI_NH_VA vmid=0x1
+    /// asid=0x5 va=0x10000 leaf`.
+    public var description: String {
+        if isCFGIAll { return name }
+        let fields = format.fields
+        var text = name
+        if fields.contains(.streamID) { text += " sid=\(hex(streamID))" }
+        if fields.contains(.substream) || fields.contains(.substreamIndex), let substreamID { text += " ssid=\(hex(substreamID))" }
+        if fields.contains(.global) && global { text += " global" }
+        if fields.contains(.leaf) && leaf { text += " leaf" }
+        if fields.contains(.range) { text += " range=\(range)" }
+        if fields.contains(.vmid) { text += " vmid=\(hex(vmid))" }
+        if fields.contains(.asid) { text += " asid=\(hex(asid))" }
+        if fields.contains(.virtualAddress) { text += " va=\(hex(address))" }
+        if fields.contains(.ipa) { text += " ipa=\(hex(address))" }
+        if fields.contains(.scope) {
+            let scopeText = scope.description
+            if !scopeText.isEmpty { text += " " + scopeText }
+        }
+        if fields.contains(.address) { text += " addr=\(hex(address))" }
+        if fields.contains(.prefetchSpan) || fields.contains(.atcSize) { text += " size=\(size)" }
+        if fields.contains(.prefetchSpan) { text += " stride=\(stride)" }
+        if fields.contains(.prgResponse) { text += " prgi=\(hex(prgIndex)) resp=\(response)" }
+        if fields.contains(.resume) { text += " stag=\(hex(stag)) \(action)" }
+        if fields.contains(.sync) {
+            text += " \(sync.completion)"
+            if sync.completion == .irq || sync.msiAddress != 0 { text += " msi=\(hex(sync.msiAddress)) data=\(hex(sync.msiData))" }
+        }
+        return text
+    }
+}
+
+// MARK: Features and errors
 
 /// What the command decoder may accept: the implemented features that make commands legal
 /// or ILLEGAL (§4.1.3).
@@ -563,6 +896,18 @@ public struct CommandFeatures: Sendable, Hashable {
         self.stalls = stalls
         self.ds = ds
         self.checksReservedFields = checksReservedFields
+    }
+
+    /// Whether `feature` is implemented.
+    public func implements(_ feature: CommandFeature) -> Bool {
+        switch feature {
+        case .stage1: stage1
+        case .stage2: stage2
+        case .hypervisor: hypervisor
+        case .ats: ats
+        case .pri: pri
+        case .stalls: stalls
+        }
     }
 
     /// Everything implemented and reserved fields ignored: the most a decoder can accept.
@@ -650,259 +995,4 @@ public struct IllegalCommand: Error, Hashable, Sendable, CustomStringConvertible
     }
 
     public var description: String { "\(CommandOpcode.name(of: opcode)): \(reason)" }
-}
-
-extension Command {
-    private typealias Masks = (dw0: UInt64, dw1: UInt64)
-
-    /// The defined (non-RES0) bits of each doubleword of an opcode's layout.
-    private static func definedBits(_ opcode: CommandOpcode, features: CommandFeatures) -> Masks {
-        let op = Cmd.DW0.opcode.mask
-        let sid = Cmd.DW0.streamID.mask | Cmd.DW0.ssec.mask
-        let ssid = Cmd.DW0.ssv.mask | Cmd.DW0.substreamID.mask
-        let range = Cmd.DW0.num.mask | Cmd.DW0.scale.mask | (features.ds ? Cmd.DW0.scaleDS.mask : 0)
-        let rangeDW1 = Cmd.DW1.leaf.mask | Cmd.DW1.ttl.mask | Cmd.DW1.tg.mask
-        switch opcode {
-        case .prefetchConfig: return (op | sid | ssid, 0)
-        case .prefetchAddress:
-            return (op | sid | ssid, Cmd.DW1.prefetchSize.mask | Cmd.DW1.prefetchStride.mask | Cmd.DW1.virtualAddress.bits.mask)
-        case .cfgiSTE: return (op | sid, Cmd.DW1.leaf.mask)
-        case .cfgiSTERange: return (op | sid, Cmd.DW1.range.mask)
-        case .cfgiCD: return (op | sid | Cmd.DW0.substreamID.mask, Cmd.DW1.leaf.mask)
-        case .cfgiCDAll: return (op | sid, 0)
-        case .tlbiNHAll, .tlbiS12VMAll: return (op | Cmd.DW0.vmid.mask, 0)
-        case .tlbiNHASID: return (op | Cmd.DW0.vmid.mask | Cmd.DW0.asid.mask, 0)
-        case .tlbiNHVA: return (op | range | Cmd.DW0.vmid.mask | Cmd.DW0.asid.mask, rangeDW1 | Cmd.DW1.virtualAddress.bits.mask)
-        case .tlbiNHVAA: return (op | range | Cmd.DW0.vmid.mask, rangeDW1 | Cmd.DW1.virtualAddress.bits.mask)
-        case .tlbiEL2All, .tlbiNSNHAll: return (op, 0)
-        case .tlbiEL2ASID: return (op | Cmd.DW0.asid.mask, 0)
-        case .tlbiEL2VA: return (op | range | Cmd.DW0.asid.mask, rangeDW1 | Cmd.DW1.virtualAddress.bits.mask)
-        case .tlbiEL2VAA: return (op | range, rangeDW1 | Cmd.DW1.virtualAddress.bits.mask)
-        case .tlbiS2IPA: return (op | range | Cmd.DW0.vmid.mask, rangeDW1 | Cmd.DW1.physicalAddress.bits.mask)
-        case .atcInv: return (op | Cmd.DW0.global.mask | ssid | Cmd.DW0.streamID.mask, Cmd.DW1.atcSize.mask | Cmd.DW1.virtualAddress.bits.mask)
-        case .priResp: return (op | ssid | Cmd.DW0.streamID.mask, Cmd.DW1.prgIndex.mask | Cmd.DW1.priResp.mask)
-        case .resume: return (op | sid | Cmd.DW0.resumeAc.mask | Cmd.DW0.resumeAb.mask, Cmd.DW1.stag.mask)
-        case .stallTerm: return (op | sid, 0)
-        case .sync:
-            let dw0 = op | Cmd.DW0.syncCS.mask | Cmd.DW0.syncMSH.mask | Cmd.DW0.syncMSIAttr.mask | Cmd.DW0.syncMSIData.mask
-            return (dw0, Cmd.DW1.msiAddress.bits.mask)
-        default: return (.max, .max)
-        }
-    }
-
-    /// The feature an opcode needs that this SMMU lacks, if any (the opcode is then Reserved).
-    private static func missingFeature(_ opcode: CommandOpcode, _ features: CommandFeatures) -> CommandFeature? {
-        switch opcode {
-        case .cfgiCD, .cfgiCDAll, .tlbiNHAll, .tlbiNHASID, .tlbiNHVA, .tlbiNHVAA:
-            features.stage1 ? nil : .stage1
-        case .tlbiEL2All, .tlbiEL2ASID, .tlbiEL2VA, .tlbiEL2VAA:
-            features.hypervisor ? nil : .hypervisor
-        case .tlbiS12VMAll, .tlbiS2IPA:
-            features.stage2 ? nil : .stage2
-        case .atcInv:
-            features.ats ? nil : .ats
-        case .priResp:
-            features.pri ? nil : .pri
-        case .resume, .stallTerm:
-            features.stalls ? nil : .stalls
-        default:
-            nil
-        }
-    }
-
-    private static func scope(_ entry: CommandEntry) -> TLBIScope {
-        TLBIScope(
-            leaf: Cmd.DW1.leaf.isSet(entry.dw1),
-            num: UInt8(Cmd.DW0.num.extract(entry.dw0)),
-            scale: UInt8(Cmd.DW0.scale.extract(entry.dw0)),
-            granule: UInt8(Cmd.DW1.tg.extract(entry.dw1)),
-            ttl: UInt8(Cmd.DW1.ttl.extract(entry.dw1)))
-    }
-
-    /// Checks the range/level-hint fields (§4.4.1.1). When TG == 0 the NUM, SCALE and TTL
-    /// fields are RES0 (reported through `reservedBits`).
-    private static func checkScope(_ entry: CommandEntry, features: CommandFeatures, reservedDW0: inout UInt64, reservedDW1: inout UInt64) -> IllegalCommandReason? {
-        let scope = scope(entry)
-        if scope.granule == 0 {
-            reservedDW0 |= entry.dw0 & (Cmd.DW0.num.mask | Cmd.DW0.scale.mask)
-            reservedDW1 |= entry.dw1 & Cmd.DW1.ttl.mask
-            return nil
-        }
-        guard scope.num == 0 && scope.scale == 0 else { return nil }
-        // NUM == SCALE == TTL == 0 is Reserved. With IDR5.DS == 0, TTL == 0b01 for a 16 KB
-        // granule is treated as 0b00, so it is CERROR_ILL only in that single-granule form;
-        // a real range with that hint invalidates at every level (§4.4.1.1).
-        if scope.ttl == 0 { return .invalidParameter(.rangeWithoutExtent) }
-        if scope.granule == 2 && scope.ttl == 1 && !features.ds {
-            return .invalidParameter(.levelOneHintFor16KWithoutDS)
-        }
-        return nil
-    }
-
-    /// Decodes `entry`, checking it against `features` exactly as the command processor does
-    /// before executing it: every reason for CERROR_ILL is reported (§4.1.3).
-    public static func decode(_ entry: CommandEntry, features: CommandFeatures) -> Result<Command, IllegalCommand> {
-        func illegal(_ reason: IllegalCommandReason) -> Result<Command, IllegalCommand> {
-            .failure(IllegalCommand(opcode: entry.opcode, reason: reason))
-        }
-        guard let opcode = CommandOpcode(rawValue: entry.opcode) else { return illegal(.reservedOpcode) }
-        switch opcode {
-        case .cfgiVMSPIDM, .dptiAll, .dptiPA: return illegal(.reservedOpcode)
-        case .tlbiEL3All, .tlbiEL3VA, .tlbiSEL2All, .tlbiSEL2ASID, .tlbiSEL2VA, .tlbiSEL2VAA, .tlbiSS12VMAll, .tlbiSS2IPA, .tlbiSNHAll:
-            return illegal(.notOnThisQueue)
-        default: break
-        }
-
-        // Feature checks take precedence over field checks: the opcode is Reserved here.
-        if let missing = missingFeature(opcode, features) { return illegal(.unsupported(missing)) }
-
-        let defined = definedBits(opcode, features: features)
-        var reservedDW0 = entry.dw0 & ~defined.dw0
-        var reservedDW1 = entry.dw1 & ~defined.dw1
-        let dw0 = entry.dw0, dw1 = entry.dw1
-
-        if defined.dw0 & Cmd.DW0.ssec.mask != 0 && Cmd.DW0.ssec.isSet(dw0) {
-            return illegal(.secureStreamOnNonSecureQueue)
-        }
-        let streamID = UInt32(Cmd.DW0.streamID.extract(dw0))
-        let substreamID: UInt32? = Cmd.DW0.ssv.isSet(dw0) ? UInt32(Cmd.DW0.substreamID.extract(dw0)) : nil
-        if defined.dw0 & Cmd.DW0.ssv.mask != 0 && substreamID == nil {
-            // Without SSV the SubstreamID field is not used; treat non-zero bits as RES0.
-            reservedDW0 |= dw0 & Cmd.DW0.substreamID.mask
-        }
-        let vmid = UInt16(Cmd.DW0.vmid.extract(dw0))
-        let asid = UInt16(Cmd.DW0.asid.extract(dw0))
-
-        let command: Command
-        switch opcode {
-        case .prefetchConfig:
-            command = .prefetchConfig(streamID: streamID, substreamID: substreamID)
-        case .prefetchAddress:
-            command = .prefetchAddress(
-                streamID: streamID, substreamID: substreamID, address: Cmd.DW1.virtualAddress.extract(dw1),
-                size: UInt8(Cmd.DW1.prefetchSize.extract(dw1)), stride: UInt8(Cmd.DW1.prefetchStride.extract(dw1)))
-        case .cfgiSTE:
-            command = .cfgiSTE(streamID: streamID, leaf: Cmd.DW1.leaf.isSet(dw1))
-        case .cfgiSTERange:
-            let range = UInt8(Cmd.DW1.range.extract(dw1))
-            command = range == 31 ? .cfgiAll : .cfgiSTERange(streamID: streamID, range: range)
-        case .cfgiCD:
-            command = .cfgiCD(streamID: streamID, substreamID: UInt32(Cmd.DW0.substreamID.extract(dw0)), leaf: Cmd.DW1.leaf.isSet(dw1))
-        case .cfgiCDAll:
-            command = .cfgiCDAll(streamID: streamID)
-        case .tlbiNHAll:
-            command = .tlbiNHAll(vmid: vmid)
-        case .tlbiNHASID:
-            command = .tlbiNHASID(vmid: vmid, asid: asid)
-        case .tlbiNHVA, .tlbiNHVAA, .tlbiEL2VA, .tlbiEL2VAA, .tlbiS2IPA:
-            if let reason = checkScope(entry, features: features, reservedDW0: &reservedDW0, reservedDW1: &reservedDW1) {
-                return illegal(reason)
-            }
-            let scope = scope(entry)
-            let va = Cmd.DW1.virtualAddress.extract(dw1)
-            switch opcode {
-            case .tlbiNHVA: command = .tlbiNHVA(vmid: vmid, asid: asid, address: va, scope: scope)
-            case .tlbiNHVAA: command = .tlbiNHVAA(vmid: vmid, address: va, scope: scope)
-            case .tlbiEL2VA: command = .tlbiEL2VA(asid: asid, address: va, scope: scope)
-            case .tlbiEL2VAA: command = .tlbiEL2VAA(address: va, scope: scope)
-            default: command = .tlbiS2IPA(vmid: vmid, address: Cmd.DW1.physicalAddress.extract(dw1), scope: scope)
-            }
-        case .tlbiEL2All:
-            command = .tlbiEL2All
-        case .tlbiEL2ASID:
-            command = .tlbiEL2ASID(asid: asid)
-        case .tlbiS12VMAll:
-            command = .tlbiS12VMAll(vmid: vmid)
-        case .tlbiNSNHAll:
-            command = .tlbiNSNHAll
-        case .atcInv:
-            let size = UInt8(Cmd.DW1.atcSize.extract(dw1))
-            // §4.5.1: Size > 52 is ILLEGAL or an UNKNOWN span; the model treats it as ILLEGAL.
-            if size > 52 { return illegal(.invalidParameter(.atcInvalidationSize(size))) }
-            command = .atcInv(streamID: streamID, substreamID: substreamID, global: Cmd.DW0.global.isSet(dw0), address: Cmd.DW1.virtualAddress.extract(dw1), size: size)
-        case .priResp:
-            guard let response = PRIResponse(rawValue: UInt8(Cmd.DW1.priResp.extract(dw1))) else {
-                return illegal(.invalidParameter(.reservedPRIResponse))
-            }
-            command = .priResp(streamID: streamID, substreamID: substreamID, prgIndex: UInt16(Cmd.DW1.prgIndex.extract(dw1)), response: response)
-        case .resume:
-            let action: ResumeAction = Cmd.DW0.resumeAc.isSet(dw0) ? .retry : (Cmd.DW0.resumeAb.isSet(dw0) ? .abort : .terminate)
-            command = .resume(streamID: streamID, stag: UInt16(Cmd.DW1.stag.extract(dw1)), action: action)
-        case .stallTerm:
-            command = .stallTerm(streamID: streamID)
-        case .sync:
-            guard let completion = SyncCompletion(rawValue: UInt8(Cmd.DW0.syncCS.extract(dw0))) else {
-                return illegal(.invalidParameter(.reservedSyncCompletion))
-            }
-            command = .sync(SyncParameters(
-                completion: completion, msiAddress: Cmd.DW1.msiAddress.extract(dw1),
-                msiData: UInt32(Cmd.DW0.syncMSIData.extract(dw0)), msiAttributes: UInt8(Cmd.DW0.syncMSIAttr.extract(dw0)),
-                msiShareability: UInt8(Cmd.DW0.syncMSH.extract(dw0))))
-        default:
-            return illegal(.reservedOpcode)
-        }
-
-        if features.checksReservedFields && (reservedDW0 != 0 || reservedDW1 != 0) {
-            return illegal(.reservedBitsSet(dw0: reservedDW0, dw1: reservedDW1))
-        }
-        return .success(command)
-    }
-}
-
-// MARK: Description
-
-extension Command {
-    private static func sid(_ value: UInt32) -> String { "sid=\(hex(value))" }
-    private static func ssid(_ value: UInt32?) -> String { value.map { " ssid=\(hex($0))" } ?? "" }
-    private static func suffix(_ scope: TLBIScope) -> String {
-        let text = scope.description
-        return text.isEmpty ? "" : " " + text
-    }
-
-    public var description: String {
-        switch self {
-        case .prefetchConfig(let streamID, let substreamID):
-            return "\(name) \(Command.sid(streamID))\(Command.ssid(substreamID))"
-        case .prefetchAddress(let streamID, let substreamID, let address, let size, let stride):
-            return "\(name) \(Command.sid(streamID))\(Command.ssid(substreamID)) addr=\(hex(address)) size=\(size) stride=\(stride)"
-        case .cfgiSTE(let streamID, let leaf):
-            return "\(name) \(Command.sid(streamID))\(leaf ? " leaf" : "")"
-        case .cfgiSTERange(let streamID, let range):
-            return "\(name) \(Command.sid(streamID)) range=\(range)"
-        case .cfgiAll, .tlbiEL2All, .tlbiNSNHAll:
-            return name
-        case .cfgiCD(let streamID, let substreamID, let leaf):
-            return "\(name) \(Command.sid(streamID)) ssid=\(hex(substreamID))\(leaf ? " leaf" : "")"
-        case .cfgiCDAll(let streamID), .stallTerm(let streamID):
-            return "\(name) \(Command.sid(streamID))"
-        case .tlbiNHAll(let vmid), .tlbiS12VMAll(let vmid):
-            return "\(name) vmid=\(hex(vmid))"
-        case .tlbiNHASID(let vmid, let asid):
-            return "\(name) vmid=\(hex(vmid)) asid=\(hex(asid))"
-        case .tlbiNHVA(let vmid, let asid, let address, let scope):
-            return "\(name) vmid=\(hex(vmid)) asid=\(hex(asid)) va=\(hex(address))\(Command.suffix(scope))"
-        case .tlbiNHVAA(let vmid, let address, let scope):
-            return "\(name) vmid=\(hex(vmid)) va=\(hex(address))\(Command.suffix(scope))"
-        case .tlbiEL2ASID(let asid):
-            return "\(name) asid=\(hex(asid))"
-        case .tlbiEL2VA(let asid, let address, let scope):
-            return "\(name) asid=\(hex(asid)) va=\(hex(address))\(Command.suffix(scope))"
-        case .tlbiEL2VAA(let address, let scope):
-            return "\(name) va=\(hex(address))\(Command.suffix(scope))"
-        case .tlbiS2IPA(let vmid, let address, let scope):
-            return "\(name) vmid=\(hex(vmid)) ipa=\(hex(address))\(Command.suffix(scope))"
-        case .atcInv(let streamID, let substreamID, let global, let address, let size):
-            return "\(name) \(Command.sid(streamID))\(Command.ssid(substreamID))\(global ? " global" : "") addr=\(hex(address)) size=\(size)"
-        case .priResp(let streamID, let substreamID, let prgIndex, let response):
-            return "\(name) \(Command.sid(streamID))\(Command.ssid(substreamID)) prgi=\(hex(prgIndex)) resp=\(response)"
-        case .resume(let streamID, let stag, let action):
-            return "\(name) \(Command.sid(streamID)) stag=\(hex(stag)) \(action)"
-        case .sync(let parameters):
-            var text = "\(name) \(parameters.completion)"
-            if parameters.completion == .irq || parameters.msiAddress != 0 {
-                text += " msi=\(hex(parameters.msiAddress)) data=\(hex(parameters.msiData))"
-            }
-            return text
-        }
-    }
 }

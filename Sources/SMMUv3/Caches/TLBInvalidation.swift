@@ -2,21 +2,6 @@ import Platform
 import SMMUv3Layout
 import VMSA
 
-/// The scope of a TLB invalidation command (§4.4).
-enum TLBInvalidation {
-    case nhAll(vmid: UInt16)
-    case nhASID(vmid: UInt16, asid: UInt16)
-    case nhVA(vmid: UInt16, asid: UInt16, address: UInt64, scope: TLBIScope)
-    case nhVAA(vmid: UInt16, address: UInt64, scope: TLBIScope)
-    case el2All
-    case el2ASID(asid: UInt16)
-    case el2VA(asid: UInt16, address: UInt64, scope: TLBIScope)
-    case el2VAA(address: UInt64, scope: TLBIScope)
-    case s12VMAll(vmid: UInt16)
-    case s2IPA(vmid: UInt16, address: UInt64, scope: TLBIScope)
-    case nsnhAll
-}
-
 extension SMMU {
     /// Whether an entry was inserted with the granule and level a range/TTL scope names
     /// (§4.4.1.1: only those need invalidating; TG == 0 matches everything).
@@ -52,47 +37,89 @@ extension SMMU {
         return removed
     }
 
-    /// Removes the TLB entries in `scope` and returns how many (§4.4). Only leaf entries are
-    /// cached, so Leaf does not change the result.
-    func invalidateTLB(_ scope: TLBInvalidation) -> Int {
-        switch scope {
-        case .nhAll(let vmid):
-            return tlb.remove { key, _ in key.tag.world == .el1 && key.tag.kind != .stage2 && key.tag.vmid == vmid }
-        case .nhASID(let vmid, let asid):
-            return tlb.remove { key, _ in
-                key.tag.world == .el1 && key.tag.kind != .stage2 && key.tag.vmid == vmid && !key.tag.isGlobal && key.tag.asid == asid
-            }
-        case .nhVA(let vmid, let asid, let address, let range):
-            let start = normalizedVA(address), length = range.rangeBytes ?? 1
-            return removeVA(start, length: length, kind: .stage1, world: .el1, vmid: vmid, asid: asid, globals: true, scope: range)
-                + removeVA(start, length: length, kind: .nested, world: .el1, vmid: vmid, asid: asid, globals: true, scope: range)
-        case .nhVAA(let vmid, let address, let range):
-            let start = normalizedVA(address), length = range.rangeBytes ?? 1
-            return tlb.remove { key, entry in
-                key.tag.world == .el1 && key.tag.kind != .stage2 && key.tag.vmid == vmid && SMMU.covers(key, start: start, length: length) && SMMU.matches(entry, range)
-            }
-        case .el2All:
-            return tlb.remove { key, _ in key.tag.world != .el1 }
-        case .el2ASID(let asid):
-            return tlb.remove { key, _ in key.tag.world == .el2E2H && !key.tag.isGlobal && key.tag.asid == asid }
-        case .el2VA(let asid, let address, let range):
-            let start = normalizedVA(address), length = range.rangeBytes ?? 1
-            return Reg.CR2.e2h.isSet(cr2)
-                ? removeVA(start, length: length, kind: .stage1, world: .el2E2H, vmid: 0, asid: asid, globals: true, scope: range)
-                : removeVA(start, length: length, kind: .stage1, world: .el2, vmid: 0, asid: 0, globals: false, scope: range)
-        case .el2VAA(let address, let range):
-            let world: StreamWorld = Reg.CR2.e2h.isSet(cr2) ? .el2E2H : .el2
-            let start = normalizedVA(address), length = range.rangeBytes ?? 1
-            return tlb.remove { key, entry in key.tag.world == world && SMMU.covers(key, start: start, length: length) && SMMU.matches(entry, range) }
-        case .s12VMAll(let vmid):
-            return tlb.remove { key, _ in key.tag.world == .el1 && key.tag.vmid == vmid }
-        case .s2IPA(let vmid, let address, let range):
-            // §4.4.3.1: nested combined entries need not be hit (pair with NH_ALL / NH_VAA).
-            let tag = TLBTag(kind: .stage2, world: .el1, vmid: vmid, asid: 0, global: false)
-            return tlb.removeCovering(address: address, length: range.rangeBytes ?? 1, tag: tag) { SMMU.matches($0, range) }
-        case .nsnhAll:
-            return tlb.remove { key, _ in key.tag.world == .el1 }
-        }
+    // MARK: One function per TLBI command (§4.4). Only leaf entries are cached, so Leaf does
+    // not change what is removed.
+
+    /// CMD_TLBI_NH_ALL (§4.4.2.1): every NS-EL1 stage-1 and nested entry of the VMID.
+    func executeTLBINHAll(_ command: Command) -> CommandEffect {
+        let vmid = command.vmid
+        return .invalidated(entries: tlb.remove { key, _ in key.tag.world == .el1 && key.tag.kind != .stage2 && key.tag.vmid == vmid })
+    }
+
+    /// CMD_TLBI_NH_ASID (§4.4.2.2): the non-global NS-EL1 entries of the ASID and VMID.
+    func executeTLBINHASID(_ command: Command) -> CommandEffect {
+        let vmid = command.vmid, asid = command.asid
+        return .invalidated(entries: tlb.remove { key, _ in
+            key.tag.world == .el1 && key.tag.kind != .stage2 && key.tag.vmid == vmid && !key.tag.isGlobal && key.tag.asid == asid
+        })
+    }
+
+    /// CMD_TLBI_NH_VA (§4.4.2.4): NS-EL1 entries of the ASID (and global ones) covering the VA
+    /// range, stage-1 and nested.
+    func executeTLBINHVA(_ command: Command) -> CommandEffect {
+        let range = command.scope
+        let start = normalizedVA(command.address), length = range.rangeBytes ?? 1
+        return .invalidated(entries:
+            removeVA(start, length: length, kind: .stage1, world: .el1, vmid: command.vmid, asid: command.asid, globals: true, scope: range)
+                + removeVA(start, length: length, kind: .nested, world: .el1, vmid: command.vmid, asid: command.asid, globals: true, scope: range))
+    }
+
+    /// CMD_TLBI_NH_VAA (§4.4.2.3): NS-EL1 entries of every ASID of the VMID covering the VA
+    /// range.
+    func executeTLBINHVAA(_ command: Command) -> CommandEffect {
+        let vmid = command.vmid, range = command.scope
+        let start = normalizedVA(command.address), length = range.rangeBytes ?? 1
+        return .invalidated(entries: tlb.remove { key, entry in
+            key.tag.world == .el1 && key.tag.kind != .stage2 && key.tag.vmid == vmid && SMMU.covers(key, start: start, length: length) && SMMU.matches(entry, range)
+        })
+    }
+
+    /// CMD_TLBI_EL2_ALL (§4.4.2.7): every EL2 and EL2-E2H entry.
+    func executeTLBIEL2All(_ command: Command) -> CommandEffect {
+        .invalidated(entries: tlb.remove { key, _ in key.tag.world != .el1 })
+    }
+
+    /// CMD_TLBI_EL2_ASID (§4.4.2.10): the non-global EL2-E2H entries of the ASID.
+    func executeTLBIEL2ASID(_ command: Command) -> CommandEffect {
+        let asid = command.asid
+        return .invalidated(entries: tlb.remove { key, _ in key.tag.world == .el2E2H && !key.tag.isGlobal && key.tag.asid == asid })
+    }
+
+    /// CMD_TLBI_EL2_VA (§4.4.2.8): EL2 entries covering the VA range (of the ASID, and global
+    /// ones, when CR2.E2H is set).
+    func executeTLBIEL2VA(_ command: Command) -> CommandEffect {
+        let range = command.scope
+        let start = normalizedVA(command.address), length = range.rangeBytes ?? 1
+        return .invalidated(entries: Reg.CR2.e2h.isSet(cr2)
+            ? removeVA(start, length: length, kind: .stage1, world: .el2E2H, vmid: 0, asid: command.asid, globals: true, scope: range)
+            : removeVA(start, length: length, kind: .stage1, world: .el2, vmid: 0, asid: 0, globals: false, scope: range))
+    }
+
+    /// CMD_TLBI_EL2_VAA (§4.4.2.9): EL2 entries of every ASID covering the VA range.
+    func executeTLBIEL2VAA(_ command: Command) -> CommandEffect {
+        let world: StreamWorld = Reg.CR2.e2h.isSet(cr2) ? .el2E2H : .el2
+        let range = command.scope
+        let start = normalizedVA(command.address), length = range.rangeBytes ?? 1
+        return .invalidated(entries: tlb.remove { key, entry in key.tag.world == world && SMMU.covers(key, start: start, length: length) && SMMU.matches(entry, range) })
+    }
+
+    /// CMD_TLBI_S12_VMALL (§4.4.3.2): every NS-EL1 entry of the VMID, all stages.
+    func executeTLBIS12VMAll(_ command: Command) -> CommandEffect {
+        let vmid = command.vmid
+        return .invalidated(entries: tlb.remove { key, _ in key.tag.world == .el1 && key.tag.vmid == vmid })
+    }
+
+    /// CMD_TLBI_S2_IPA (§4.4.3.1): stage-2 entries of the VMID covering the IPA range. Nested
+    /// combined entries need not be hit (software pairs it with NH_ALL or NH_VAA).
+    func executeTLBIS2IPA(_ command: Command) -> CommandEffect {
+        let range = command.scope
+        let tag = TLBTag(kind: .stage2, world: .el1, vmid: command.vmid, asid: 0, global: false)
+        return .invalidated(entries: tlb.removeCovering(address: command.address, length: range.rangeBytes ?? 1, tag: tag) { SMMU.matches($0, range) })
+    }
+
+    /// CMD_TLBI_NSNH_ALL (§4.4.4.1): every NS-EL1 entry.
+    func executeTLBINSNHAll(_ command: Command) -> CommandEffect {
+        .invalidated(entries: tlb.remove { key, _ in key.tag.world == .el1 })
     }
 
     // MARK: Checked mode

@@ -73,7 +73,7 @@ public enum CommandEffect: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Why a command stopped the queue.
-public enum CommandFailure: Hashable, Sendable, CustomStringConvertible {
+public enum CommandFailure: Error, Hashable, Sendable, CustomStringConvertible {
     /// CERROR_ILL.
     case illegal(IllegalCommandReason)
     /// CERROR_ABT: the fetch at `address` got an external abort.
@@ -223,17 +223,17 @@ extension SMMU {
         switch execute(command) {
         case .success(let result):
             effect = result
-        case .failure:
-            return fail(.atcInvalidationTimeout, at: cons, address: address, entry: entry, command: command)
+        case .failure(let failure):
+            return fail(failure, at: cons, address: address, entry: entry, command: command)
         }
 
         cmdq.cons = (cmdq.cons & ~geometry.pointerMask) | geometry.increment(cons)
         statistics.commandsConsumed &+= 1
         trace.record(.queue, "\(names.cmdq): CONS -> \(geometry.describe(cmdq.consPointer))")
         var finalEffect = effect
-        if case .sync(let parameters) = command {
+        if command.opcode == .sync {
             // Completion is signalled only once CONS has passed the CMD_SYNC (§4.7.3).
-            finalEffect = signalSyncCompletion(parameters)
+            finalEffect = signalSyncCompletion(command.sync)
         }
         trace.record(.command, "\(names.cmdq): [\(geometry.describe(cons))] \(command) -> \(finalEffect)")
         if wasFull && configuration.sev {
@@ -254,184 +254,111 @@ extension SMMU {
         return CommandStep(consumerIndex: cons, address: address, entry: entry, command: command, outcome: .error(failure))
     }
 
-    /// Dispatches one decoded command to its function.
-    private func execute(_ command: Command) -> Result<CommandEffect, CommandError> {
-        switch command {
-        case .prefetchConfig(let streamID, let substreamID):
-            return .success(executePrefetchConfig(streamID: streamID, substreamID: substreamID))
-        case .prefetchAddress(let streamID, let substreamID, let address, let size, let stride):
-            return .success(executePrefetchAddress(streamID: streamID, substreamID: substreamID, address: address, size: size, stride: stride))
-        case .cfgiSTE(let streamID, let leaf):
-            return .success(executeCFGISTE(streamID: streamID, leaf: leaf))
-        case .cfgiSTERange(let streamID, let range):
-            return .success(executeCFGISTERange(streamID: streamID, range: range))
-        case .cfgiAll:
-            return .success(executeCFGIAll())
-        case .cfgiCD(let streamID, let substreamID, let leaf):
-            return .success(executeCFGICD(streamID: streamID, substreamID: substreamID, leaf: leaf))
-        case .cfgiCDAll(let streamID):
-            return .success(executeCFGICDAll(streamID: streamID))
-        case .tlbiNHAll(let vmid):
-            return .success(executeTLBINHAll(vmid: vmid))
-        case .tlbiNHASID(let vmid, let asid):
-            return .success(executeTLBINHASID(vmid: vmid, asid: asid))
-        case .tlbiNHVA(let vmid, let asid, let address, let scope):
-            return .success(executeTLBINHVA(vmid: vmid, asid: asid, address: address, scope: scope))
-        case .tlbiNHVAA(let vmid, let address, let scope):
-            return .success(executeTLBINHVAA(vmid: vmid, address: address, scope: scope))
-        case .tlbiEL2All:
-            return .success(executeTLBIEL2All())
-        case .tlbiEL2ASID(let asid):
-            return .success(executeTLBIEL2ASID(asid: asid))
-        case .tlbiEL2VA(let asid, let address, let scope):
-            return .success(executeTLBIEL2VA(asid: asid, address: address, scope: scope))
-        case .tlbiEL2VAA(let address, let scope):
-            return .success(executeTLBIEL2VAA(address: address, scope: scope))
-        case .tlbiS12VMAll(let vmid):
-            return .success(executeTLBIS12VMAll(vmid: vmid))
-        case .tlbiS2IPA(let vmid, let address, let scope):
-            return .success(executeTLBIS2IPA(vmid: vmid, address: address, scope: scope))
-        case .tlbiNSNHAll:
-            return .success(executeTLBINSNHAll())
-        case .atcInv(let streamID, let substreamID, let global, let address, let size):
-            return .success(executeATCInv(streamID: streamID, substreamID: substreamID, global: global, address: address, size: size))
-        case .priResp(let streamID, let substreamID, let prgIndex, let response):
-            return .success(executePRIResp(streamID: streamID, substreamID: substreamID, prgIndex: prgIndex, response: response))
-        case .resume(let streamID, let stag, let action):
-            return .success(executeResume(streamID: streamID, stag: stag, action: action))
-        case .stallTerm(let streamID):
-            return .success(executeStallTerm(streamID: streamID))
-        case .sync:
-            return executeSync()
+    /// Dispatches one decoded command to its `execute…` function: the executor column of
+    /// ``CommandFormat/all``, one line per opcode.
+    private func execute(_ command: Command) -> Result<CommandEffect, CommandFailure> {
+        switch command.opcode {
+        case .prefetchConfig: .success(executePrefetchConfig(command))
+        case .prefetchAddress: .success(executePrefetchAddress(command))
+        case .cfgiSTE: .success(executeCFGISTE(command))
+        case .cfgiSTERange: .success(command.isCFGIAll ? executeCFGIAll(command) : executeCFGISTERange(command))
+        case .cfgiCD: .success(executeCFGICD(command))
+        case .cfgiCDAll: .success(executeCFGICDAll(command))
+        case .tlbiNHAll: .success(executeTLBINHAll(command))
+        case .tlbiNHASID: .success(executeTLBINHASID(command))
+        case .tlbiNHVA: .success(executeTLBINHVA(command))
+        case .tlbiNHVAA: .success(executeTLBINHVAA(command))
+        case .tlbiEL2All: .success(executeTLBIEL2All(command))
+        case .tlbiEL2ASID: .success(executeTLBIEL2ASID(command))
+        case .tlbiEL2VA: .success(executeTLBIEL2VA(command))
+        case .tlbiEL2VAA: .success(executeTLBIEL2VAA(command))
+        case .tlbiS12VMAll: .success(executeTLBIS12VMAll(command))
+        case .tlbiS2IPA: .success(executeTLBIS2IPA(command))
+        case .tlbiNSNHAll: .success(executeTLBINSNHAll(command))
+        case .atcInv: .success(executeATCInv(command))
+        case .priResp: .success(executePRIResp(command))
+        case .resume: .success(executeResume(command))
+        case .stallTerm: .success(executeStallTerm(command))
+        case .sync: executeSync(command)
+        // The decoder never lets these through (Secure queue only, or not modelled).
+        case .tlbiEL3All, .tlbiEL3VA, .tlbiSEL2All, .tlbiSEL2ASID, .tlbiSEL2VA, .tlbiSEL2VAA, .tlbiSS12VMAll, .tlbiSS2IPA, .tlbiSNHAll:
+            .failure(.illegal(.notOnThisQueue))
+        case .cfgiVMSPIDM, .dptiAll, .dptiPA:
+            .failure(.illegal(.reservedOpcode))
         }
     }
 
-    // MARK: One function per command (§4.2–§4.7)
+    // MARK: One function per command (§4.2–§4.7; the TLBI ones are in Caches/TLBInvalidation.swift)
 
     /// CMD_PREFETCH_CONFIG (§4.2.1).
-    func executePrefetchConfig(streamID: UInt32, substreamID: UInt32?) -> CommandEffect {
+    func executePrefetchConfig(_ command: Command) -> CommandEffect {
         .noEffect(isEnabled ? .prefetchHint : .smmuDisabled)
     }
 
     /// CMD_PREFETCH_ADDR (§4.2.2).
-    func executePrefetchAddress(streamID: UInt32, substreamID: UInt32?, address: UInt64, size: UInt8, stride: UInt8) -> CommandEffect {
+    func executePrefetchAddress(_ command: Command) -> CommandEffect {
         .noEffect(isEnabled ? .prefetchHint : .smmuDisabled)
     }
 
     /// CMD_CFGI_STE (§4.3.1).
-    func executeCFGISTE(streamID: UInt32, leaf: Bool) -> CommandEffect {
-        .invalidated(entries: invalidateConfiguration(streamIDs: streamID...streamID, includeL1: !leaf))
+    func executeCFGISTE(_ command: Command) -> CommandEffect {
+        .invalidated(entries: invalidateConfiguration(streamIDs: command.streamID...command.streamID, includeL1: !command.leaf))
     }
 
     /// CMD_CFGI_STE_RANGE (§4.3.2): 2^(Range+1) StreamIDs, aligned.
-    func executeCFGISTERange(streamID: UInt32, range: UInt8) -> CommandEffect {
-        let span = UInt64(1) << (UInt64(range) + 1)
-        let first = UInt64(streamID) & ~(span - 1)
+    func executeCFGISTERange(_ command: Command) -> CommandEffect {
+        let span = UInt64(1) << (UInt64(command.range) + 1)
+        let first = UInt64(command.streamID) & ~(span - 1)
         let last = min(first + span - 1, UInt64(UInt32.max))
         return .invalidated(entries: invalidateConfiguration(streamIDs: UInt32(first)...UInt32(last), includeL1: true))
     }
 
-    /// CMD_CFGI_ALL (§4.3.6).
-    func executeCFGIAll() -> CommandEffect {
+    /// CMD_CFGI_ALL (§4.3.6): CMD_CFGI_STE_RANGE with Range == 31.
+    func executeCFGIAll(_ command: Command) -> CommandEffect {
         .invalidated(entries: invalidateConfiguration(streamIDs: 0...UInt32.max, includeL1: true))
     }
 
     /// CMD_CFGI_CD (§4.3.3).
-    func executeCFGICD(streamID: UInt32, substreamID: UInt32, leaf: Bool) -> CommandEffect {
-        .invalidated(entries: invalidateContextDescriptors(streamID: streamID, substreamID: substreamID, includeL1: !leaf))
+    func executeCFGICD(_ command: Command) -> CommandEffect {
+        .invalidated(entries: invalidateContextDescriptors(streamID: command.streamID, substreamID: command.substreamID ?? 0, includeL1: !command.leaf))
     }
 
     /// CMD_CFGI_CD_ALL (§4.3.4).
-    func executeCFGICDAll(streamID: UInt32) -> CommandEffect {
-        .invalidated(entries: invalidateContextDescriptors(streamID: streamID, substreamID: nil, includeL1: true))
-    }
-
-    /// CMD_TLBI_NH_ALL (§4.4.2.1).
-    func executeTLBINHAll(vmid: UInt16) -> CommandEffect {
-        .invalidated(entries: invalidateTLB(.nhAll(vmid: vmid)))
-    }
-
-    /// CMD_TLBI_NH_ASID (§4.4.2.2).
-    func executeTLBINHASID(vmid: UInt16, asid: UInt16) -> CommandEffect {
-        .invalidated(entries: invalidateTLB(.nhASID(vmid: vmid, asid: asid)))
-    }
-
-    /// CMD_TLBI_NH_VA (§4.4.2.4).
-    func executeTLBINHVA(vmid: UInt16, asid: UInt16, address: UInt64, scope: TLBIScope) -> CommandEffect {
-        .invalidated(entries: invalidateTLB(.nhVA(vmid: vmid, asid: asid, address: address, scope: scope)))
-    }
-
-    /// CMD_TLBI_NH_VAA (§4.4.2.3).
-    func executeTLBINHVAA(vmid: UInt16, address: UInt64, scope: TLBIScope) -> CommandEffect {
-        .invalidated(entries: invalidateTLB(.nhVAA(vmid: vmid, address: address, scope: scope)))
-    }
-
-    /// CMD_TLBI_EL2_ALL (§4.4.2.7).
-    func executeTLBIEL2All() -> CommandEffect {
-        .invalidated(entries: invalidateTLB(.el2All))
-    }
-
-    /// CMD_TLBI_EL2_ASID (§4.4.2.10).
-    func executeTLBIEL2ASID(asid: UInt16) -> CommandEffect {
-        .invalidated(entries: invalidateTLB(.el2ASID(asid: asid)))
-    }
-
-    /// CMD_TLBI_EL2_VA (§4.4.2.8).
-    func executeTLBIEL2VA(asid: UInt16, address: UInt64, scope: TLBIScope) -> CommandEffect {
-        .invalidated(entries: invalidateTLB(.el2VA(asid: asid, address: address, scope: scope)))
-    }
-
-    /// CMD_TLBI_EL2_VAA (§4.4.2.9).
-    func executeTLBIEL2VAA(address: UInt64, scope: TLBIScope) -> CommandEffect {
-        .invalidated(entries: invalidateTLB(.el2VAA(address: address, scope: scope)))
-    }
-
-    /// CMD_TLBI_S12_VMALL (§4.4.3.2).
-    func executeTLBIS12VMAll(vmid: UInt16) -> CommandEffect {
-        .invalidated(entries: invalidateTLB(.s12VMAll(vmid: vmid)))
-    }
-
-    /// CMD_TLBI_S2_IPA (§4.4.3.1).
-    func executeTLBIS2IPA(vmid: UInt16, address: UInt64, scope: TLBIScope) -> CommandEffect {
-        .invalidated(entries: invalidateTLB(.s2IPA(vmid: vmid, address: address, scope: scope)))
-    }
-
-    /// CMD_TLBI_NSNH_ALL (§4.4.4.1).
-    func executeTLBINSNHAll() -> CommandEffect {
-        .invalidated(entries: invalidateTLB(.nsnhAll))
+    func executeCFGICDAll(_ command: Command) -> CommandEffect {
+        .invalidated(entries: invalidateContextDescriptors(streamID: command.streamID, substreamID: nil, includeL1: true))
     }
 
     /// CMD_ATC_INV (§4.5.1): IGNORED when SMMUEN == 0.
-    func executeATCInv(streamID: UInt32, substreamID: UInt32?, global: Bool, address: UInt64, size: UInt8) -> CommandEffect {
+    func executeATCInv(_ command: Command) -> CommandEffect {
         guard isEnabled else { return .noEffect(.smmuDisabled) }
-        return sendATCInvalidation(streamID: streamID, substreamID: substreamID, global: global, address: address, size: size)
+        return sendATCInvalidation(streamID: command.streamID, substreamID: command.substreamID, global: command.global, address: command.address, size: command.size)
     }
 
     /// CMD_PRI_RESP (§4.5.2): IGNORED when SMMUEN == 0. With SSIDSIZE == 0 the SSV
     /// parameter behaves as 0.
-    func executePRIResp(streamID: UInt32, substreamID: UInt32?, prgIndex: UInt16, response: PRIResponse) -> CommandEffect {
+    func executePRIResp(_ command: Command) -> CommandEffect {
         guard isEnabled else { return .noEffect(.smmuDisabled) }
-        let pasid = substreamIDBits == 0 ? nil : substreamID
-        let message = PRGResponse(streamID: streamID, substreamID: pasid, prgIndex: prgIndex, code: PRGResponseCode(response), automatic: false)
+        let pasid = substreamIDBits == 0 ? nil : command.substreamID
+        let message = PRGResponse(streamID: command.streamID, substreamID: pasid, prgIndex: command.prgIndex, code: PRGResponseCode(command.response), automatic: false)
         sendPRGResponse(message)
         return .prgResponseSent(message)
     }
 
     /// CMD_RESUME (§4.7.1).
-    func executeResume(streamID: UInt32, stag: UInt16, action: ResumeAction) -> CommandEffect {
-        resumeStalledTransaction(streamID: streamID, stag: stag, action: action)
+    func executeResume(_ command: Command) -> CommandEffect {
+        resumeStalledTransaction(streamID: command.streamID, stag: command.stag, action: command.action)
     }
 
     /// CMD_STALL_TERM (§4.7.2).
-    func executeStallTerm(streamID: UInt32) -> CommandEffect {
-        terminateStalledTransactions(streamID: streamID)
+    func executeStallTerm(_ command: Command) -> CommandEffect {
+        terminateStalledTransactions(streamID: command.streamID)
     }
 
     /// CMD_SYNC (§4.7.3): completes once every earlier command has completed. All earlier
     /// commands complete when consumed in this model except ATC invalidations, whose
     /// completion is checked here.
-    func executeSync() -> Result<CommandEffect, CommandError> {
-        guard atcInvalidationsComplete() else { return .failure(.atcInvalidationSync) }
+    func executeSync(_ command: Command) -> Result<CommandEffect, CommandFailure> {
+        guard atcInvalidationsComplete() else { return .failure(.atcInvalidationTimeout) }
         return .success(.syncCompleted(.none, msi: nil))
     }
 
