@@ -50,8 +50,8 @@ public final class FaultInjector {
         var remaining: Int?
     }
 
-    @exclusivity(unchecked) private var abortRules: [Rule] = []
-    @exclusivity(unchecked) private var dropRules: [Rule] = []
+    private var abortRules: [Rule] = []
+    private var dropRules: [Rule] = []
     private var nextID = 0
 
     /// Whether any rule is installed (checked first on every device access).
@@ -180,9 +180,9 @@ public final class Bus {
     /// Fault injection on device accesses.
     public let faults = FaultInjector()
     /// CPU accesses that hit neither RAM nor a device (reads returned zero, writes were dropped).
-    @exclusivity(unchecked) public private(set) var unbackedCPUAccesses = 0
+    public private(set) var unbackedCPUAccesses = 0
 
-    @exclusivity(unchecked) private var regions: [Region] = []
+    private var regions: [Region] = []
     /// The lowest and highest addresses of any device window (for the inlined RAM check).
     @exclusivity(unchecked) @usableFromInline var mmioLow: UInt64 = .max
     @exclusivity(unchecked) @usableFromInline var mmioHigh: UInt64 = 0

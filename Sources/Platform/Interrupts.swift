@@ -49,12 +49,12 @@ public struct InterruptRecord: Sendable, Hashable, CustomStringConvertible {
 /// pending state to clear, only a count of pulses per line and a log of recent notifications.
 public final class InterruptController {
     /// Pulses received per wired line.
-    @exclusivity(unchecked) public private(set) var pulseCounts: [Int: Int] = [:]
+    public private(set) var pulseCounts: [Int: Int] = [:]
     /// MSIs delivered (not counting aborted or dropped ones).
-    @exclusivity(unchecked) public private(set) var deliveredMSICount = 0
+    public private(set) var deliveredMSICount = 0
     /// Send-event wake-ups received.
-    @exclusivity(unchecked) public private(set) var sendEventCount = 0
-    @exclusivity(unchecked) private var log = BoundedLog<InterruptRecord>(capacity: InterruptController.defaultRecordCapacity)
+    public private(set) var sendEventCount = 0
+    private var log = BoundedLog<InterruptRecord>(capacity: InterruptController.defaultRecordCapacity)
     /// Called after a wired line pulses (the line number is passed).
     public var onWiredInterrupt: ((Int) -> Void)?
     /// Called after an MSI is delivered.

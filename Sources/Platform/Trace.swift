@@ -92,12 +92,12 @@ public final class Trace {
     @exclusivity(unchecked) public var enabled: TraceCategory
     /// Called with every recorded line (for example to print it as it happens).
     public var sink: ((TraceLine) -> Void)?
-    @exclusivity(unchecked) private var kept = BoundedLog<TraceLine>(capacity: Trace.defaultLineCapacity)
+    private var kept = BoundedLog<TraceLine>(capacity: Trace.defaultLineCapacity)
     /// How many lines ``lines`` keeps by default.
     public static let defaultLineCapacity = 65536
     /// The source of the virtual time stamped on each line.
     public let clock: VirtualClock
-    @exclusivity(unchecked) private var nextSequence: UInt64 = 0
+    private var nextSequence: UInt64 = 0
 
     /// Creates a trace recording `enabled` categories.
     public init(enabled: TraceCategory = [], clock: VirtualClock = VirtualClock()) {
@@ -156,7 +156,7 @@ public final class Trace {
 /// Nothing in the model reads wall-clock time.
 public final class VirtualClock {
     /// The current time in ticks.
-    @exclusivity(unchecked) public private(set) var now: UInt64 = 0
+    public private(set) var now: UInt64 = 0
 
     /// Creates a clock at time 0.
     public init() {}
