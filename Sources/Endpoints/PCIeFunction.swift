@@ -491,15 +491,17 @@ public final class RootComplex {
     /// The attached functions, by StreamID.
     public private(set) var functions: [UInt32: PCIeFunction] = [:]
 
-    /// Creates a root complex and routes the SMMU's downstream messages through it.
+    /// Creates a root complex and routes the SMMU's downstream messages through it (alongside
+    /// any other handlers registered on the SMMU).
     public init(smmu: SMMU, streamIDBase: UInt32 = 0) {
         self.smmu = smmu
         self.streamIDBase = streamIDBase
-        smmu.onPRGResponse = { [weak self] response in self?.functions[response.streamID]?.receive(response) }
-        smmu.onATCInvalidation = { [weak self] request in
-            self?.functions[request.streamID]?.receive(request) ?? .unsupportedRequest
+        smmu.onPRGResponse { [weak self] response in self?.functions[response.streamID]?.receive(response) }
+        smmu.onATCInvalidation { [weak self] request in
+            guard let self else { return nil }
+            return functions[request.streamID]?.receive(request) ?? .unsupportedRequest
         }
-        smmu.onStallResolved = { [weak self] transaction, outcome in self?.functions[transaction.streamID]?.resolved(transaction, outcome) }
+        smmu.onStallResolved { [weak self] transaction, outcome in self?.functions[transaction.streamID]?.resolved(transaction, outcome) }
     }
 
     /// Creates and attaches a function.

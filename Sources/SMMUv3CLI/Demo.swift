@@ -75,8 +75,8 @@ enum Demo {
         for record in drained.records { print("    \(record)") }
 
         section("PRI: page requests, a stop marker, then an overflow")
-        smmu.onPRGResponse = { print("  -> endpoint receives \($0)") }
-        defer { smmu.onPRGResponse = nil }
+        let printer = smmu.onPRGResponse { print("  -> endpoint receives \($0)") }
+        defer { smmu.removeHandler(printer) }
         for index in 0..<4 {
             smmu.receivePageRequest(PageRequest(streamID: 0x10, substreamID: 1, prgIndex: UInt16(index), last: true, read: true, write: false, address: 0x2000 * UInt64(index)))
         }

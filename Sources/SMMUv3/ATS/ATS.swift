@@ -186,11 +186,10 @@ extension SMMU {
     /// CMD_ATC_INV's effect: the request goes to the endpoint behind the StreamID; CMD_SYNC later
     /// checks that it completed.
     func sendATCInvalidation(streamID: UInt32, substreamID: UInt32?, global: Bool, address: UInt64, size: UInt8) -> CommandEffect {
-        guard let deliver = onATCInvalidation else { return .noEffect(.noATSEndpoint) }
         let pasid = substreamIDBits == 0 ? nil : substreamID
         let span: UInt64 = size >= 52 ? 0 : (UInt64(4096) << UInt64(size))
         let request = ATCInvalidation(streamID: streamID, substreamID: pasid, global: pasid != nil && global, address: size >= 52 ? 0 : address & ~(span &- 1), size: size)
-        let response = deliver(request)
+        guard let response = deliver(request) else { return .noEffect(.noATSEndpoint) }
         trace.record(.translation, "\(names.xlat): \(request) -> \(response)")
         outstandingATCInvalidations.note(response, timeout: configuration.atcInvalidationTimeout)
         return .atcInvalidationSent(endpoints: 1)

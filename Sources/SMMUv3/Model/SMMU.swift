@@ -93,12 +93,8 @@ public final class SMMU: MMIODevice {
     /// ATS invalidations sent since the last CMD_SYNC, summarised: what the next CMD_SYNC
     /// must wait for (§3.9.1.4). O(1) however many CMD_ATC_INV are issued.
     var outstandingATCInvalidations = OutstandingATCInvalidations()
-    /// Called when a stalled transaction is resolved by CMD_RESUME (retry, abort or
-    /// terminate), CMD_STALL_TERM or SMMUEN being cleared, with the new outcome.
-    public var onStallResolved: ((InboundTransaction, TransactionOutcome) -> Void)?
-    /// Delivers ATS Invalidate Requests to the endpoint behind a StreamID (§3.9.1.4). Nil when
-    /// no ATS endpoint is attached: CMD_ATC_INV then has no effect.
-    public var onATCInvalidation: ((ATCInvalidation) -> ATCInvalidationResponse)?
+    /// The handlers of what the SMMU sends towards its clients (see ``onPRGResponse(_:)``).
+    var clientHandlers = ClientHandlers()
 
     /// Stall event records waiting for the event queue to become writable, oldest first
     /// (§7.2.1: stall records are never discarded while their transaction is stalled). A held
@@ -118,9 +114,6 @@ public final class SMMU: MMIODevice {
     var earlyStallResolution: TransactionOutcome?
     /// Counters.
     @exclusivity(unchecked) public internal(set) var statistics = SMMUStatistics()
-    /// Called with every PRG Response the SMMU sends to an endpoint (from CMD_PRI_RESP or
-    /// generated automatically).
-    public var onPRGResponse: ((PRGResponse) -> Void)?
 
     /// Errors creating an SMMU.
     public enum CreationError: Error, CustomStringConvertible {

@@ -391,6 +391,6 @@ extension SMMU {
     /// Sends a PRG Response to the endpoint behind `response.streamID`.
     func sendPRGResponse(_ response: PRGResponse) {
         trace.record(.pri, "\(names.pri): \(response)")
-        onPRGResponse?(response)
+        deliver(response)
     }
 }

@@ -35,7 +35,7 @@ extension SMMU {
     /// Offers a PRI message (page request or Stop Marker) to the PRI queue (§8): queues it,
     /// or discards it with or without an automatic PRG Response, following the rules for a
     /// disabled queue, an active PRIQ_ABT_ERR, a full queue and an active overflow. PRG
-    /// Responses generated here are also passed to ``onPRGResponse``.
+    /// Responses generated here are also passed to ``onPRGResponse(_:)``.
     @discardableResult
     public func receivePageRequest(_ request: PageRequest) -> PRIMessageOutcome {
         beginOperation()

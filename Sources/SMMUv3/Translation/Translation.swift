@@ -107,10 +107,10 @@ extension SMMU {
     /// stream and CD tables, the TLB and the table walks, recording events, stalling or
     /// terminating on faults exactly as configured.
     ///
-    /// A `.stalled` result is final for the caller: ``onStallResolved`` later reports how the
+    /// A `.stalled` result is final for the caller: ``onStallResolved(_:)`` later reports how the
     /// stall ended. If it ends before this call returns (the event queue interrupt this
     /// translation raised lands on SMMU_CR0 and clears SMMUEN, say), the call returns that
-    /// ending instead and ``onStallResolved`` is not called for it.
+    /// ending instead and ``onStallResolved(_:)`` is not called for it.
     public func translate(_ transaction: InboundTransaction) -> TransactionOutcome {
         if case .untranslated = transaction.kind, isEnabled, !checkedMode, !trace.isEnabled(.translation) {
             switch lookUpCachedStage1(transaction) {
@@ -145,7 +145,7 @@ extension SMMU {
         return resolution ?? outcome
     }
 
-    /// Reports how a stalled transaction ended: to ``onStallResolved``, or, when its
+    /// Reports how a stalled transaction ended: to ``onStallResolved(_:)``, or, when its
     /// `translate` has not returned yet, as that call's result.
     func announceStallResolution(_ stalled: StalledTransaction, _ outcome: TransactionOutcome) {
         discardHeldStallRecord(streamID: stalled.transaction.streamID, stag: stalled.stag)
@@ -153,7 +153,7 @@ extension SMMU {
             earlyStallResolution = outcome
             return
         }
-        onStallResolved?(stalled.transaction, outcome)
+        deliverStallResolution(stalled.transaction, outcome)
     }
 
     private func translateTransaction(_ transaction: InboundTransaction) -> TransactionOutcome {

@@ -148,7 +148,7 @@ final class ATCResponder {
         let t = TranslationRig()
         let responder = ATCResponder()
         responder.response = response
-        t.smmu.onATCInvalidation = { request in
+        t.smmu.onATCInvalidation { request in
             responder.received.append(request)
             return responder.response
         }
@@ -203,7 +203,7 @@ final class ATCResponder {
         let rig = Rig()
         rig.smmu.commandProcessing = .stepped
         let responder = ATCResponder()
-        rig.smmu.onATCInvalidation = { responder.received.append($0); return .completed }
+        rig.smmu.onATCInvalidation { responder.received.append($0); return .completed }
         rig.startCommandQueue()
         rig.push([Command.atcInv(streamID: 1, substreamID: nil, global: false, address: 0, size: 0)])
         #expect(rig.smmu.runCommandQueue().map(\.outcome) == [.consumed(.noEffect(.smmuDisabled))])

@@ -19,7 +19,7 @@ import SMMUv3Host
         cd.stall = true
         t.stage1Stream(1, cd: cd)
         let resolutions = Resolutions()
-        t.smmu.onStallResolved = { resolutions.list.append(($0, $1)) }
+        t.smmu.onStallResolved { resolutions.list.append(($0, $1)) }
         t.rig.write(.cr0, ReentrancyTests.smmuEnableAndCommands | (t.rig.read(.cr0) & (1 << 4)))
         t.rig.write(.irqCtrl, 0)
         t.rig.write64(.eventqIrqCfg0, ReentrancyTests.base + target.offset)
@@ -90,7 +90,7 @@ import SMMUv3Host
         cd.stall = true
         t.stage1Stream(1, cd: cd)
         let resolutions = Resolutions()
-        t.smmu.onStallResolved = { resolutions.list.append(($0, $1)) }
+        t.smmu.onStallResolved { resolutions.list.append(($0, $1)) }
         t.rig.write(.irqCtrl, 0)
         t.rig.write64(.eventqIrqCfg0, ReentrancyTests.base + SMMURegister.cr0.offset)
         t.rig.write(.eventqIrqCfg1, (1 << 3) | ReentrancyTests.eventqEnable)

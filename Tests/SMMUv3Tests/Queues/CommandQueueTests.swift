@@ -163,7 +163,7 @@ import Platform
     @Test func priResponseReachesTheEndpointOnlyWhenEnabled() {
         let rig = Rig()
         var responses: [PRGResponse] = []
-        rig.smmu.onPRGResponse = { responses.append($0) }
+        rig.smmu.onPRGResponse { responses.append($0) }
         rig.startCommandQueue()
         rig.push([Command.priResp(streamID: 4, substreamID: 9, prgIndex: 0x11, response: .success)])
         #expect(responses.isEmpty, "CMD_PRI_RESP is IGNORED while SMMUEN == 0")
@@ -175,7 +175,7 @@ import Platform
     @Test func priResponseDropsThePASIDWithoutSubstreams() throws {
         let rig = Rig { $0.substreamIDBits = 0 }
         var responses: [PRGResponse] = []
-        rig.smmu.onPRGResponse = { responses.append($0) }
+        rig.smmu.onPRGResponse { responses.append($0) }
         rig.startCommandQueue(extraEnables: 1)
         rig.push([Command.priResp(streamID: 4, substreamID: 9, prgIndex: 1, response: .success)])
         try #require(responses.count == 1, "the response reaches the endpoint")

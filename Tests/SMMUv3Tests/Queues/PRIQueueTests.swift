@@ -16,7 +16,7 @@ import SMMUv3Host
         var responses: [PRGResponse] = []
         init(log2: Int = 2, lastOnly: Bool = false, _ configure: (inout SMMUConfiguration) -> Void = { _ in }) {
             rig = Rig(configure)
-            rig.smmu.onPRGResponse = { [unowned self] in self.responses.append($0) }
+            rig.smmu.onPRGResponse { [unowned self] in self.responses.append($0) }
             if lastOnly { rig.write(.priqIrqCfg2, 1 << 31) }
             rig.write64(.priqIrqCfg0, 0x4040_0008)
             rig.write(.priqIrqCfg1, 0x77)
@@ -98,7 +98,7 @@ import SMMUv3Host
         configuration.priPASIDOnOverflow = false
         let system = try SMMUSystem(configuration: configuration, priQueueLog2: 0)
         var responses: [PRGResponse] = []
-        system.smmu.onPRGResponse = { responses.append($0) }
+        system.smmu.onPRGResponse { responses.append($0) }
         var withPPAR = STEConfig(config: .abort)
         withPPAR.ppar = true
         system.streams.set(0x10, withPPAR)
@@ -116,7 +116,7 @@ import SMMUv3Host
     @Test func disabledPRIQueueAnswersEveryRequestWithFailure() {
         let rig = Rig()
         var responses: [PRGResponse] = []
-        rig.smmu.onPRGResponse = { responses.append($0) }
+        rig.smmu.onPRGResponse { responses.append($0) }
         rig.write64(.priqBase, PRIQueueTests.base | 2)
         rig.write(.cr0, 1 << 1)
         let failure = PRGResponse(streamID: 0x10, substreamID: nil, prgIndex: 1, code: .responseFailure, automatic: true)

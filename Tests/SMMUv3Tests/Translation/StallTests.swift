@@ -18,7 +18,7 @@ final class Resolutions {
         t.stage1Stream(1, cd: cd)
         t.stage1Stream(2, cd: cd)
         let resolutions = Resolutions()
-        t.smmu.onStallResolved = { resolutions.list.append(($0, $1)) }
+        t.smmu.onStallResolved { resolutions.list.append(($0, $1)) }
         return (t, pt, resolutions)
     }
 
@@ -132,7 +132,7 @@ final class Resolutions {
     @Test func bypassAddressSizeFaultNeverStalls() {
         let t = TranslationRig()
         let resolutions = Resolutions()
-        t.smmu.onStallResolved = { resolutions.list.append(($0, $1)) }
+        t.smmu.onStallResolved { resolutions.list.append(($0, $1)) }
         // SID 3: stage 2 only (stage 1 bypassed) with STE.S2S == 1.
         let s2 = t.table(.stage2, inputBits: 40)
         t.stage2Stream(3, table: s2) { $0.stage2?.stall = true }
