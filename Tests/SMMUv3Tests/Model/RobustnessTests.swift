@@ -78,8 +78,20 @@ import SMMUv3Host
 /// Guest-controlled tables never trap: random STEs, CDs, L1 descriptors and page-table words,
 /// random commands and random inbound traffic give architected outcomes only.
 @Suite struct TranslationRobustnessTests {
+    /// What must hold after any step, whatever the tables and commands contain: the caches
+    /// stay within their capacity, every cached stream context owns exactly one pool slot,
+    /// stalls stay within STALL_MAX and every held stall record belongs to a stalled
+    /// transaction, and the queue indices stay consistent.
+    static func checkInvariants(_ smmu: SMMU, step: Int) {
+        #expect(smmu.tlb.count <= smmu.tlb.table.capacityLimit, "step \(step)")
+        #expect(smmu.streamContexts.contextsInUse == smmu.streamContexts.count, "step \(step)")
+        #expect(smmu.stalled.count <= Int(smmu.configuration.stallMax), "step \(step)")
+        #expect(smmu.pendingStallRecords.count <= smmu.stalled.count, "step \(step)")
+        #expect(smmu.eventq.isConsistent && smmu.cmdq.isConsistent, "step \(step)")
+    }
+
     @Test(arguments: [UInt64(21), 22, 23, 24])
-    func randomTablesAndTrafficNeverTrap(_ seed: UInt64) throws {
+    func randomTablesAndTrafficKeepTheModelsInvariants(_ seed: UInt64) throws {
         var random = SeededGenerator(seed: seed)
         var configuration = SMMUConfiguration.default
         configuration.tlbCapacity = 64
@@ -129,13 +141,16 @@ import SMMUv3Host
                 let streamID = UInt32(random.next() % 12)
                 let substreamID: UInt32? = random.next() % 2 == 0 ? nil : UInt32(random.next() % 8)
                 switch smmu.translate(InboundTransaction(streamID: streamID, substreamID: substreamID, address: address, access: access, kind: kind)) {
-                case .translated: outcomes[0] += 1
+                case .translated(let physical):
+                    outcomes[0] += 1
+                    #expect(physical >> UInt64(smmu.oasBits) == 0, "an output address beyond OAS at step \(step)")
                 case .aborted: outcomes[1] += 1
                 case .terminatedRAZ: outcomes[2] += 1
                 case .stalled: outcomes[3] += 1
                 }
             }
             if step % 500 == 499 { try system.host.submit([.cfgiAll, .tlbiNSNHAll, .sync(SyncParameters())]) }
+            Self.checkInvariants(smmu, step: step)
         }
         #expect(smmu.statistics.eventsWritten + smmu.statistics.eventsDiscarded > 0)
         #expect(outcomes[0] > 0 && outcomes[1] > 0, "the traffic both translates and faults: \(outcomes)")
