@@ -98,10 +98,10 @@ struct TLBEntry: BitwiseCopyable {
     static let unprivilegedAccessible = LeafFlags.unprivilegedAccessible.rawValue
 }
 
-/// A TLB entry found in place by ``TLB/probe(_:input:includeGlobal:globalASET:)``.
+/// A TLB entry found by ``TLB/probe(_:input:includeGlobal:globalASET:)``.
 struct TLBProbe {
-    /// The entry, valid until the TLB next changes.
-    let entry: UnsafePointer<TLBEntry>
+    /// The entry.
+    let entry: TLBEntry
     /// Its key.
     let key: TLBKey
     /// log2 of the bytes it maps.
@@ -153,7 +153,7 @@ struct TLB {
     /// same tag), copying the entry out.
     @inline(__always)
     mutating func lookup(_ tag: TLBTag, input: UInt64, includeGlobal: Bool, globalASET: Bool = false) -> (key: TLBKey, entry: TLBEntry)? {
-        probe(tag, input: input, includeGlobal: includeGlobal, globalASET: globalASET).map { ($0.key, $0.entry.pointee) }
+        probe(tag, input: input, includeGlobal: includeGlobal, globalASET: globalASET).map { ($0.key, $0.entry) }
     }
 
     /// The key `input` has under `tag` when only one page size is in use for the tag's kind.
@@ -173,7 +173,7 @@ struct TLB {
         if let key = onlyKey(tag, input: input) {
             if let entry = table.address(of: key) {
                 hits &+= 1
-                return TLBProbe(entry: entry, key: key)
+                return TLBProbe(entry: entry.pointee, key: key)
             }
         } else if let found = find(tag, input: input) {
             hits &+= 1
@@ -202,7 +202,7 @@ struct TLB {
             let shift = UInt8(truncatingIfNeeded: bits.trailingZeroBitCount)
             bits &= bits &- 1
             let key = TLBKey(tag: tag, page: input >> UInt64(shift), shift: shift)
-            if let entry = table.address(of: key) { return TLBProbe(entry: entry, key: key) }
+            if let entry = table.address(of: key) { return TLBProbe(entry: entry.pointee, key: key) }
         }
         return nil
     }

@@ -15,10 +15,21 @@
 final class StreamContextCache {
     private let table: SetAssociativeCache<UInt64, UInt32>
     private let pool: StreamContextPool
-    /// The key and context of the most recent successful lookup (nil: none since the last
-    /// change).
+    /// The key and pool index of the most recent successful lookup (`UInt32.max`: none since
+    /// the last change).
     @exclusivity(unchecked) private var recentKey: UInt64 = 0
-    @exclusivity(unchecked) private var recentContext: UnsafeMutablePointer<StreamContext>?
+    @exclusivity(unchecked) private var recentIndex: UInt32 = .max
+    /// Bumped by every insertion and removal: a ``Slot`` taken before is stale.
+    @exclusivity(unchecked) private var changes: UInt64 = 0
+
+    /// Where a looked-up context lives, to update its recent-translation memo without a second
+    /// lookup (``remember(_:generation:shift:page:output:grant:)``). A slot taken before the
+    /// cache changed is ignored.
+    struct Slot {
+        /// The context's index in the pool.
+        let index: UInt32
+        fileprivate let changes: UInt64
+    }
 
     init(capacityLimit: Int) {
         table = SetAssociativeCache(capacityLimit: capacityLimit)
@@ -37,21 +48,54 @@ final class StreamContextCache {
     /// goes back).
     var contextsInUse: Int { pool.inUse }
 
-    /// The cached context for `key`, to read or update in place (the most recent translation
-    /// it keeps). Valid until the cache is next changed by an insertion or removal.
+    /// The slot of the cached context for `key`.
     @inline(__always)
-    func address(of key: UInt64) -> UnsafeMutablePointer<StreamContext>? {
-        if key == recentKey, let recentContext { return recentContext }
-        guard let index = table.value(for: key) else { return nil }
-        let context = pool.context(index)
+    func slot(for key: UInt64) -> Slot? {
+        if key == recentKey && recentIndex != .max { return Slot(index: recentIndex, changes: changes) }
+        guard let found = table.value(for: key) else { return nil }
         recentKey = key
-        recentContext = context
-        return context
+        recentIndex = found
+        return Slot(index: found, changes: changes)
+    }
+
+    /// The context at `slot`, which must have been taken since the cache last changed.
+    @inline(__always)
+    func context(at slot: Slot) -> StreamContext { pool.context(slot.index).pointee }
+
+    /// The cached context for `key`, and its slot.
+    @inline(__always)
+    func lookUp(_ key: UInt64) -> (slot: Slot, context: StreamContext)? {
+        guard let slot = slot(for: key) else { return nil }
+        return (slot, context(at: slot))
+    }
+
+    /// The cached context for `key`.
+    @inline(__always)
+    func context(for key: UInt64) -> StreamContext? { lookUp(key)?.context }
+
+    /// Records a translation as the most recent one of the context at `slot` (unless the cache
+    /// changed since the slot was taken).
+    @inline(__always)
+    func remember(_ slot: Slot, generation: UInt64, shift: UInt8, page: UInt64, output: UInt64, grant: UInt8) {
+        guard slot.changes == changes else { return }
+        let context = pool.context(slot.index)
+        context.pointee.recentGeneration = generation
+        context.pointee.recentShift = shift
+        context.pointee.recentPage = page
+        context.pointee.recentOutput = output
+        context.pointee.recentGrant = grant
+    }
+
+    /// Forgets the remembered lookup and stales every slot: the cache is changing.
+    @inline(__always)
+    private func changing() {
+        recentIndex = .max
+        changes &+= 1
     }
 
     /// Caches `context` for `key`, replacing any previous one.
     func insert(_ context: StreamContext, for key: UInt64) {
-        recentContext = nil
+        changing()
         if let index = table.value(for: key) {
             pool.context(index).pointee = context
             return
@@ -63,7 +107,7 @@ final class StreamContextCache {
 
     /// Removes the context for `key`, if cached.
     func remove(_ key: UInt64) {
-        recentContext = nil
+        changing()
         guard let index = table.value(for: key) else { return }
         table.remove(key)
         pool.free(index)
@@ -71,7 +115,7 @@ final class StreamContextCache {
 
     /// Removes every context whose key satisfies `predicate`.
     func removeAll(where predicate: (UInt64) -> Bool) {
-        recentContext = nil
+        changing()
         let pool = self.pool
         table.removeAll { key, index in
             guard predicate(key) else { return false }
@@ -82,7 +126,7 @@ final class StreamContextCache {
 
     /// Removes every context.
     func removeAll() {
-        recentContext = nil
+        changing()
         table.removeAll()
         pool.reset()
     }
@@ -112,7 +156,7 @@ final class StreamContextPool {
     }
 
     @inline(__always)
-    func context(_ index: UInt32) -> UnsafeMutablePointer<StreamContext> {
+    fileprivate func context(_ index: UInt32) -> UnsafeMutablePointer<StreamContext> {
         (memory + Int(index) &* stride).assumingMemoryBound(to: StreamContext.self)
     }
 

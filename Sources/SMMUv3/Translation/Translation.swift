@@ -115,11 +115,11 @@ extension SMMU {
         if case .untranslated = transaction.kind, isEnabled, !checkedMode, !trace.isEnabled(.translation) {
             switch lookUpCachedStage1(transaction) {
             case .hit(let physicalAddress): return .translated(physicalAddress: physicalAddress)
-            case .miss(let context, let input):
-                if let physicalAddress = translateMissPlainly(transaction, context: context, input: input) {
+            case .miss(let slot, let input):
+                if let physicalAddress = translateMissPlainly(transaction, slot: slot, input: input) {
                     return .translated(physicalAddress: physicalAddress)
                 }
-                return translateOperation(transaction, miss: (context, input))
+                return translateOperation(transaction, miss: (slot, input))
             case .other: break
             }
         }
@@ -129,9 +129,9 @@ extension SMMU {
     /// Everything but a cached hit: one operation (interrupts are delivered when it ends), and
     /// a stall that ends before the operation does is returned as its ending.
     @inline(never)
-    private func translateOperation(_ transaction: InboundTransaction, miss: (context: UnsafeMutablePointer<StreamContext>, input: UInt64)?) -> TransactionOutcome {
+    private func translateOperation(_ transaction: InboundTransaction, miss: (slot: StreamContextCache.Slot, input: UInt64)?) -> TransactionOutcome {
         beginOperation()
-        let outcome = miss.map { translateMiss(transaction, context: $0.context, input: $0.input) } ?? translateTransaction(transaction)
+        let outcome = miss.map { translateMiss(transaction, slot: $0.slot, input: $0.input) } ?? translateTransaction(transaction)
         guard case .stalled(let stag) = outcome, operationDepth == 1 else {
             endOperation()
             return outcome
@@ -205,8 +205,8 @@ extension SMMU {
         let key = StreamContext.key(streamID: transaction.streamID, substreamID: transaction.substreamID)
         // A cached context is read in place: nothing a translation does changes the
         // stream-context cache (it fills the TLB; the interrupts it raises are posted).
-        if !checkedMode, let cached = streamContexts.address(of: key) {
-            return translate(transaction, context: cached.pointee)
+        if !checkedMode, let cached = streamContexts.context(for: key) {
+            return translate(transaction, context: cached)
         }
         var context = StreamContext()
         if let failure = resolveContext(streamID: transaction.streamID, substreamID: transaction.substreamID, mode: .transaction, into: &context) {
@@ -222,7 +222,7 @@ extension SMMU {
         case hit(UInt64)
         /// A stage-1 stream with a cached context, a valid VA (its TBI view is `input`) and no
         /// TLB entry: a walk is next.
-        case miss(UnsafeMutablePointer<StreamContext>, input: UInt64)
+        case miss(StreamContextCache.Slot, input: UInt64)
         /// Anything else: the full path decides.
         case other
     }
@@ -234,24 +234,25 @@ extension SMMU {
     /// the configuration caches change (translation itself never changes them).
     @inline(__always)
     func lookUpCachedStage1(_ transaction: InboundTransaction) -> CachedLookup {
-        guard let context = streamContexts.address(of: StreamContext.key(streamID: transaction.streamID, substreamID: transaction.substreamID)),
-              context.pointee.kind == .stage1,
-              let input = stage1Input(transaction.address, context: context.pointee) else { return .other }
-        let rule = context.pointee.accessRule(for: transaction.access)
+        guard let slot = streamContexts.slot(for: StreamContext.key(streamID: transaction.streamID, substreamID: transaction.substreamID)) else { return .other }
+        let context = streamContexts.context(at: slot)
+        guard context.kind == .stage1,
+              let input = stage1Input(transaction.address, context: context) else { return .other }
+        let rule = context.accessRule(for: transaction.access)
         // The stream's most recent translation, if no TLB invalidation happened since.
-        if context.pointee.recentGeneration == tlb.generation, input &>> UInt64(context.pointee.recentShift) == context.pointee.recentPage {
-            if rule.isGranted(context.pointee.recentGrant) {
-                return .hit(context.pointee.recentOutput | (input & Self.offsetMask(context.pointee.recentShift)))
+        if context.recentGeneration == tlb.generation, input &>> UInt64(context.recentShift) == context.recentPage {
+            if rule.isGranted(context.recentGrant) {
+                return .hit(context.recentOutput | (input & Self.offsetMask(context.recentShift)))
             }
             return .other
         }
-        guard let hit = tlb.probe(context.pointee.tag, input: input, includeGlobal: context.pointee.includeGlobal, globalASET: context.pointee.aset) else {
-            return .miss(context, input: input)
+        guard let hit = tlb.probe(context.tag, input: input, includeGlobal: context.includeGlobal, globalASET: context.aset) else {
+            return .miss(slot, input: input)
         }
-        let entry = hit.entry.pointee
+        let entry = hit.entry
         let grant = AccessRule.grant(entry.stage1.intersection(entry.stage2), flags: entry.flags)
         guard rule.isGranted(grant) else { return .other }
-        rememberRecent(context, input: input, shift: hit.shift, output: entry.outputBase, grant: grant)
+        rememberRecent(slot, context, input: input, shift: hit.shift, output: entry.outputBase, grant: grant)
         return .hit(entry.outputBase | (input & Self.offsetMask(hit.shift)))
     }
 
@@ -259,13 +260,9 @@ extension SMMU {
     /// none (or an invalidated one): a stream that keeps to a few pages keeps hitting it, and
     /// one that roams costs no extra stores.
     @inline(__always)
-    func rememberRecent(_ context: UnsafeMutablePointer<StreamContext>, input: UInt64, shift: UInt8, output: UInt64, grant: UInt8) {
-        guard context.pointee.recentGeneration != tlb.generation else { return }
-        context.pointee.recentGeneration = tlb.generation
-        context.pointee.recentShift = shift
-        context.pointee.recentPage = input &>> UInt64(shift)
-        context.pointee.recentOutput = output
-        context.pointee.recentGrant = grant
+    func rememberRecent(_ slot: StreamContextCache.Slot, _ context: StreamContext, input: UInt64, shift: UInt8, output: UInt64, grant: UInt8) {
+        guard context.recentGeneration != tlb.generation else { return }
+        streamContexts.remember(slot, generation: tlb.generation, shift: shift, page: input &>> UInt64(shift), output: output, grant: grant)
     }
 
     /// The offset bits of a page or block of 2^`shift` bytes (shift < 64: every translation
@@ -278,18 +275,19 @@ extension SMMU {
     /// A TLB miss found by ``lookUpCachedStage1(_:)``: the walk, without looking the TLB up
     /// again.
     @inline(never)
-    private func translateMiss(_ transaction: InboundTransaction, context: UnsafeMutablePointer<StreamContext>, input: UInt64) -> TransactionOutcome {
-        let access = context.pointee.effectiveAccess(transaction.access)
-        switch walkStage1(input, upper: transaction.address & (1 << 55) != 0, access: access, context: UnsafePointer(context), mode: .transaction, checksAccess: true) {
+    private func translateMiss(_ transaction: InboundTransaction, slot: StreamContextCache.Slot, input: UInt64) -> TransactionOutcome {
+        let context = streamContexts.context(at: slot)
+        let access = context.effectiveAccess(transaction.access)
+        switch walkStage1(input, upper: transaction.address & (1 << 55) != 0, access: access, context: context, mode: .transaction, checksAccess: true) {
         case .success(let mapping):
             if mapping.cacheable {
                 // What the walk put in the TLB.
                 let grant = AccessRule.grant(mapping.stage1.intersection(mapping.stage2), flags: mapping.flags)
-                rememberRecent(context, input: input, shift: mapping.shift, output: mapping.outputAddress & ~UInt64.lowBits(Int(mapping.shift)), grant: grant)
+                rememberRecent(slot, context, input: input, shift: mapping.shift, output: mapping.outputAddress & ~UInt64.lowBits(Int(mapping.shift)), grant: grant)
             }
             return .translated(physicalAddress: mapping.outputAddress)
         case .failure(let failure):
-            return dispose(failure, transaction: transaction, context: context.pointee, access: access)
+            return dispose(failure, transaction: transaction, context: context, access: access)
         }
     }
 
@@ -397,19 +395,19 @@ extension SMMU {
             }
             // A write to a writable-clean page: walk again to update the dirty state.
         }
-        return withUnsafePointer(to: context) { walkStage1(input, upper: upper, access: access, context: $0, mode: mode, checksAccess: checksAccess) }
+        return walkStage1(input, upper: upper, access: access, context: context, mode: mode, checksAccess: checksAccess)
     }
 
     /// The TLB-miss part of ``translateStage1(_:access:context:mode:checksAccess:)``: the
     /// walk, hardware updates, permissions, stage 2 when nested, and the TLB fill.
     @inline(never)
-    private func walkStage1(_ input: UInt64, upper: Bool, access: AccessAttributes, context pointer: UnsafePointer<StreamContext>, mode: WalkMode, checksAccess: Bool) -> Result<Mapping, TranslationFailure> {
+    private func walkStage1(_ input: UInt64, upper: Bool, access: AccessAttributes, context: StreamContext, mode: WalkMode, checksAccess: Bool) -> Result<Mapping, TranslationFailure> {
         func stage1Fault(_ type: EventType) -> Result<Mapping, TranslationFailure> { .failure(.stage1(type)) }
-        let table = upper ? pointer.pointee.table1 : pointer.pointee.table0
-        let hierarchicalDisabled = upper ? pointer.pointee.hierarchicalDisabled1 : pointer.pointee.hierarchicalDisabled0
-        let stage2: Stage2Context? = pointer.pointee.hasStage2 ? pointer.pointee.stage2 : nil
-        let world = pointer.pointee.world
-        let rule = AccessRule(access, pan: pointer.pointee.pan)
+        let table = upper ? context.table1 : context.table0
+        let hierarchicalDisabled = upper ? context.hierarchicalDisabled1 : context.hierarchicalDisabled0
+        let stage2: Stage2Context? = context.hasStage2 ? context.stage2 : nil
+        let world = context.world
+        let rule = AccessRule(access, pan: context.pan)
         let needed = rule.needed
 
         var leaf: WalkLeaf
@@ -428,7 +426,7 @@ extension SMMU {
         case .success(let value): cacheable = value
         case .failure(let fault): return .failure(.fault(fault))
         }
-        var (permissions, flags) = stage1Permissions(leaf, world: world, hierarchicalDisabled: hierarchicalDisabled, wxn: pointer.pointee.wxn, dirtyEnabled: table.hardwareDirty)
+        var (permissions, flags) = stage1Permissions(leaf, world: world, hierarchicalDisabled: hierarchicalDisabled, wxn: context.wxn, dirtyEnabled: table.hardwareDirty)
         if checksAccess && rule.panFaults(flags: flags) { return stage1Fault(.permission) }
         let wantsWrite = !access.read
         if wantsWrite && !permissions.contains(needed) && flags & TLBEntry.stage1DirtyUpdatable != 0 {
@@ -440,7 +438,7 @@ extension SMMU {
                 if let fault = updateDescriptor(&leaf, to: dirty, stage: .stage1, nested: stage2, descriptorIPA: descriptorIPA) {
                     return .failure(.fault(fault))
                 }
-                (permissions, flags) = stage1Permissions(leaf, world: world, hierarchicalDisabled: hierarchicalDisabled, wxn: pointer.pointee.wxn, dirtyEnabled: table.hardwareDirty)
+                (permissions, flags) = stage1Permissions(leaf, world: world, hierarchicalDisabled: hierarchicalDisabled, wxn: context.wxn, dirtyEnabled: table.hardwareDirty)
             }
         }
         if checksAccess && !permissions.contains(needed) { return stage1Fault(.permission) }
@@ -453,7 +451,7 @@ extension SMMU {
             // privilege (§13.7.1).
             if !checksAccess {
                 let privileged = access.privileged
-                let read = pointer.pointee.instCfg == 0b11 ? permissions.contains(privileged ? .privilegedExecute : .unprivilegedExecute) : permissions.contains(privileged ? .privilegedRead : .unprivilegedRead)
+                let read = context.instCfg == 0b11 ? permissions.contains(privileged ? .privilegedExecute : .unprivilegedExecute) : permissions.contains(privileged ? .privilegedRead : .unprivilegedRead)
                 if !read && !permissions.contains(privileged ? .privilegedWrite : .unprivilegedWrite) { return .success(mapping) }
             }
             switch translateFinalIPA(ipa, access: access, context: stage2, mode: mode, checksAccess: checksAccess) {
@@ -472,7 +470,7 @@ extension SMMU {
             }
         }
         if mapping.cacheable, case .transaction = mode {
-            cacheStage1(mapping, input: input, leafDescriptor: leaf.descriptor, context: pointer)
+            cacheStage1(mapping, input: input, leafDescriptor: leaf.descriptor, context: context)
         }
         return .success(mapping)
     }
@@ -480,10 +478,10 @@ extension SMMU {
     /// Puts a stage-1 (or nested) translation in the TLB, tagged as its context says: global
     /// (nG == 0, outside EL2) entries under the global tag of the context's ASET (§3.17).
     @inline(__always)
-    func cacheStage1(_ mapping: Mapping, input: UInt64, leafDescriptor: UInt64, context: UnsafePointer<StreamContext>) {
-        let global = context.pointee.world != .el2 && !Descriptor.nG.isSet(leafDescriptor)
-        let tag = global ? context.pointee.tag.globalVariant(aset: context.pointee.aset) : context.pointee.tag
-        tlb.insert(TLBEntry(mapping, streamID: context.pointee.streamID, substreamID: context.pointee.substreamID), tag: tag, input: input, shift: mapping.shift)
+    func cacheStage1(_ mapping: Mapping, input: UInt64, leafDescriptor: UInt64, context: StreamContext) {
+        let global = context.world != .el2 && !Descriptor.nG.isSet(leafDescriptor)
+        let tag = global ? context.tag.globalVariant(aset: context.aset) : context.tag
+        tlb.insert(TLBEntry(mapping, streamID: context.streamID, substreamID: context.substreamID), tag: tag, input: input, shift: mapping.shift)
     }
 
     /// The lean miss path for the common case: a stage-1 stream without stage 2 whose walk
@@ -492,20 +490,21 @@ extension SMMU {
     /// would and returns the output address; anything else returns nil and the full path
     /// takes over (it walks again and finds the same descriptors).
     @inline(never)
-    private func translateMissPlainly(_ transaction: InboundTransaction, context: UnsafeMutablePointer<StreamContext>, input: UInt64) -> UInt64? {
-        guard !context.pointee.hasStage2, bus.devicesReadPlainRAM else { return nil }
+    private func translateMissPlainly(_ transaction: InboundTransaction, slot: StreamContextCache.Slot, input: UInt64) -> UInt64? {
+        let context = streamContexts.context(at: slot)
+        guard !context.hasStage2, bus.devicesReadPlainRAM else { return nil }
         let upper = transaction.address & (1 << 55) != 0
-        let table = upper ? context.pointee.table1 : context.pointee.table0
+        let table = upper ? context.table1 : context.table0
         guard let leaf = walkPlainStage1(table, input: input),
               Descriptor.af.isSet(leaf.descriptor), !Descriptor.contiguous.isSet(leaf.descriptor) else { return nil }
-        let hierarchicalDisabled = upper ? context.pointee.hierarchicalDisabled1 : context.pointee.hierarchicalDisabled0
-        let (permissions, flags) = stage1Permissions(leaf, world: context.pointee.world, hierarchicalDisabled: hierarchicalDisabled, wxn: context.pointee.wxn, dirtyEnabled: table.hardwareDirty)
+        let hierarchicalDisabled = upper ? context.hierarchicalDisabled1 : context.hierarchicalDisabled0
+        let (permissions, flags) = stage1Permissions(leaf, world: context.world, hierarchicalDisabled: hierarchicalDisabled, wxn: context.wxn, dirtyEnabled: table.hardwareDirty)
         let grant = AccessRule.grant(permissions, flags: flags)
-        guard context.pointee.accessRule(for: transaction.access).isGranted(grant) else { return nil }
+        guard context.accessRule(for: transaction.access).isGranted(grant) else { return nil }
         let mapping = Mapping(leaf: leaf, input: input, table: table, stage: .stage1, permissions: permissions, flags: flags, cacheable: true)
         let output = mapping.outputAddress
-        cacheStage1(mapping, input: input, leafDescriptor: leaf.descriptor, context: UnsafePointer(context))
-        rememberRecent(context, input: input, shift: leaf.shift, output: leaf.outputBase, grant: grant)
+        cacheStage1(mapping, input: input, leafDescriptor: leaf.descriptor, context: context)
+        rememberRecent(slot, context, input: input, shift: leaf.shift, output: leaf.outputBase, grant: grant)
         return output
     }
 }

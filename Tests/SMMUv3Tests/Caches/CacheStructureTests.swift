@@ -169,13 +169,13 @@ import SMMUv3Host
             cache.insert(Self.context(for: Self.key(stream)), for: Self.key(stream))
         }
         #expect(cache.count == 16 && cache.contextsInUse == 16)
-        var seen = Set<UInt>()
+        var seen = Set<UInt32>()
         var cached = 0
         for stream in UInt32(0)..<2000 {
-            guard let context = cache.address(of: Self.key(stream)) else { continue }
+            guard let (slot, context) = cache.lookUp(Self.key(stream)) else { continue }
             cached += 1
-            #expect(context.pointee.recentPage == Self.key(stream))
-            #expect(seen.insert(UInt(bitPattern: context)).inserted)
+            #expect(context.recentPage == Self.key(stream))
+            #expect(seen.insert(slot.index).inserted)
         }
         #expect(cached == 16)
     }
@@ -197,7 +197,7 @@ import SMMUv3Host
             #expect(cache.count == 0 && cache.contextsInUse == 0)
         }
         cache.insert(Self.context(for: Self.key(7, 7)), for: Self.key(7, 7))
-        #expect(cache.address(of: Self.key(7, 7))?.pointee.recentPage == Self.key(7, 7))
+        #expect(cache.context(for: Self.key(7, 7))?.recentPage == Self.key(7, 7))
     }
 
     @Test(arguments: [9, 12, 100, 1000])
@@ -219,36 +219,50 @@ import SMMUv3Host
     @Test func theRememberedLookupForgetsAContextOnceItIsRemovedOrReplaced() {
         let cache = StreamContextCache(capacityLimit: 8)
         cache.insert(Self.context(for: Self.key(1)), for: Self.key(1))
-        #expect(cache.address(of: Self.key(1)) != nil)
+        #expect(cache.context(for: Self.key(1)) != nil)
         cache.remove(Self.key(1))
-        #expect(cache.address(of: Self.key(1)) == nil)
+        #expect(cache.context(for: Self.key(1)) == nil)
         cache.insert(Self.context(for: Self.key(2)), for: Self.key(2))
-        #expect(cache.address(of: Self.key(2)) != nil)
+        #expect(cache.context(for: Self.key(2)) != nil)
         cache.removeAll { _ in true }
-        #expect(cache.address(of: Self.key(2)) == nil)
+        #expect(cache.context(for: Self.key(2)) == nil)
         cache.insert(Self.context(for: Self.key(3)), for: Self.key(3))
-        #expect(cache.address(of: Self.key(3)) != nil)
+        #expect(cache.context(for: Self.key(3)) != nil)
         cache.removeAll()
-        #expect(cache.address(of: Self.key(3)) == nil)
+        #expect(cache.context(for: Self.key(3)) == nil)
         // A one-entry cache: the next stream's insertion evicts the remembered one.
         let tiny = StreamContextCache(capacityLimit: 1)
         tiny.insert(Self.context(for: Self.key(4)), for: Self.key(4))
-        #expect(tiny.address(of: Self.key(4))?.pointee.recentPage == Self.key(4))
+        #expect(tiny.context(for: Self.key(4))?.recentPage == Self.key(4))
         tiny.insert(Self.context(for: Self.key(5)), for: Self.key(5))
-        #expect(tiny.address(of: Self.key(4)) == nil)
-        #expect(tiny.address(of: Self.key(5))?.pointee.recentPage == Self.key(5))
+        #expect(tiny.context(for: Self.key(4)) == nil)
+        #expect(tiny.context(for: Self.key(5))?.recentPage == Self.key(5))
     }
 
     @Test func reinsertingAKeyUpdatesItsContextInPlace() {
         let cache = StreamContextCache(capacityLimit: 8)
         cache.insert(Self.context(for: Self.key(1)), for: Self.key(1))
-        let first = cache.address(of: Self.key(1))
+        let first = cache.lookUp(Self.key(1))?.slot.index
         #expect(first != nil)
         var changed = Self.context(for: Self.key(1))
         changed.recentOutput = 0xABC000
         cache.insert(changed, for: Self.key(1))
-        #expect(cache.address(of: Self.key(1)) == first)
-        #expect(cache.address(of: Self.key(1))?.pointee.recentOutput == 0xABC000)
+        #expect(cache.lookUp(Self.key(1))?.slot.index == first)
+        #expect(cache.context(for: Self.key(1))?.recentOutput == 0xABC000)
         #expect(cache.count == 1)
+    }
+
+    @Test func aSlotTakenBeforeTheCacheChangedUpdatesNothing() {
+        let cache = StreamContextCache(capacityLimit: 8)
+        cache.insert(Self.context(for: Self.key(1)), for: Self.key(1))
+        let stale = cache.lookUp(Self.key(1))!.slot
+        cache.remove(Self.key(1))
+        cache.insert(Self.context(for: Self.key(2)), for: Self.key(2))
+        #expect(cache.lookUp(Self.key(2))?.slot.index == stale.index, "the pool reused the slot")
+        cache.remember(stale, generation: 9, shift: 12, page: 0x77, output: 0x5000, grant: 1)
+        #expect(cache.context(for: Self.key(2))?.recentOutput == Self.context(for: Self.key(2)).recentOutput, "the other stream's memo is untouched")
+        let current = cache.lookUp(Self.key(2))!.slot
+        cache.remember(current, generation: 9, shift: 12, page: 0x77, output: 0x5000, grant: 1)
+        #expect(cache.context(for: Self.key(2))?.recentOutput == 0x5000)
     }
 }
