@@ -1,5 +1,5 @@
 import Testing
-@testable import Platform
+import Platform
 
 /// A device that records accesses and answers reads with offset + size.
 final class RecordingDevice: MMIODevice {

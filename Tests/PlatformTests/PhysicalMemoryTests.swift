@@ -1,5 +1,5 @@
 import Testing
-@testable import Platform
+import Platform
 
 @Suite struct PhysicalMemoryTests {
     @Test func untouchedMemoryReadsZeroWithoutAllocating() {

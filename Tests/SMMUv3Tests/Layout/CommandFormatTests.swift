@@ -1,6 +1,6 @@
 import Testing
 import Platform
-@testable import SMMUv3
+import SMMUv3
 
 /// Command encodings checked against field positions written out by hand from the Linux
 /// header (CMDQ_*) and the spec (§4.1.6, §4.4.1.1).

@@ -1,6 +1,6 @@
 import Testing
 import Platform
-@testable import SMMUv3
+import SMMUv3
 
 /// The command table (``CommandFormat/all``): one entry per opcode holds its facts, and the
 /// encoder, decoder and renderer all follow it.

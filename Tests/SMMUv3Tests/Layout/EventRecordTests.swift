@@ -1,6 +1,6 @@
 import Testing
 import Platform
-@testable import SMMUv3
+import SMMUv3
 
 /// Every event type encoded word by word (§7.3), values worked out by hand from the record
 /// layouts.

@@ -1,5 +1,5 @@
 import Testing
-@testable import SMMUv3
+import SMMUv3
 
 /// §3.5.1 index, wrap, full and empty rules at every size from 1 entry to 2^19.
 @Suite struct QueueIndexTests {

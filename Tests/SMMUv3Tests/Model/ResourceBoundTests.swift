@@ -1,6 +1,6 @@
 import Testing
 import Platform
-@testable import SMMUv3
+import SMMUv3
 
 /// Records the SMMU keeps for a user are bounded.
 @Suite struct ResourceBoundTests {

@@ -1,6 +1,6 @@
 import Testing
 import Platform
-@testable import SMMUv3
+import SMMUv3
 import SMMUv3Host
 
 /// A bring-up done the way the Linux driver does it (arm_smmu_device_reset), through the bus.

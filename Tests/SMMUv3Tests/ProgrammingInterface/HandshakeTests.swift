@@ -1,6 +1,6 @@
 import Testing
 import Platform
-@testable import SMMUv3
+import SMMUv3
 
 @Suite struct HandshakeTests {
     @Test func cr0AckFollowsCR0() {

@@ -1,6 +1,6 @@
 import Testing
 import Platform
-@testable import SMMUv3
+import SMMUv3
 
 @Suite struct RegisterResetTests {
     /// Reset values (§6.3): ID registers from the default configuration, worked out by hand

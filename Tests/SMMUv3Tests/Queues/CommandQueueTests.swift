@@ -1,6 +1,6 @@
 import Testing
 import Platform
-@testable import SMMUv3
+import SMMUv3
 
 @Suite struct CommandQueueTests {
     /// One legal instance of every command; each must be consumed without error.

@@ -1,6 +1,6 @@
 import Testing
 import Platform
-@testable import SMMUv3
+import SMMUv3
 
 @Suite struct EventQueueTests {
     static let base: UInt64 = 0x4020_0000

@@ -1,6 +1,6 @@
 import Testing
 import Platform
-@testable import SMMUv3
+import SMMUv3
 import SMMUv3Host
 
 /// Configuration lookup corners (§3.4.3, §7.3): fetch aborts and out-of-range pointers.

@@ -1,6 +1,6 @@
 import Testing
 import Platform
-@testable import SMMUv3
+import SMMUv3
 import SMMUv3Host
 
 /// Stream table and context descriptor lookup (§3.3, §5): every configuration error with its

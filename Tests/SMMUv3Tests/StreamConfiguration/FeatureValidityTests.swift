@@ -1,6 +1,6 @@
 import Testing
 import Platform
-@testable import SMMUv3
+import SMMUv3
 import SMMUv3Host
 
 /// STE and CD fields that are ILLEGAL (or ignored) depending on what the SMMU implements

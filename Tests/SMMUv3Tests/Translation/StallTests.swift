@@ -1,6 +1,6 @@
 import Testing
 import Platform
-@testable import SMMUv3
+import SMMUv3
 import SMMUv3Host
 
 /// Collects stall resolutions.
