@@ -62,6 +62,15 @@ final class StreamContextCache {
     @inline(__always)
     func context(at slot: Slot) -> StreamContext { pool.context(slot.index).pointee }
 
+    /// Calls `body` with the context at `slot` to read in place, through a pointer valid only
+    /// during the call (no copy: the TLB-hit path reads a few fields of the context's first
+    /// cache line and must not load the rest). The slot must have been taken since the cache
+    /// last changed.
+    @inline(__always)
+    func withContext<Result>(at slot: Slot, _ body: (UnsafePointer<StreamContext>) -> Result) -> Result {
+        body(pool.context(slot.index))
+    }
+
     /// The cached context for `key`, and its slot.
     @inline(__always)
     func lookUp(_ key: UInt64) -> (slot: Slot, context: StreamContext)? {

@@ -235,25 +235,29 @@ extension SMMU {
     @inline(__always)
     func lookUpCachedStage1(_ transaction: InboundTransaction) -> CachedLookup {
         guard let slot = streamContexts.slot(for: StreamContext.key(streamID: transaction.streamID, substreamID: transaction.substreamID)) else { return .other }
-        let context = streamContexts.context(at: slot)
-        guard context.kind == .stage1,
-              let input = stage1Input(transaction.address, context: context) else { return .other }
-        let rule = context.accessRule(for: transaction.access)
-        // The stream's most recent translation, if no TLB invalidation happened since.
-        if context.recentGeneration == tlb.generation, input &>> UInt64(context.recentShift) == context.recentPage {
-            if rule.isGranted(context.recentGrant) {
-                return .hit(context.recentOutput | (input & Self.offsetMask(context.recentShift)))
+        return streamContexts.withContext(at: slot) { context in
+            guard context.pointee.kind == .stage1,
+                  let input = stage1Input(transaction.address, context: context.pointee) else { return .other }
+            let rule = context.pointee.accessRule(for: transaction.access)
+            // The stream's most recent translation, if no TLB invalidation happened since.
+            let generation = tlb.generation
+            if context.pointee.recentGeneration == generation, input &>> UInt64(context.pointee.recentShift) == context.pointee.recentPage {
+                if rule.isGranted(context.pointee.recentGrant) {
+                    return .hit(context.pointee.recentOutput | (input & Self.offsetMask(context.pointee.recentShift)))
+                }
+                return .other
             }
-            return .other
+            guard let hit = tlb.probe(context.pointee.tag, input: input, includeGlobal: context.pointee.includeGlobal, globalASET: context.pointee.aset) else {
+                return .miss(slot, input: input)
+            }
+            let entry = hit.entry
+            let grant = AccessRule.grant(entry.stage1.intersection(entry.stage2), flags: entry.flags)
+            guard rule.isGranted(grant) else { return .other }
+            if context.pointee.recentGeneration != generation {
+                streamContexts.remember(slot, generation: generation, shift: hit.shift, page: input &>> UInt64(hit.shift), output: entry.outputBase, grant: grant)
+            }
+            return .hit(entry.outputBase | (input & Self.offsetMask(hit.shift)))
         }
-        guard let hit = tlb.probe(context.tag, input: input, includeGlobal: context.includeGlobal, globalASET: context.aset) else {
-            return .miss(slot, input: input)
-        }
-        let entry = hit.entry
-        let grant = AccessRule.grant(entry.stage1.intersection(entry.stage2), flags: entry.flags)
-        guard rule.isGranted(grant) else { return .other }
-        rememberRecent(slot, context, input: input, shift: hit.shift, output: entry.outputBase, grant: grant)
-        return .hit(entry.outputBase | (input & Self.offsetMask(hit.shift)))
     }
 
     /// Keeps a copy of a TLB entry as the stream's most recent translation, when the stream has
@@ -295,7 +299,7 @@ extension SMMU {
     /// half or lies outside the half's range: a Translation fault without a walk (§3.4.1,
     /// §5.4 EPDx).
     @inline(__always)
-    func stage1Input(_ va: UInt64, context: StreamContext) -> UInt64? {
+    func stage1Input(_ va: UInt64, context: borrowing StreamContext) -> UInt64? {
         let upper = va & (1 << 55) != 0
         guard upper ? context.table1Enabled : context.table0Enabled else { return nil }
         // VA[top:inputsize] must all equal VA[55], which selected the half.
