@@ -45,7 +45,7 @@ enum Demo {
         layout.priQueueLog2Size = 2
         layout.priLastOnly = true
         try host.bringUp(layout: layout)
-        print("  CR0ACK = \(hex(smmu.peek(.cr0ack))) (SMMUEN|PRIQEN|EVENTQEN|CMDQEN|ATSCHK)")
+        print("  CR0ACK = \(hex(smmu.peek(.cr0Ack))) (SMMUEN|PRIQEN|EVENTQEN|CMDQEN|ATSCHK)")
 
         section("commands")
         let doorbell: UInt64 = 0x4050_0000

@@ -135,7 +135,7 @@ public final class SMMUHost {
         let hasHyp = Reg.IDR0.hyp.isSet(idr0)
 
         if Reg.CR0.smmuen.isSet(read32(.cr0)) { try updateGBPA(set: Reg.GBPA.abort.mask32, clear: 0) }
-        try writeSynchronized(.cr0, 0, ack: .cr0ack)
+        try writeSynchronized(.cr0, 0, ack: .cr0Ack)
 
         // CR1: WB cacheable, inner shareable tables and queues; CR2: PTM | RECINVSID.
         let innerShareable: UInt32 = 0b11, writeBack: UInt32 = 0b01
@@ -152,7 +152,7 @@ public final class SMMUHost {
         write32(.cmdqCons, 0)
         commandProd = 0
         var enables = Reg.CR0.cmdqen.mask32
-        try writeSynchronized(.cr0, enables, ack: .cr0ack)
+        try writeSynchronized(.cr0, enables, ack: .cr0Ack)
 
         var invalidate: [Command] = [.cfgiAll, .sync(SyncParameters())]
         if hasHyp { invalidate.append(.tlbiEL2All) }
@@ -164,7 +164,7 @@ public final class SMMUHost {
         write32(.eventqCons, 0)
         eventCons = 0
         enables |= Reg.CR0.eventqen.mask32
-        try writeSynchronized(.cr0, enables, ack: .cr0ack)
+        try writeSynchronized(.cr0, enables, ack: .cr0Ack)
 
         if hasPRI {
             write64(.priqBase, layout.priQueue | Reg.Queue.log2Size.place(UInt64(layout.priQueueLog2Size)) | Reg.Queue.allocate.mask)
@@ -172,12 +172,12 @@ public final class SMMUHost {
             write32(.priqCons, 0)
             priCons = 0
             enables |= Reg.CR0.priqen.mask32
-            try writeSynchronized(.cr0, enables, ack: .cr0ack)
+            try writeSynchronized(.cr0, enables, ack: .cr0Ack)
         }
 
         if hasATS {
             enables |= Reg.CR0.atschk.mask32
-            try writeSynchronized(.cr0, enables, ack: .cr0ack)
+            try writeSynchronized(.cr0, enables, ack: .cr0Ack)
         }
 
         try writeSynchronized(.irqCtrl, 0, ack: .irqCtrlAck)
@@ -201,7 +201,7 @@ public final class SMMUHost {
         try writeSynchronized(.irqCtrl, irqs, ack: .irqCtrlAck)
 
         enables |= Reg.CR0.smmuen.mask32
-        try writeSynchronized(.cr0, enables, ack: .cr0ack)
+        try writeSynchronized(.cr0, enables, ack: .cr0Ack)
     }
 
     // MARK: Commands

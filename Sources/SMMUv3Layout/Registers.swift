@@ -1,11 +1,13 @@
 import Platform
 
 /// The Non-secure SMMU registers at their offsets from SMMU_BASE (§6.2). Page 1 registers
-/// are at 0x10000 + their in-page offset.
+/// are at 0x10000 + their in-page offset. Case names are the spec names in lower camel case,
+/// an underscore or the ACK of an acknowledge register starting a word (SMMU_CMDQ_CONS is
+/// `cmdqCons`, SMMU_GERROR_IRQ_CFG0 `gerrorIrqCfg0`, SMMU_CR0ACK `cr0Ack`).
 public enum SMMURegister: UInt32, CaseIterable, Sendable {
     case idr0 = 0x0000, idr1 = 0x0004, idr2 = 0x0008, idr3 = 0x000C, idr4 = 0x0010, idr5 = 0x0014
     case iidr = 0x0018, aidr = 0x001C
-    case cr0 = 0x0020, cr0ack = 0x0024, cr1 = 0x0028, cr2 = 0x002C
+    case cr0 = 0x0020, cr0Ack = 0x0024, cr1 = 0x0028, cr2 = 0x002C
     case statusr = 0x0040, gbpa = 0x0044, agbpa = 0x0048
     case irqCtrl = 0x0050, irqCtrlAck = 0x0054
     case gerror = 0x0060, gerrorn = 0x0064
@@ -42,7 +44,7 @@ public enum SMMURegister: UInt32, CaseIterable, Sendable {
         case .iidr: "IIDR"
         case .aidr: "AIDR"
         case .cr0: "CR0"
-        case .cr0ack: "CR0ACK"
+        case .cr0Ack: "CR0ACK"
         case .cr1: "CR1"
         case .cr2: "CR2"
         case .statusr: "STATUSR"

@@ -47,7 +47,7 @@ public final class SMMU: MMIODevice {
     // (callgrind). Everything else keeps the checks, which catch a callback or MSI that
     // re-enters the SMMU while one of its properties is being modified.
     var cr0: UInt32 = 0
-    @exclusivity(unchecked) var cr0ack: UInt32 = 0
+    @exclusivity(unchecked) var cr0Ack: UInt32 = 0
     var cr1: UInt32 = 0
     var cr2: UInt32 = 0
     var gbpa: UInt32 = 0
@@ -183,7 +183,7 @@ public final class SMMU: MMIODevice {
     /// therefore queue contents, are untouched; interrupts not yet delivered are lost.
     public func reset() {
         cr0 = 0
-        cr0ack = 0
+        cr0Ack = 0
         cr1 = 0
         cr2 = 0
         gbpa = configuration.gbpaResetValue & Reg.GBPA.fields
@@ -315,15 +315,15 @@ public final class SMMU: MMIODevice {
     public var activeGlobalErrors: UInt32 { gerror ^ gerrorn }
 
     /// Whether the SMMU is enabled (CR0ACK.SMMUEN).
-    public var isEnabled: Bool { Reg.CR0.smmuen.isSet(cr0ack) }
+    public var isEnabled: Bool { Reg.CR0.smmuen.isSet(cr0Ack) }
 
     /// The effective PRIQEN: CR0ACK.PRIQEN && CR0ACK.SMMUEN (§6.3.9.5).
-    var priQueueEffectivelyEnabled: Bool { Reg.CR0.priqen.isSet(cr0ack) && Reg.CR0.smmuen.isSet(cr0ack) }
+    var priQueueEffectivelyEnabled: Bool { Reg.CR0.priqen.isSet(cr0Ack) && Reg.CR0.smmuen.isSet(cr0Ack) }
 
     /// Whether an enable bit of CR0 is set in CR0 or not yet acknowledged clear in CR0ACK:
     /// the guard rule "RW when CR0.X == 0 and CR0ACK.X == 0" (§6.3.9).
     @inline(__always)
-    func guardedByCR0(_ field: BitField) -> Bool { field.isSet(cr0) || field.isSet(cr0ack) }
+    func guardedByCR0(_ field: BitField) -> Bool { field.isSet(cr0) || field.isSet(cr0Ack) }
 
     /// The same rule for IRQ_CTRL/IRQ_CTRLACK (§6.3.16).
     @inline(__always)
@@ -333,7 +333,7 @@ public final class SMMU: MMIODevice {
     public func settle() {
         beginOperation()
         defer { endOperation() }
-        if cr0 != cr0ack { completeCR0Update() }
+        if cr0 != cr0Ack { completeCR0Update() }
         if irqCtrl != irqCtrlAck { completeIRQCtrlUpdate() }
         if Reg.GBPA.update.isSet(gbpa) { completeGBPAUpdate() }
     }

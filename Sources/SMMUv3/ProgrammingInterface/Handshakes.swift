@@ -16,7 +16,7 @@ extension SMMU {
 
     func writeCR0(_ value: UInt32) {
         var new = value & cr0Writable
-        let inProgress = cr0 ^ cr0ack
+        let inProgress = cr0 ^ cr0Ack
         if inProgress & (new ^ cr0) != 0 {
             // §6.3.9: changing a field again before its update completes is CONSTRAINED
             // UNPREDICTABLE; SMMUv3.2 may ignore the new value, which the model does.
@@ -26,7 +26,7 @@ extension SMMU {
         let wasPending = inProgress != 0
         cr0 = new
         trace.record(.control, "\(configuration.name): CR0 <- \(describeCR0(new))")
-        guard cr0 != cr0ack else { return }
+        guard cr0 != cr0Ack else { return }
         if configuration.acknowledgeLatency == 0 {
             completeCR0Update()
         } else if !wasPending {
@@ -43,18 +43,18 @@ extension SMMU {
     /// Completes a CR0 update: CR0ACK takes CR0's value and the side effects of each changed
     /// enable happen (§6.3.9.3–§6.3.9.6).
     func completeCR0Update() {
-        let old = cr0ack
-        cr0ack = cr0
+        let old = cr0Ack
+        cr0Ack = cr0
         cr0ReadsUntilAck = 0
-        trace.record(.control, "\(configuration.name): CR0ACK = \(describeCR0(cr0ack))")
-        let changed = old ^ cr0ack
-        if Reg.CR0.smmuen.isSet(changed) && !Reg.CR0.smmuen.isSet(cr0ack) {
+        trace.record(.control, "\(configuration.name): CR0ACK = \(describeCR0(cr0Ack))")
+        let changed = old ^ cr0Ack
+        if Reg.CR0.smmuen.isSet(changed) && !Reg.CR0.smmuen.isSet(cr0Ack) {
             smmuDisabled()
         }
-        if Reg.CR0.eventqen.isSet(changed) && Reg.CR0.eventqen.isSet(cr0ack) {
+        if Reg.CR0.eventqen.isSet(changed) && Reg.CR0.eventqen.isSet(cr0Ack) {
             flushPendingStallRecords()
         }
-        if commandProcessing == .automatic && Reg.CR0.cmdqen.isSet(cr0ack) {
+        if commandProcessing == .automatic && Reg.CR0.cmdqen.isSet(cr0Ack) {
             runCommandQueue()
         }
     }

@@ -47,12 +47,12 @@ extension SMMU {
         case .iidr: return UInt64(configuration.iidr)
         case .aidr: return UInt64(configuration.aidr)
         case .cr0: return UInt64(cr0)
-        case .cr0ack:
-            if observing && cr0 != cr0ack {
+        case .cr0Ack:
+            if observing && cr0 != cr0Ack {
                 cr0ReadsUntilAck -= 1
                 if cr0ReadsUntilAck < 0 { completeCR0Update() }
             }
-            return UInt64(cr0ack)
+            return UInt64(cr0Ack)
         case .cr1: return UInt64(cr1)
         case .cr2: return UInt64(cr2)
         case .statusr: return 0
@@ -104,7 +104,7 @@ extension SMMU {
 
     func writeRegister32(_ register: SMMURegister, _ value: UInt32) {
         switch register {
-        case .idr0, .idr1, .idr2, .idr3, .idr4, .idr5, .iidr, .aidr, .cr0ack, .statusr, .irqCtrlAck, .gerror:
+        case .idr0, .idr1, .idr2, .idr3, .idr4, .idr5, .iidr, .aidr, .cr0Ack, .statusr, .irqCtrlAck, .gerror:
             diagnose(.readOnlyWriteIgnored(register), "write to read-only \(register.name) ignored")
         case .cr0:
             writeCR0(value)

@@ -152,7 +152,7 @@ public enum CommandQueueStatus: Hashable, Sendable {
 extension SMMU {
     /// The state of the command queue as the command processor sees it.
     public var commandQueueStatus: CommandQueueStatus {
-        if !Reg.CR0.cmdqen.isSet(cr0ack) { return .disabled }
+        if !Reg.CR0.cmdqen.isSet(cr0Ack) { return .disabled }
         if errorActive(Reg.GERROR.cmdqErr) {
             return .error(CommandError(rawValue: UInt8(Reg.Queue.consErr.extract(UInt64(cmdq.cons)))))
         }
@@ -194,7 +194,7 @@ extension SMMU {
     }
 
     private func processOneCommand() -> CommandStep? {
-        guard Reg.CR0.cmdqen.isSet(cr0ack), !errorActive(Reg.GERROR.cmdqErr) else { return nil }
+        guard Reg.CR0.cmdqen.isSet(cr0Ack), !errorActive(Reg.GERROR.cmdqErr) else { return nil }
         let geometry = cmdq.geometry
         let cons = cmdq.consPointer
         if cmdq.isEmpty { return nil }

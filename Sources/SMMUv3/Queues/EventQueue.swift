@@ -77,7 +77,7 @@ extension SMMU {
 
     private func writeEvent(_ record: EventRecord) -> EventQueueOutcome {
         let stall = record.isStall
-        guard Reg.CR0.eventqen.isSet(cr0ack) else { return stall ? .heldUntilWritable : .discardedQueueDisabled }
+        guard Reg.CR0.eventqen.isSet(cr0Ack) else { return stall ? .heldUntilWritable : .discardedQueueDisabled }
         guard !errorActive(Reg.GERROR.eventqAbtErr) else { return stall ? .heldUntilWritable : .discardedAbortError }
         // An inconsistent PROD/CONS pair is treated as full (§3.5.1 permits this).
         if eventq.isFull || !eventq.isConsistent {

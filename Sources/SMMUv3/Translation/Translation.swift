@@ -188,7 +188,7 @@ extension SMMU {
             return .aborted(.translationForbidden)
         }
         guard isEnabled else { return forbidden() }
-        if Reg.CR0.atschk.isSet(cr0ack) {
+        if Reg.CR0.atschk.isSet(cr0Ack) {
             guard case .success(let ste) = streamTableEntry(for: transaction.streamID, mode: .transaction), ste.problem == nil, !ste.isAbort else {
                 return .aborted(nil)
             }

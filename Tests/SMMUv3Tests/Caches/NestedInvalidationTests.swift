@@ -257,7 +257,7 @@ final class NestedRig {
         t.rig.write(.cr2, t.rig.read(.cr2) | 1)
         t.rig.write(.cr0, cr0)
         try #require(t.rig.read(.cr2) & 1 == 1, "CR2.E2H is set")
-        try #require(t.rig.read(.cr0ack) == cr0, "SMMUEN is back on")
+        try #require(t.rig.read(.cr0Ack) == cr0, "SMMUEN is back on")
         let scenario = StaleTranslations(t)
         let e1 = t.table(), e2 = t.table(), el1 = t.table()
         scenario.add("p", stream: 1, address: 0x1000, old: 0x10_1000, new: 0x20_1000, change: moving(e1, 0x1000, from: 0x10_1000, by: 0x10_0000))

@@ -12,7 +12,7 @@ import SMMUv3Host
         // Command queue of 16 entries at 0x4010_0000, then CMDQEN and wait for CR0ACK.
         bus.write64(0x4010_0000 | 4, at: 0x0900_0000 + SMMURegister.cmdqBase.offset)
         bus.write32(1 << 3, at: 0x0900_0000 + SMMURegister.cr0.offset)
-        precondition(bus.read32(at: 0x0900_0000 + SMMURegister.cr0ack.offset) == 1 << 3)
+        precondition(bus.read32(at: 0x0900_0000 + SMMURegister.cr0Ack.offset) == 1 << 3)
 
         // Write CMD_CFGI_ALL and CMD_SYNC (signalling by MSI) into the queue, then ring PROD.
         for (slot, command) in [Command.cfgiAll, .sync(SyncParameters(completion: .irq, msiAddress: 0x4040_0000, msiData: 1))].enumerated() {

@@ -8,7 +8,7 @@ import SMMUv3Host
     @Test func linuxOrderBringUpEnablesEverything() throws {
         let rig = Rig(trace: [.mmio, .command])
         try rig.host.bringUp()
-        #expect(rig.read(.cr0ack) == 0x1F, "SMMUEN|PRIQEN|EVENTQEN|CMDQEN|ATSCHK")
+        #expect(rig.read(.cr0Ack) == 0x1F, "SMMUEN|PRIQEN|EVENTQEN|CMDQEN|ATSCHK")
         #expect(rig.read(.irqCtrlAck) == 0x7)
         #expect(rig.read(.cr1) == 0xD75)
         #expect(rig.read(.cr2) == 0x2, "PTM is RES0 without BTM")
@@ -35,14 +35,14 @@ import SMMUv3Host
     @Test func bringUpPollsThroughAcknowledgeLatency() throws {
         let rig = Rig({ $0.acknowledgeLatency = 5 }, trace: [.mmio])
         try rig.host.bringUp()
-        #expect(rig.smmu.peek(.cr0ack) == 0x1F)
+        #expect(rig.smmu.peek(.cr0Ack) == 0x1F)
         let ackReads = rig.bus.trace.lines.filter { $0.text.contains(" CR0ACK ->") }.count
         #expect(ackReads == 1 + 6 * 5, "the first CR0 write changes nothing; five updates need six polls each")
     }
 
     @Test func bringUpReportsAnAcknowledgeThatNeverComes() {
         let rig = Rig { $0.acknowledgeLatency = 5000 }
-        #expect(throws: SMMUHost.HostError.acknowledgeTimeout(.cr0ack, expected: 0x8, last: 0)) {
+        #expect(throws: SMMUHost.HostError.acknowledgeTimeout(.cr0Ack, expected: 0x8, last: 0)) {
             try rig.host.bringUp()
         }
     }
@@ -50,7 +50,7 @@ import SMMUv3Host
     @Test func stageOneOnlySMMUWithoutPRIIsBroughtUpWithoutEL2OrPRIQueue() throws {
         let rig = Rig({ $0.stage2 = false; $0.hypervisor = false; $0.pri = false }, trace: [.command])
         try rig.host.bringUp()
-        #expect(rig.read(.cr0ack) == 0x1D)
+        #expect(rig.read(.cr0Ack) == 0x1D)
         #expect(rig.read(.irqCtrlAck) == 0x5)
         #expect(!rig.bus.trace.texts().contains { $0.contains("TLBI_EL2_ALL") })
         #expect(rig.read(.cmdqCons) == 4)
@@ -61,7 +61,7 @@ import SMMUv3Host
         try rig.host.bringUp()
         try rig.host.bringUp()
         #expect(rig.read(.gbpa) & (1 << 20) != 0, "GBPA.ABORT was set before disabling (arm_smmu_device_reset)")
-        #expect(rig.read(.cr0ack) == 0x1F)
+        #expect(rig.read(.cr0Ack) == 0x1F)
     }
 
     @Test func drainingAcknowledgesOverflowsInTheSameCONSWrite() throws {

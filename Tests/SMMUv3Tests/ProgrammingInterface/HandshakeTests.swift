@@ -7,19 +7,19 @@ import SMMUv3
         let rig = Rig()
         rig.write(.cr0, 0xFFFF_FFFF)
         #expect(rig.read(.cr0) == 0x1F, "SMMUEN|PRIQEN|EVENTQEN|CMDQEN|ATSCHK; the rest is RES0")
-        #expect(rig.read(.cr0ack) == 0x1F)
+        #expect(rig.read(.cr0Ack) == 0x1F)
         rig.write(.cr0, 0)
-        #expect(rig.read(.cr0ack) == 0)
+        #expect(rig.read(.cr0Ack) == 0)
     }
 
     @Test func cr0UpdateCompletesAfterTheConfiguredNumberOfPolls() {
         let rig = Rig { $0.acknowledgeLatency = 3 }
         rig.write(.cr0, 1 << 3)
         #expect(rig.read(.cr0) == 1 << 3, "CR0 reads back the written value at once")
-        #expect(rig.read(.cr0ack) == 0)
-        #expect(rig.read(.cr0ack) == 0)
-        #expect(rig.read(.cr0ack) == 0)
-        #expect(rig.read(.cr0ack) == 1 << 3)
+        #expect(rig.read(.cr0Ack) == 0)
+        #expect(rig.read(.cr0Ack) == 0)
+        #expect(rig.read(.cr0Ack) == 0)
+        #expect(rig.read(.cr0Ack) == 1 << 3)
     }
 
     @Test func pendingCR0FieldCannotBeChangedAgain() {
@@ -29,7 +29,7 @@ import SMMUv3
         #expect(rig.read(.cr0) == (1 << 2) | (1 << 3), "EVENTQEN keeps its pending value; CMDQEN is a new, independent update")
         #expect(rig.smmu.diagnostics.map(\.kind) == [.updateInProgress(.cr0)])
         rig.smmu.settle()
-        #expect(rig.read(.cr0ack) == (1 << 2) | (1 << 3))
+        #expect(rig.read(.cr0Ack) == (1 << 2) | (1 << 3))
     }
 
     @Test func gbpaUpdateNeedsTheUpdateBitAndClearsIt() {

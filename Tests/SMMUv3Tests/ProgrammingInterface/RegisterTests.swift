@@ -80,7 +80,7 @@ import SMMUv3
 }
 
 @Suite struct RegisterAccessTests {
-    @Test(arguments: [SMMURegister.idr0, .idr1, .idr5, .iidr, .aidr, .cr0ack, .statusr, .irqCtrlAck, .gerror])
+    @Test(arguments: [SMMURegister.idr0, .idr1, .idr5, .iidr, .aidr, .cr0Ack, .statusr, .irqCtrlAck, .gerror])
     func readOnlyRegistersIgnoreWrites(_ register: SMMURegister) {
         let rig = Rig()
         let before = rig.read(register)

@@ -39,7 +39,7 @@ struct Rig {
     func enable(_ bits: UInt32, sourceLocation: SourceLocation = #_sourceLocation) {
         write(.cr0, bits)
         if smmu.configuration.acknowledgeLatency == 0 {
-            #expect(smmu.peek(.cr0ack) == UInt64(bits), "CR0ACK acknowledges CR0", sourceLocation: sourceLocation)
+            #expect(smmu.peek(.cr0Ack) == UInt64(bits), "CR0ACK acknowledges CR0", sourceLocation: sourceLocation)
         }
     }
 
