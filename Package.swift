@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "SMMUv3", targets: ["SMMUv3"]),
         .library(name: "SMMUv3Host", targets: ["SMMUv3Host"]),
         .library(name: "Endpoints", targets: ["Endpoints"]),
+        .library(name: "Kernel", targets: ["Kernel"]),
         .executable(name: "smmuv3", targets: ["SMMUv3CLI"]),
         .executable(name: "smmuv3-bench", targets: ["SMMUv3Bench"]),
     ],
@@ -30,11 +31,14 @@ let package = Package(
         .target(name: "SMMUv3Host", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3"]),
         // Layer 3: PCIe functions (ATS, PRI, PASID) behind a root complex.
         .target(name: "Endpoints", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3"]),
+        // Layer 4: the deterministic kernel environment the driver port runs in.
+        .target(name: "Kernel", dependencies: ["Platform"]),
         .executableTarget(name: "SMMUv3CLI", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3", "SMMUv3Host", "Endpoints"]),
         // Throughput of the hot paths (`make bench`, release builds).
-        .executableTarget(name: "SMMUv3Bench", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host"]),
+        .executableTarget(name: "SMMUv3Bench", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Kernel"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "VMSATests", dependencies: ["Platform", "VMSA"]),
+        .testTarget(name: "KernelTests", dependencies: ["Platform", "Kernel"]),
         .testTarget(name: "SMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host"]),
         .testTarget(name: "EndpointsTests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Endpoints"]),
     ]

@@ -1,5 +1,6 @@
 import Foundation
 import Platform
+import Kernel
 import SMMUv3
 import SMMUv3Host
 
@@ -332,6 +333,23 @@ func peakResidentBytes() -> UInt64 {
         return kilobytes * 1024
     }
     return 0
+}
+
+// MARK: Kernel environment
+
+// Context switches of the deterministic kernel scheduler: four contexts taking turns at
+// scheduling points, with the fixed order and with a seeded one.
+let switchesPerCall = 4 * 16_384
+for (name, seed) in [("kernel_context_switches", UInt64?.none), ("kernel_context_switches_seeded", UInt64?.some(7))] where selected(name) {
+    report(name, measure(operationsPerCall: switchesPerCall) {
+        let scheduler = KernelScheduler(seed: seed)
+        for _ in 0..<4 {
+            scheduler.spawn("bench") {
+                for _ in 0..<16_384 { await KernelScheduler.schedule() }
+            }
+        }
+        scheduler.run()
+    }, unit: "switches")
 }
 
 // Peak resident memory of a system with 1 M mapped 4 KB pages, each translated once (so the

@@ -1,0 +1,208 @@
+import Platform
+
+/// The deterministic scheduler of the kernel environment: every kernel context (a kernel
+/// thread, an IRQ thread, a workqueue worker, a hardware agent) is a Swift task whose jobs run
+/// only here, one at a time, on the thread that calls ``run()``. A scheduling point (a lock, an
+/// atomic, an MMIO access, a wait, a wake) is an `await` that hands the choice of what runs
+/// next to the scheduler, which takes the oldest runnable job (no seed) or one picked by a
+/// seeded xorshift generator (a seed): the same seed gives the same interleaving.
+///
+/// When nothing is runnable but some context has not finished, ``run()`` stops and reports a
+/// deadlock with every blocked context's wait point instead of hanging.
+///
+/// Kernel code must not hop to other executors (actors, the main actor): its jobs would then
+/// run outside the scheduler's order.
+public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
+    /// How a ``run()`` ended.
+    public enum Outcome: Equatable, Sendable, CustomStringConvertible {
+        /// Every context finished.
+        case completed
+        /// Nothing could run while these contexts were blocked, each at its wait point.
+        case deadlock([BlockedContext])
+
+        public var description: String {
+            switch self {
+            case .completed: "completed"
+            case .deadlock(let blocked):
+                "deadlock: " + blocked.map { "\($0.name) waiting in \($0.waitPoint)" }.joined(separator: "; ")
+            }
+        }
+    }
+
+    /// A context that cannot run, and where it waits.
+    public struct BlockedContext: Equatable, Sendable {
+        /// The context's name.
+        public let name: String
+        /// What it waits for (a wait queue's or lock's name).
+        public let waitPoint: String
+
+        /// A blocked context.
+        public init(name: String, waitPoint: String) {
+            self.name = name
+            self.waitPoint = waitPoint
+        }
+    }
+
+    /// The seed of the interleaving (nil: oldest runnable first).
+    public let seed: UInt64?
+    private var random: UInt64
+    private var ready: [UnownedJob] = []
+    private var readyHead = 0
+    private var contexts: [KernelContext] = []
+    /// Scheduling decisions taken (jobs run).
+    public private(set) var switches = 0
+
+    /// A scheduler; `seed` picks a reproducible pseudo-random interleaving.
+    public init(seed: UInt64? = nil) {
+        self.seed = seed
+        random = seed.map { $0 == 0 ? 0x9E37_79B9_7F4A_7C15 : $0 } ?? 0
+    }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        ready.append(UnownedJob(job))
+    }
+
+    /// Starts a context running `body` (it runs when ``run()`` picks it).
+    @discardableResult
+    public func spawn(_ name: String, _ body: @escaping @Sendable () async -> Void) -> KernelContext {
+        let context = KernelContext(name: name, scheduler: self)
+        contexts.append(context)
+        Task(executorPreference: self) {
+            await KernelContext.$current.withValue(context) {
+                await body()
+            }
+            context.state = .finished
+        }
+        return context
+    }
+
+    private func nextRandom() -> UInt64 {
+        random ^= random << 13
+        random ^= random >> 7
+        random ^= random << 17
+        return random
+    }
+
+    /// Runs contexts until all have finished or none can run.
+    @discardableResult
+    public func run() -> Outcome {
+        let executor = asUnownedTaskExecutor()
+        while readyHead < ready.count {
+            let job: UnownedJob
+            if seed == nil {
+                job = ready[readyHead]
+                readyHead += 1
+            } else {
+                let runnable = ready.count - readyHead
+                let pick = readyHead + Int(nextRandom() % UInt64(runnable))
+                ready.swapAt(pick, readyHead)
+                job = ready[readyHead]
+                readyHead += 1
+            }
+            if readyHead > 1024 && readyHead * 2 > ready.count {
+                ready.removeFirst(readyHead)
+                readyHead = 0
+            }
+            switches &+= 1
+            job.runSynchronously(on: executor)
+        }
+        ready.removeAll(keepingCapacity: true)
+        readyHead = 0
+        let blocked = contexts.compactMap { context -> BlockedContext? in
+            if case .blocked(let point) = context.state { return BlockedContext(name: context.name, waitPoint: point) }
+            return nil
+        }
+        return blocked.isEmpty ? .completed : .deadlock(blocked)
+    }
+
+    /// A scheduling point: another runnable context may run before this one continues.
+    public static func schedule() async {
+        await Task.yield()
+    }
+}
+
+/// One kernel context (a kernel thread, an IRQ thread, a worker, a hardware agent).
+public final class KernelContext: @unchecked Sendable {
+    /// Where a context is.
+    public enum State: Equatable, Sendable {
+        case runnable
+        case blocked(String)
+        case finished
+    }
+
+    /// The context's name (`irq/evtq`, `kworker/0`...).
+    public let name: String
+    unowned let scheduler: KernelScheduler
+    /// Its state.
+    public internal(set) var state = State.runnable
+
+    init(name: String, scheduler: KernelScheduler) {
+        self.name = name
+        self.scheduler = scheduler
+    }
+
+    /// The context the running code belongs to.
+    @TaskLocal public static var current: KernelContext?
+}
+
+/// A wait queue (`wait_queue_head_t`): contexts sleep on it until woken.
+public final class WaitQueue: @unchecked Sendable {
+    private var waiters: [(context: KernelContext?, continuation: UnsafeContinuation<Void, Never>)] = []
+    /// The name shown as the wait point of its sleepers.
+    public let name: String
+
+    public init(_ name: String) {
+        self.name = name
+    }
+
+    /// `wait_event`: sleeps until `condition` holds, checking it on every wake.
+    public func waitEvent(_ condition: () -> Bool) async {
+        while !condition() {
+            let context = KernelContext.current
+            await withUnsafeContinuation { continuation in
+                context?.state = .blocked(name)
+                waiters.append((context, continuation))
+            }
+        }
+    }
+
+    /// `wake_up`: makes every sleeper runnable (each re-checks its condition).
+    public func wakeUp() {
+        let woken = waiters
+        waiters.removeAll()
+        for waiter in woken {
+            waiter.context?.state = .runnable
+            waiter.continuation.resume()
+        }
+    }
+
+    /// How many contexts sleep here.
+    public var sleepers: Int { waiters.count }
+}
+
+/// A sleeping lock (`struct mutex`): a context that finds it held sleeps until it is released.
+public final class KernelMutex: @unchecked Sendable {
+    private let queue: WaitQueue
+    /// The holder, if any.
+    public private(set) var owner: KernelContext?
+    private var held = false
+
+    public init(_ name: String) {
+        queue = WaitQueue("mutex_lock(\(name))")
+    }
+
+    /// `mutex_lock`: a scheduling point, then the lock (sleeping while another context holds it).
+    public func lock() async {
+        await KernelScheduler.schedule()
+        await queue.waitEvent { !held }
+        held = true
+        owner = KernelContext.current
+    }
+
+    /// `mutex_unlock`.
+    public func unlock() {
+        held = false
+        owner = nil
+        queue.wakeUp()
+    }
+}
