@@ -1,4 +1,5 @@
 import Platform
+import Synchronization
 
 /// The deterministic scheduler of the kernel environment: every kernel context (a kernel
 /// thread, an IRQ thread, a workqueue worker, a hardware agent) is a Swift task whose jobs run
@@ -108,12 +109,19 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
         }
         ready.removeAll(keepingCapacity: true)
         readyHead = 0
-        let blocked = contexts.compactMap { context -> BlockedContext? in
+        let blockedContexts = contexts.filter { if case .blocked = $0.state { true } else { false } }
+        guard !blockedContexts.isEmpty else { return .completed }
+        // The blocked contexts can never run again; they stay parked, reachable, for the rest of
+        // the process (a suspended task cannot be unwound without making every wait throw).
+        Self.parked.withLock { $0.append(contentsOf: blockedContexts) }
+        return .deadlock(blockedContexts.map { context in
             if case .blocked(let point) = context.state { return BlockedContext(name: context.name, waitPoint: point) }
-            return nil
-        }
-        return blocked.isEmpty ? .completed : .deadlock(blocked)
+            return BlockedContext(name: context.name, waitPoint: "")
+        })
     }
+
+    /// The contexts of every deadlocked run, kept with their suspended tasks.
+    private static let parked = Mutex<[KernelContext]>([])
 
     /// A scheduling point: another runnable context may run before this one continues.
     public static func schedule() async {
@@ -135,6 +143,8 @@ public final class KernelContext: @unchecked Sendable {
     unowned let scheduler: KernelScheduler
     /// Its state.
     public internal(set) var state = State.runnable
+    /// While blocked: how to resume it.
+    var continuation: UnsafeContinuation<Void, Never>?
 
     init(name: String, scheduler: KernelScheduler) {
         self.name = name
@@ -148,6 +158,7 @@ public final class KernelContext: @unchecked Sendable {
 /// A wait queue (`wait_queue_head_t`): contexts sleep on it until woken.
 public final class WaitQueue: @unchecked Sendable {
     private var waiters: [(context: KernelContext?, continuation: UnsafeContinuation<Void, Never>)] = []
+
     /// The name shown as the wait point of its sleepers.
     public let name: String
 
@@ -161,6 +172,7 @@ public final class WaitQueue: @unchecked Sendable {
             let context = KernelContext.current
             await withUnsafeContinuation { continuation in
                 context?.state = .blocked(name)
+                context?.continuation = continuation
                 waiters.append((context, continuation))
             }
         }
@@ -172,6 +184,7 @@ public final class WaitQueue: @unchecked Sendable {
         waiters.removeAll()
         for waiter in woken {
             waiter.context?.state = .runnable
+            waiter.context?.continuation = nil
             waiter.continuation.resume()
         }
     }
