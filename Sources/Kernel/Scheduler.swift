@@ -46,6 +46,12 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
 
     /// The seed of the interleaving (nil: oldest runnable first).
     public let seed: UInt64?
+    /// Virtual time: it advances only when every context is blocked and one waits for a
+    /// deadline, to that deadline.
+    public let clock: VirtualClock
+    /// Timed waits, in the order they were armed (the earliest deadline fires first; ties in
+    /// arming order).
+    private var timers: [(deadline: UInt64, waiter: Waiter)] = []
     private var random: UInt64
     private var ready: [UnownedJob] = []
     private var readyHead = 0
@@ -54,8 +60,9 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
     public private(set) var switches = 0
 
     /// A scheduler; `seed` picks a reproducible pseudo-random interleaving.
-    public init(seed: UInt64? = nil) {
+    public init(seed: UInt64? = nil, clock: VirtualClock = VirtualClock()) {
         self.seed = seed
+        self.clock = clock
         random = seed.map { $0 == 0 ? 0x9E37_79B9_7F4A_7C15 : $0 } ?? 0
     }
 
@@ -88,7 +95,7 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
     @discardableResult
     public func run() -> Outcome {
         let executor = asUnownedTaskExecutor()
-        while readyHead < ready.count {
+        while readyHead < ready.count || fireEarliestTimer() {
             let job: UnownedJob
             if seed == nil {
                 job = ready[readyHead]
@@ -118,6 +125,35 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
             if case .blocked(let point) = context.state { return BlockedContext(name: context.name, waitPoint: point) }
             return BlockedContext(name: context.name, waitPoint: "")
         })
+    }
+
+    /// With nothing runnable: advances the clock to the earliest armed deadline and times out
+    /// its waiter (if still waiting); false when no timer is armed.
+    private func fireEarliestTimer() -> Bool {
+        while !timers.isEmpty {
+            var earliest = 0
+            for index in timers.indices where timers[index].deadline < timers[earliest].deadline { earliest = index }
+            let timer = timers.remove(at: earliest)
+            // A waiter woken before its deadline leaves a stale timer: it must not move time.
+            guard timer.waiter.isWaiting else { continue }
+            if timer.deadline > clock.now { clock.advance(by: timer.deadline - clock.now) }
+            if timer.waiter.resume(timedOut: true) { return true }
+        }
+        return false
+    }
+
+    /// Arms a deadline for `waiter`.
+    func arm(_ waiter: Waiter, after ticks: UInt64) {
+        let (deadline, overflow) = clock.now.addingReportingOverflow(ticks)
+        timers.append((overflow ? .max : deadline, waiter))
+    }
+
+    /// `msleep`/`udelay`: the calling context sleeps `ticks` of virtual time (others run; the
+    /// clock advances when none can).
+    public static func sleep(for ticks: UInt64) async {
+        guard let context = KernelContext.current else { return }
+        let waiter = Waiter(context: context)
+        await waiter.suspend(point: "sleep(\(ticks))") { context.scheduler.arm(waiter, after: ticks) }
     }
 
     /// The contexts of every deadlocked run, kept with their suspended tasks.
@@ -155,10 +191,46 @@ public final class KernelContext: @unchecked Sendable {
     @TaskLocal public static var current: KernelContext?
 }
 
+/// One sleeping context: resumed once, by a wake-up or by its deadline, whichever comes first.
+final class Waiter {
+    let context: KernelContext?
+    private var continuation: UnsafeContinuation<Void, Never>?
+    /// Whether its deadline resumed it.
+    private(set) var timedOut = false
+
+    init(context: KernelContext?) {
+        self.context = context
+    }
+
+    /// Suspends the calling context at `point`; `arm` runs once it is parked (to queue it or set
+    /// its deadline).
+    func suspend(point: String, arm: () -> Void) async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            self.continuation = continuation
+            context?.state = .blocked(point)
+            context?.continuation = continuation
+            arm()
+        }
+    }
+
+    /// Makes it runnable; false when something else already did.
+    @discardableResult
+    func resume(timedOut: Bool) -> Bool {
+        guard let continuation else { return false }
+        self.continuation = nil
+        self.timedOut = timedOut
+        context?.state = .runnable
+        context?.continuation = nil
+        continuation.resume()
+        return true
+    }
+
+    var isWaiting: Bool { continuation != nil }
+}
+
 /// A wait queue (`wait_queue_head_t`): contexts sleep on it until woken.
 public final class WaitQueue: @unchecked Sendable {
-    private var waiters: [(context: KernelContext?, continuation: UnsafeContinuation<Void, Never>)] = []
-
+    private var waiters: [Waiter] = []
     /// The name shown as the wait point of its sleepers.
     public let name: String
 
@@ -169,28 +241,38 @@ public final class WaitQueue: @unchecked Sendable {
     /// `wait_event`: sleeps until `condition` holds, checking it on every wake.
     public func waitEvent(_ condition: () -> Bool) async {
         while !condition() {
-            let context = KernelContext.current
-            await withUnsafeContinuation { continuation in
-                context?.state = .blocked(name)
-                context?.continuation = continuation
-                waiters.append((context, continuation))
-            }
+            let waiter = Waiter(context: KernelContext.current)
+            await waiter.suspend(point: name) { waiters.append(waiter) }
         }
+    }
+
+    /// `wait_event_timeout`: sleeps until `condition` holds or `ticks` of virtual time pass;
+    /// returns whether the condition held.
+    public func waitEventTimeout(_ ticks: UInt64, _ condition: () -> Bool) async -> Bool {
+        guard let context = KernelContext.current else { return condition() }
+        let deadline = context.scheduler.clock.now &+ ticks
+        while !condition() {
+            let now = context.scheduler.clock.now
+            guard now < deadline else { return condition() }
+            let waiter = Waiter(context: context)
+            await waiter.suspend(point: name) {
+                waiters.append(waiter)
+                context.scheduler.arm(waiter, after: deadline - now)
+            }
+            if waiter.timedOut { return condition() }
+        }
+        return true
     }
 
     /// `wake_up`: makes every sleeper runnable (each re-checks its condition).
     public func wakeUp() {
         let woken = waiters
         waiters.removeAll()
-        for waiter in woken {
-            waiter.context?.state = .runnable
-            waiter.context?.continuation = nil
-            waiter.continuation.resume()
-        }
+        for waiter in woken { waiter.resume(timedOut: false) }
     }
 
     /// How many contexts sleep here.
-    public var sleepers: Int { waiters.count }
+    public var sleepers: Int { waiters.filter(\.isWaiting).count }
 }
 
 /// A sleeping lock (`struct mutex`): a context that finds it held sleeps until it is released.

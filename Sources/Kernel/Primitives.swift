@@ -1,0 +1,189 @@
+import Platform
+
+/// `struct completion`: one context waits for another to signal that something is done.
+public final class Completion: @unchecked Sendable {
+    private let queue: WaitQueue
+    /// Signals not yet consumed (`UInt.max` after ``completeAll()``).
+    public private(set) var done: UInt = 0
+
+    /// `init_completion`.
+    public init(_ name: String) {
+        queue = WaitQueue("wait_for_completion(\(name))")
+    }
+
+    /// `complete`: releases one waiter (now or the next to wait).
+    public func complete() {
+        if done != .max { done += 1 }
+        queue.wakeUp()
+    }
+
+    /// `complete_all`: releases every waiter, now and later.
+    public func completeAll() {
+        done = .max
+        queue.wakeUp()
+    }
+
+    /// `reinit_completion`.
+    public func reinit() {
+        done = 0
+    }
+
+    /// `wait_for_completion`.
+    public func wait() async {
+        await queue.waitEvent { done > 0 }
+        if done != .max { done -= 1 }
+    }
+
+    /// `wait_for_completion_timeout`: false when `ticks` passed first.
+    public func wait(timeout ticks: UInt64) async -> Bool {
+        guard await queue.waitEventTimeout(ticks, { done > 0 }) else { return false }
+        if done != .max { done -= 1 }
+        return true
+    }
+}
+
+/// `atomic_t` / `atomic64_t`: every operation is a scheduling point, so another context may run
+/// between any two of them, as on a multi-core machine.
+public final class KernelAtomic<Value: FixedWidthInteger & Sendable>: @unchecked Sendable {
+    private var value: Value
+
+    /// `ATOMIC_INIT(value)`.
+    public init(_ value: Value = 0) {
+        self.value = value
+    }
+
+    /// `atomic_read`.
+    public func read() async -> Value {
+        await KernelScheduler.schedule()
+        return value
+    }
+
+    /// `atomic_set`.
+    public func set(_ newValue: Value) async {
+        await KernelScheduler.schedule()
+        value = newValue
+    }
+
+    /// `atomic_add_return` (wrapping).
+    @discardableResult
+    public func addReturn(_ delta: Value) async -> Value {
+        await KernelScheduler.schedule()
+        value = value &+ delta
+        return value
+    }
+
+    /// `atomic_inc_return`.
+    @discardableResult
+    public func incrementReturn() async -> Value { await addReturn(1) }
+
+    /// `atomic_dec_return`.
+    @discardableResult
+    public func decrementReturn() async -> Value { await addReturn(0 &- 1) }
+
+    /// `atomic_fetch_or`: the old value.
+    @discardableResult
+    public func fetchOr(_ bits: Value) async -> Value {
+        await KernelScheduler.schedule()
+        let old = value
+        value |= bits
+        return old
+    }
+
+    /// `atomic_xchg`: the old value.
+    @discardableResult
+    public func exchange(_ newValue: Value) async -> Value {
+        await KernelScheduler.schedule()
+        let old = value
+        value = newValue
+        return old
+    }
+
+    /// `atomic_cmpxchg`: stores `new` if the value is `expected`; returns the old value.
+    @discardableResult
+    public func compareExchange(expected: Value, new: Value) async -> Value {
+        await KernelScheduler.schedule()
+        let old = value
+        if old == expected { value = new }
+        return old
+    }
+}
+
+/// `atomic_t`.
+public typealias atomic_t = KernelAtomic<Int32>
+/// `atomic64_t`.
+public typealias atomic64_t = KernelAtomic<Int64>
+
+/// The kernel log (`printk`): every line with its level, kept in a bounded ring that tests read.
+public final class KernelLog: @unchecked Sendable {
+    /// A printk level.
+    public enum Level: Int, Comparable, Sendable, CustomStringConvertible {
+        case error = 3, warning = 4, notice = 5, info = 6, debug = 7
+        public static func < (lhs: Level, rhs: Level) -> Bool { lhs.rawValue < rhs.rawValue }
+        public var description: String {
+            switch self {
+            case .error: "err"
+            case .warning: "warn"
+            case .notice: "notice"
+            case .info: "info"
+            case .debug: "debug"
+            }
+        }
+    }
+
+    /// One line.
+    public struct Line: Equatable, Sendable, CustomStringConvertible {
+        /// The virtual time it was logged at.
+        public let time: UInt64
+        public let level: Level
+        public let text: String
+        public var description: String { "[\(time)] <\(level)> \(text)" }
+    }
+
+    private var ring: BoundedLog<Line>
+    private let clock: VirtualClock
+
+    /// A log keeping the last `capacity` lines.
+    public init(capacity: Int = 4096, clock: VirtualClock) {
+        ring = BoundedLog(capacity: capacity)
+        self.clock = clock
+    }
+
+    /// Logs `text` at `level`.
+    public func printk(_ level: Level, _ text: String) {
+        ring.append(Line(time: clock.now, level: level, text: text))
+    }
+
+    /// The lines kept, oldest first.
+    public var lines: [Line] { ring.elements }
+    /// The texts of the lines at `level` or more severe.
+    public func texts(atMost level: Level = .debug) -> [String] { ring.elements.filter { $0.level <= level }.map(\.text) }
+    /// Lines dropped because the ring was full.
+    public var dropped: Int { ring.dropped }
+}
+
+/// `struct device`: what `dev_err` and friends prefix their messages with.
+public struct KernelDevice: Sendable {
+    /// The driver's name (`arm-smmu-v3`).
+    public let driver: String
+    /// The device's name (`arm-smmu-v3.0.auto`).
+    public let name: String
+    /// The log it writes to.
+    public let log: KernelLog
+
+    public init(driver: String, name: String, log: KernelLog) {
+        self.driver = driver
+        self.name = name
+        self.log = log
+    }
+}
+
+/// `dev_err`: "driver device: message" at KERN_ERR.
+public func dev_err(_ device: KernelDevice, _ message: String) { device.log.printk(.error, "\(device.driver) \(device.name): \(message)") }
+/// `dev_warn`.
+public func dev_warn(_ device: KernelDevice, _ message: String) { device.log.printk(.warning, "\(device.driver) \(device.name): \(message)") }
+/// `dev_notice`.
+public func dev_notice(_ device: KernelDevice, _ message: String) { device.log.printk(.notice, "\(device.driver) \(device.name): \(message)") }
+/// `dev_info`.
+public func dev_info(_ device: KernelDevice, _ message: String) { device.log.printk(.info, "\(device.driver) \(device.name): \(message)") }
+/// `dev_dbg`.
+public func dev_dbg(_ device: KernelDevice, _ message: String) { device.log.printk(.debug, "\(device.driver) \(device.name): \(message)") }

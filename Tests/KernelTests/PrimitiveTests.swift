@@ -1,0 +1,114 @@
+import Testing
+import Platform
+import Kernel
+
+/// Virtual time, completions, atomics and the kernel log of the kernel environment.
+@Suite struct PrimitiveTests {
+    @Test func sleepingAdvancesVirtualTimeOnlyWhenNothingElseCanRun() {
+        let scheduler = KernelScheduler()
+        let log = Log()
+        scheduler.spawn("sleeper") {
+            await KernelScheduler.sleep(for: 1000)
+            log.append("woke at \(scheduler.clock.now)")
+        }
+        scheduler.spawn("busy") {
+            for _ in 0..<3 { await KernelScheduler.schedule() }
+            log.append("busy done at \(scheduler.clock.now)")
+        }
+        #expect(scheduler.run() == .completed)
+        #expect(log.entries == ["busy done at 0", "woke at 1000"])
+    }
+
+    @Test func aTimedWaitTimesOutAtItsDeadlineOrReturnsWhenWoken() {
+        let scheduler = KernelScheduler()
+        let queue = WaitQueue("wq")
+        let flag = UnsafeFlag()
+        let log = Log()
+        scheduler.spawn("timeout") {
+            let met = await queue.waitEventTimeout(500) { flag.value }
+            log.append("first \(met) at \(scheduler.clock.now)")
+            let second = await queue.waitEventTimeout(10_000) { flag.value }
+            log.append("second \(second) at \(scheduler.clock.now)")
+        }
+        scheduler.spawn("waker") {
+            await KernelScheduler.sleep(for: 800)
+            flag.value = true
+            queue.wakeUp()
+        }
+        #expect(scheduler.run() == .completed)
+        // The 10,000-tick deadline of the second wait was left stale by the wake at 800: the
+        // clock stops there.
+        #expect(log.entries == ["first false at 500", "second true at 800"])
+        #expect(scheduler.clock.now == 800)
+    }
+
+    @Test func aCompletionReleasesOneWaiterPerCompleteAndAllAfterCompleteAll() {
+        let scheduler = KernelScheduler()
+        let done = Completion("done")
+        let log = Log()
+        for name in ["a", "b", "c"] {
+            scheduler.spawn(name) {
+                await done.wait()
+                log.append(name)
+            }
+        }
+        scheduler.spawn("signaller") {
+            done.complete()
+            await KernelScheduler.schedule()
+            await KernelScheduler.schedule()
+            log.append("all")
+            done.completeAll()
+        }
+        #expect(scheduler.run() == .completed)
+        #expect(log.entries.first == "a" && log.entries.count == 4)
+        #expect(log.entries.filter { $0 != "all" }.sorted() == ["a", "b", "c"])
+    }
+
+    @Test func waitingForACompletionWithATimeoutFailsWhenNobodyCompletesIt() {
+        let scheduler = KernelScheduler()
+        let done = Completion("never")
+        let log = Log()
+        scheduler.spawn("waiter") { log.append("\(await done.wait(timeout: 250)) at \(scheduler.clock.now)") }
+        #expect(scheduler.run() == .completed)
+        #expect(log.entries == ["false at 250"])
+    }
+
+    @Test func separateReadAndSetLoseUpdatesUnderSomeSeedWhileAtomicAddNeverDoes() {
+        var lostUnderSomeSeed = false
+        for seed in UInt64(1)...40 {
+            let scheduler = KernelScheduler(seed: seed)
+            let racy = atomic_t(0), counted = atomic_t(0)
+            for _ in 0..<3 {
+                scheduler.spawn("incrementer") {
+                    for _ in 0..<5 {
+                        let value = await racy.read()
+                        await racy.set(value + 1)
+                        await counted.incrementReturn()
+                    }
+                }
+            }
+            #expect(scheduler.run() == .completed)
+            let check = KernelScheduler()
+            let finals = Log()
+            check.spawn("check") { finals.append("\(await racy.read()) \(await counted.read())") }
+            check.run()
+            let parts = finals.entries[0].split(separator: " ").compactMap { Int($0) }
+            #expect(parts[1] == 15, "atomic_inc_return never loses an update (seed \(seed))")
+            if parts[0] < 15 { lostUnderSomeSeed = true }
+        }
+        #expect(lostUnderSomeSeed, "the read-then-set race shows up under some interleaving")
+    }
+
+    @Test func devErrPrefixesTheDriverAndDeviceAndTheLogKeepsTheLevel() {
+        let clock = VirtualClock()
+        let log = KernelLog(capacity: 2, clock: clock)
+        let device = KernelDevice(driver: "arm-smmu-v3", name: "arm-smmu-v3.0.auto", log: log)
+        dev_info(device, "ias 48-bit, oas 48-bit (features 0x00001fef)")
+        clock.advance(by: 5)
+        dev_err(device, "EVTQ overflow detected -- events lost")
+        #expect(log.texts(atMost: .error) == ["arm-smmu-v3 arm-smmu-v3.0.auto: EVTQ overflow detected -- events lost"])
+        #expect(log.lines.last?.time == 5)
+        dev_warn(device, "third")
+        #expect(log.lines.count == 2 && log.dropped == 1)
+    }
+}
