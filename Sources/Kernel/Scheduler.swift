@@ -70,10 +70,11 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
         ready.append(UnownedJob(job))
     }
 
-    /// Starts a context running `body` (it runs when ``run()`` picks it).
+    /// Starts a context running `body` (it runs when ``run()`` picks it). A `daemon` (a worker
+    /// or IRQ thread waiting for work) may still be blocked when a run completes.
     @discardableResult
-    public func spawn(_ name: String, _ body: @escaping @Sendable () async -> Void) -> KernelContext {
-        let context = KernelContext(name: name, scheduler: self)
+    public func spawn(_ name: String, daemon: Bool = false, _ body: @escaping @Sendable () async -> Void) -> KernelContext {
+        let context = KernelContext(name: name, scheduler: self, daemon: daemon)
         contexts.append(context)
         Task(executorPreference: self) {
             await KernelContext.$current.withValue(context) {
@@ -116,7 +117,9 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
         }
         ready.removeAll(keepingCapacity: true)
         readyHead = 0
-        let blockedContexts = contexts.filter { if case .blocked = $0.state { true } else { false } }
+        let blockedContexts = contexts.filter { context in
+            if case .blocked = context.state { !context.isDaemon } else { false }
+        }
         guard !blockedContexts.isEmpty else { return .completed }
         // The blocked contexts can never run again; they stay parked, reachable, for the rest of
         // the process (a suspended task cannot be unwound without making every wait throw).
@@ -176,15 +179,18 @@ public final class KernelContext: @unchecked Sendable {
 
     /// The context's name (`irq/evtq`, `kworker/0`...).
     public let name: String
+    /// Whether it may stay blocked when a run completes (a worker or IRQ thread).
+    public let isDaemon: Bool
     unowned let scheduler: KernelScheduler
     /// Its state.
     public internal(set) var state = State.runnable
     /// While blocked: how to resume it.
     var continuation: UnsafeContinuation<Void, Never>?
 
-    init(name: String, scheduler: KernelScheduler) {
+    init(name: String, scheduler: KernelScheduler, daemon: Bool) {
         self.name = name
         self.scheduler = scheduler
+        isDaemon = daemon
     }
 
     /// The context the running code belongs to.
