@@ -73,12 +73,16 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
     /// Starts a context running `body` (it runs when ``run()`` picks it). A `daemon` (a worker
     /// or IRQ thread waiting for work) may still be blocked when a run completes.
     @discardableResult
-    public func spawn(_ name: String, daemon: Bool = false, _ body: @escaping @Sendable () async -> Void) -> KernelContext {
+    ///
+    /// `body` need not be `Sendable`: every context's code runs on the thread that calls
+    /// ``run()``, one job at a time, so kernel code shares model objects freely.
+    public func spawn(_ name: String, daemon: Bool = false, _ body: @escaping () async -> Void) -> KernelContext {
         let context = KernelContext(name: name, scheduler: self, daemon: daemon)
         contexts.append(context)
+        let work = SingleThreaded(body)
         Task(executorPreference: self) {
             await KernelContext.$current.withValue(context) {
-                await body()
+                await work.value()
             }
             context.state = .finished
         }
@@ -306,4 +310,11 @@ public final class KernelMutex: @unchecked Sendable {
         owner = nil
         queue.wakeUp()
     }
+}
+
+/// A value handed to a task of the scheduler: safe to share because every kernel context runs
+/// on the scheduler's one thread.
+struct SingleThreaded<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

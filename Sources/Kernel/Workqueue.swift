@@ -2,7 +2,7 @@
 public final class WorkItem: @unchecked Sendable {
     /// The work's name (shown in wait points).
     public let name: String
-    let function: @Sendable () async -> Void
+    let function: () async -> Void
     /// Queued and not yet started.
     public internal(set) var isPending = false
     /// Running in a worker now.
@@ -10,7 +10,7 @@ public final class WorkItem: @unchecked Sendable {
     let idle: WaitQueue
 
     /// `INIT_WORK`.
-    public init(_ name: String, _ function: @escaping @Sendable () async -> Void) {
+    public init(_ name: String, _ function: @escaping () async -> Void) {
         self.name = name
         self.function = function
         idle = WaitQueue("cancel_work_sync(\(name))")

@@ -1,0 +1,104 @@
+import Platform
+
+/// `irqreturn_t`.
+public enum IRQReturn: Sendable {
+    /// `IRQ_NONE`: not this device's interrupt.
+    case none
+    /// `IRQ_HANDLED`.
+    case handled
+    /// `IRQ_WAKE_THREAD`: run the threaded handler.
+    case wakeThread
+}
+
+/// The interrupt subsystem: wired lines and MSIs from the bus become Linux IRQ numbers whose
+/// handlers run as `request_threaded_irq` describes. The primary handler runs where the
+/// interrupt arrives (inside the access that raised it); the threaded handler runs in its own
+/// daemon context (`irq/<n>-<name>`), once per wake-up however many interrupts arrived
+/// meanwhile (IRQF_ONESHOT).
+public final class KernelIRQs: @unchecked Sendable {
+    private struct Action {
+        let name: String
+        let handler: (() -> IRQReturn)?
+        let pending: UnsafeFlagBox
+        let wake: WaitQueue
+    }
+
+    private final class UnsafeFlagBox: @unchecked Sendable {
+        var raised = false
+    }
+
+    private let scheduler: KernelScheduler
+    private var actions: [Int: Action] = [:]
+    private var wiredLines: [Int: Int] = [:]
+    private var msiVectors: [UInt64: Int] = [:]
+    private var nextIRQ = 32
+    /// The doorbell MSIs are written to (a GIC ITS translater, say): `data` selects the vector.
+    public let msiDoorbell: UInt64
+    /// Interrupts that arrived with no handler registered (`irq N: nobody cared`).
+    public private(set) var spurious = 0
+
+    /// Takes over `bus`'s wired lines and MSIs (doorbell at `msiDoorbell`, which must be RAM).
+    public init(bus: Bus, scheduler: KernelScheduler, msiDoorbell: UInt64) {
+        self.scheduler = scheduler
+        self.msiDoorbell = msiDoorbell
+        bus.interrupts.onWiredInterrupt = { [unowned self] line in
+            if let irq = wiredLines[line] { raise(irq) } else { spurious += 1 }
+        }
+        bus.interrupts.onMSI = { [unowned self] address, data in
+            if address == msiDoorbell, let irq = msiVectors[UInt64(data)] { raise(irq) } else { spurious += 1 }
+        }
+    }
+
+    /// The IRQ number of wired line `line` (`platform_get_irq_byname`).
+    public func irq(forWiredLine line: Int) -> Int {
+        if let irq = wiredLines[line] { return irq }
+        let irq = nextIRQ
+        nextIRQ += 1
+        wiredLines[line] = irq
+        return irq
+    }
+
+    /// Allocates an MSI vector (`platform_msi_domain_alloc_irqs`): the IRQ number and the
+    /// address/data pair to program into the device.
+    public func allocateMSI() -> (irq: Int, address: UInt64, data: UInt32) {
+        let irq = nextIRQ
+        nextIRQ += 1
+        let data = UInt32(msiVectors.count)
+        msiVectors[UInt64(data)] = irq
+        return (irq, msiDoorbell, data)
+    }
+
+    /// `request_threaded_irq`: `handler` (nil: wake the thread) runs when the interrupt
+    /// arrives; `thread` runs in the IRQ's own context when woken.
+    public func requestThreadedIRQ(_ irq: Int, name: String, handler: (() -> IRQReturn)? = nil, thread: @escaping () async -> IRQReturn) {
+        let pending = UnsafeFlagBox()
+        let wake = WaitQueue("irq_thread(\(irq)-\(name))")
+        actions[irq] = Action(name: name, handler: handler, pending: pending, wake: wake)
+        scheduler.spawn("irq/\(irq)-\(name)", daemon: true) {
+            while true {
+                await wake.waitEvent { pending.raised }
+                pending.raised = false
+                _ = await thread()
+            }
+        }
+    }
+
+    /// `free_irq` (the thread stays parked).
+    public func freeIRQ(_ irq: Int) {
+        actions[irq] = nil
+    }
+
+    private func raise(_ irq: Int) {
+        guard let action = actions[irq] else {
+            spurious += 1
+            return
+        }
+        switch action.handler?() ?? .wakeThread {
+        case .wakeThread:
+            action.pending.raised = true
+            action.wake.wakeUp()
+        case .handled, .none:
+            break
+        }
+    }
+}
