@@ -190,6 +190,22 @@ public final class KernelContext: @unchecked Sendable {
     public internal(set) var state = State.runnable
     /// While blocked: how to resume it.
     var continuation: UnsafeContinuation<Void, Never>?
+    /// While in an interruptible wait: the wait a signal ends.
+    var interruptibleWaiter: Waiter?
+    /// A signal was sent and not yet consumed (`signal_pending`).
+    public internal(set) var signalPending = false
+
+    /// Sends the context a signal: an interruptible wait it is in (or enters) returns
+    /// -ERESTARTSYS.
+    public func sendSignal() {
+        signalPending = true
+        interruptibleWaiter?.resume(timedOut: false)
+    }
+
+    /// Consumes a pending signal (as returning to user space would).
+    public func clearSignal() {
+        signalPending = false
+    }
 
     init(name: String, scheduler: KernelScheduler, daemon: Bool) {
         self.name = name
@@ -256,6 +272,20 @@ public final class WaitQueue: @unchecked Sendable {
         }
     }
 
+    /// `wait_event_interruptible`: like ``waitEvent(_:)``, but a signal ends the wait: 0 when
+    /// the condition holds, -ERESTARTSYS when a signal is pending.
+    public func waitEventInterruptible(_ condition: () -> Bool) async -> Int32 {
+        let context = KernelContext.current
+        while !condition() {
+            if context?.signalPending == true { return -ERESTARTSYS }
+            let waiter = Waiter(context: context)
+            context?.interruptibleWaiter = waiter
+            await waiter.suspend(point: name) { waiters.append(waiter) }
+            context?.interruptibleWaiter = nil
+        }
+        return 0
+    }
+
     /// `wait_event_timeout`: sleeps until `condition` holds or `ticks` of virtual time pass;
     /// returns whether the condition held.
     public func waitEventTimeout(_ ticks: UInt64, _ condition: () -> Bool) async -> Bool {
@@ -292,8 +322,14 @@ public final class KernelMutex: @unchecked Sendable {
     public private(set) var owner: KernelContext?
     private var held = false
 
+    /// `mutex_init`.
     public init(_ name: String) {
         queue = WaitQueue("mutex_lock(\(name))")
+    }
+
+    /// A lock whose wait point is `name` as given (spinlocks).
+    init(_ name: String, named: Bool) {
+        queue = WaitQueue(name)
     }
 
     /// `mutex_lock`: a scheduling point, then the lock (sleeping while another context holds it).
