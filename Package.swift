@@ -32,13 +32,13 @@ let package = Package(
         // Layer 3: PCIe functions (ATS, PRI, PASID) behind a root complex.
         .target(name: "Endpoints", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3"]),
         // Layer 4: the deterministic kernel environment the driver port runs in.
-        .target(name: "Kernel", dependencies: ["Platform"]),
+        .target(name: "Kernel", dependencies: ["Platform", "VMSA"]),
         .executableTarget(name: "SMMUv3CLI", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3", "SMMUv3Host", "Endpoints"]),
         // Throughput of the hot paths (`make bench`, release builds).
         .executableTarget(name: "SMMUv3Bench", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Kernel"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "VMSATests", dependencies: ["Platform", "VMSA"]),
-        .testTarget(name: "KernelTests", dependencies: ["Platform", "Kernel"]),
+        .testTarget(name: "KernelTests", dependencies: ["Platform", "VMSA", "Kernel"]),
         .testTarget(name: "SMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host"]),
         .testTarget(name: "EndpointsTests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Endpoints"]),
     ]
