@@ -121,13 +121,19 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
         }
         ready.removeAll(keepingCapacity: true)
         readyHead = 0
+        // Contexts left blocked (idle daemons, deadlocked contexts) may never run again, and
+        // their suspended tasks (which hold the scheduler) would become unreachable once their
+        // wait queues go: they are parked, reachable, for the rest of the process. A suspended
+        // task cannot be unwound without making every wait throw.
+        let parking = contexts.filter { context in
+            if case .blocked = context.state { !context.isParked } else { false }
+        }
+        for context in parking { context.isParked = true }
+        if !parking.isEmpty { Self.parked.withLock { $0.append(contentsOf: parking) } }
         let blockedContexts = contexts.filter { context in
             if case .blocked = context.state { !context.isDaemon } else { false }
         }
         guard !blockedContexts.isEmpty else { return .completed }
-        // The blocked contexts can never run again; they stay parked, reachable, for the rest of
-        // the process (a suspended task cannot be unwound without making every wait throw).
-        Self.parked.withLock { $0.append(contentsOf: blockedContexts) }
         return .deadlock(blockedContexts.map { context in
             if case .blocked(let point) = context.state { return BlockedContext(name: context.name, waitPoint: point) }
             return BlockedContext(name: context.name, waitPoint: "")
@@ -163,7 +169,7 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
         await waiter.suspend(point: "sleep(\(ticks))") { context.scheduler.arm(waiter, after: ticks) }
     }
 
-    /// The contexts of every deadlocked run, kept with their suspended tasks.
+    /// Contexts left blocked by a run, kept with their suspended tasks.
     private static let parked = Mutex<[KernelContext]>([])
 
     /// A scheduling point: another runnable context may run before this one continues.
@@ -185,6 +191,8 @@ public final class KernelContext: @unchecked Sendable {
     public let name: String
     /// Whether it may stay blocked when a run completes (a worker or IRQ thread).
     public let isDaemon: Bool
+    /// Whether a run left it blocked and parked it.
+    var isParked = false
     unowned let scheduler: KernelScheduler
     /// Its state.
     public internal(set) var state = State.runnable
