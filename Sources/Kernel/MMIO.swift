@@ -3,8 +3,8 @@ import Platform
 /// `void __iomem *`: a CPU mapping of a device's registers on the bus. Every access is a
 /// scheduling point (another context, or the hardware, may act between two accesses), and the
 /// `_relaxed` forms differ from the others only in the barrier Linux adds, which here is that
-/// same scheduling point. (Sendable because every kernel context runs on the scheduler's one
-/// thread.)
+/// same scheduling point. A write kicks the scheduler's hardware agents. (Sendable because every
+/// kernel context runs on the scheduler's one thread.)
 public struct IOMem: @unchecked Sendable {
     /// The bus the device sits on.
     public let bus: Bus
@@ -33,6 +33,7 @@ public func readl_relaxed(_ address: IOMem) async -> UInt32 { await readl(addres
 public func writel(_ value: UInt32, _ address: IOMem) async {
     await KernelScheduler.schedule()
     address.bus.write32(value, at: address.base)
+    KernelContext.current?.scheduler.kickHardware()
 }
 
 /// `writel_relaxed`.
@@ -51,6 +52,7 @@ public func readq_relaxed(_ address: IOMem) async -> UInt64 { await readq(addres
 public func writeq(_ value: UInt64, _ address: IOMem) async {
     await KernelScheduler.schedule()
     address.bus.write64(value, at: address.base)
+    KernelContext.current?.scheduler.kickHardware()
 }
 
 /// `writeq_relaxed`.

@@ -58,6 +58,12 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
     private var contexts: [KernelContext] = []
     /// Scheduling decisions taken (jobs run).
     public private(set) var switches = 0
+    /// The hardware agents, kicked by register writes.
+    private(set) var hardwareAgents: [HardwareAgent] = []
+
+    func register(_ agent: HardwareAgent) {
+        hardwareAgents.append(agent)
+    }
 
     /// A scheduler; `seed` picks a reproducible pseudo-random interleaving.
     public init(seed: UInt64? = nil, clock: VirtualClock = VirtualClock()) {
