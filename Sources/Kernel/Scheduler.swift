@@ -178,6 +178,16 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
     /// Contexts left blocked by a run, kept with their suspended tasks.
     private static let parked = Mutex<[KernelContext]>([])
 
+    /// Runs `scenario` once per seed in `seeds` on a fresh scheduler, stopping at the first
+    /// seed for which it returns a failure description; returns that seed and description so
+    /// that the caller can print the seed that replays it (nil: every seed passed).
+    public static func sweep(seeds: ClosedRange<UInt64>, _ scenario: (KernelScheduler) -> String?) -> (seed: UInt64, failure: String)? {
+        for seed in seeds {
+            if let failure = scenario(KernelScheduler(seed: seed)) { return (seed, "\(failure) (replay with seed \(seed))") }
+        }
+        return nil
+    }
+
     /// A scheduling point: another runnable context may run before this one continues.
     public static func schedule() async {
         await Task.yield()
@@ -298,6 +308,20 @@ public final class WaitQueue: @unchecked Sendable {
             context?.interruptibleWaiter = nil
         }
         return 0
+    }
+
+    /// `wait_event_lock_irq` / `wait_event_interruptible_locked`: called with `lock` held;
+    /// sleeps with it released until `condition` (checked under the lock) holds, and returns
+    /// with it held again.
+    public func waitEventLocked(_ lock: SpinLock, _ condition: () -> Bool) async {
+        while !condition() {
+            let waiter = Waiter(context: KernelContext.current)
+            await waiter.suspend(point: name) {
+                waiters.append(waiter)
+                lock.unlock()
+            }
+            await lock.lock()
+        }
     }
 
     /// `wait_event_timeout`: sleeps until `condition` holds or `ticks` of virtual time pass;

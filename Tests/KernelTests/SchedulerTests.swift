@@ -103,3 +103,55 @@ final class Log: @unchecked Sendable {
 final class UnsafeFlag: @unchecked Sendable {
     var value = false
 }
+
+/// Sleeping with a lock dropped, and sweeping seeds for the one that replays a failure.
+@Suite struct SweepAndLockedWaitTests {
+    @Test func aLockedWaitReleasesTheLockWhileAsleepAndHoldsItAgainAfter() {
+        let scheduler = KernelScheduler()
+        let lock = SpinLock("q.lock")
+        let queue = WaitQueue("q")
+        let flag = UnsafeFlag()
+        let log = Log()
+        scheduler.spawn("waiter") {
+            await lock.lock()
+            await queue.waitEventLocked(lock) { flag.value }
+            log.append("woke holding the lock")
+            lock.unlock()
+        }
+        scheduler.spawn("waker") {
+            await lock.lock()
+            log.append("waker got the lock")
+            flag.value = true
+            queue.wakeUp()
+            lock.unlock()
+        }
+        #expect(scheduler.run() == .completed)
+        #expect(log.entries == ["waker got the lock", "woke holding the lock"])
+    }
+
+    @Test func aSweepNamesTheFirstSeedThatFailsAndThatSeedReplaysIt() {
+        /// Two contexts race a read-then-write; the "failure" is a lost update.
+        func scenario(_ scheduler: KernelScheduler) -> String? {
+            let counter = atomic_t(0)
+            for _ in 0..<2 {
+                scheduler.spawn("racer") {
+                    let value = await counter.read()
+                    await counter.set(value + 1)
+                }
+            }
+            scheduler.run()
+            let check = KernelScheduler()
+            let result = Log()
+            check.spawn("check") { result.append("\(await counter.read())") }
+            check.run()
+            return result.entries == ["2"] ? nil : "lost update: \(result.entries)"
+        }
+        let found = KernelScheduler.sweep(seeds: 1...100, scenario)
+        #expect(found != nil, "some seed interleaves the race")
+        if let found {
+            #expect(found.failure.hasSuffix("(replay with seed \(found.seed))"))
+            #expect(scenario(KernelScheduler(seed: found.seed)) != nil, "the seed replays the failure")
+        }
+        #expect((UInt64(1)...100).contains { scenario(KernelScheduler(seed: $0)) == nil }, "and some interleaving does not lose")
+    }
+}
