@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "SMMUv3Host", targets: ["SMMUv3Host"]),
         .library(name: "Endpoints", targets: ["Endpoints"]),
         .library(name: "Kernel", targets: ["Kernel"]),
+        .library(name: "ArmSMMUv3", targets: ["ArmSMMUv3"]),
         .executable(name: "smmuv3", targets: ["SMMUv3CLI"]),
         .executable(name: "smmuv3-bench", targets: ["SMMUv3Bench"]),
     ],
@@ -33,12 +34,16 @@ let package = Package(
         .target(name: "Endpoints", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3"]),
         // Layer 4: the deterministic kernel environment the driver port runs in.
         .target(name: "Kernel", dependencies: ["Platform", "VMSA"]),
+        // Layer 5: the Swift port of the Linux arm-smmu-v3 driver (issue 8, started: its own
+        // definitions). It talks to the model only through the bus; it never imports SMMUv3.
+        .target(name: "ArmSMMUv3", dependencies: ["Platform", "Kernel"]),
         .executableTarget(name: "SMMUv3CLI", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3", "SMMUv3Host", "Endpoints"]),
         // Throughput of the hot paths (`make bench`, release builds).
         .executableTarget(name: "SMMUv3Bench", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Kernel"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "VMSATests", dependencies: ["Platform", "VMSA"]),
         .testTarget(name: "KernelTests", dependencies: ["Platform", "VMSA", "Kernel"]),
+        .testTarget(name: "ArmSMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "ArmSMMUv3"]),
         .testTarget(name: "SMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host"]),
         .testTarget(name: "EndpointsTests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Endpoints"]),
     ]
