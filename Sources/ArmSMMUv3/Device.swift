@@ -1,0 +1,210 @@
+import Platform
+import Kernel
+
+// MARK: Features and options
+
+public let ARM_SMMU_FEAT_2_LVL_STRTAB: UInt32 = 1 << 0
+public let ARM_SMMU_FEAT_2_LVL_CDTAB: UInt32 = 1 << 1
+public let ARM_SMMU_FEAT_TT_LE: UInt32 = 1 << 2
+public let ARM_SMMU_FEAT_TT_BE: UInt32 = 1 << 3
+public let ARM_SMMU_FEAT_PRI: UInt32 = 1 << 4
+public let ARM_SMMU_FEAT_ATS: UInt32 = 1 << 5
+public let ARM_SMMU_FEAT_SEV: UInt32 = 1 << 6
+public let ARM_SMMU_FEAT_MSI: UInt32 = 1 << 7
+public let ARM_SMMU_FEAT_COHERENCY: UInt32 = 1 << 8
+public let ARM_SMMU_FEAT_TRANS_S1: UInt32 = 1 << 9
+public let ARM_SMMU_FEAT_TRANS_S2: UInt32 = 1 << 10
+public let ARM_SMMU_FEAT_STALLS: UInt32 = 1 << 11
+public let ARM_SMMU_FEAT_HYP: UInt32 = 1 << 12
+public let ARM_SMMU_FEAT_STALL_FORCE: UInt32 = 1 << 13
+public let ARM_SMMU_FEAT_VAX: UInt32 = 1 << 14
+
+/// `-ENXIO`.
+public let ENXIO: Int32 = 6
+
+/// The sizes Linux's `pgsize_bitmap` is built from.
+public let SZ_4K: UInt64 = 1 << 12
+public let SZ_16K: UInt64 = 1 << 14
+public let SZ_64K: UInt64 = 1 << 16
+public let SZ_2M: UInt64 = 1 << 21
+public let SZ_32M: UInt64 = 1 << 25
+public let SZ_512M: UInt64 = 1 << 29
+public let SZ_1G: UInt64 = 1 << 30
+
+/// `struct arm_smmu_queue` (the parts probing fills).
+public struct arm_smmu_queue {
+    /// log2 of the entries the driver uses (capped below the hardware's maximum).
+    public var max_n_shift: UInt32 = 0
+    public var irq = 0
+}
+
+/// `struct arm_smmu_evtq`.
+public struct arm_smmu_evtq {
+    public var q = arm_smmu_queue()
+    public var max_stalls: UInt32 = 0
+}
+
+/// `struct arm_smmu_device`: one SMMUv3 instance as the driver sees it.
+public final class arm_smmu_device {
+    /// The device (for `dev_err` and friends).
+    public let dev: KernelDevice
+    /// The register mapping.
+    public let base: IOMem
+    public var features: UInt32 = 0
+    public var options: UInt32 = 0
+    public var cmdq = arm_smmu_queue()
+    public var evtq = arm_smmu_evtq()
+    public var priq = arm_smmu_queue()
+    public var gerr_irq = 0
+    public var combined_irq = 0
+    /// IPA size.
+    public var ias: UInt64 = 0
+    /// PA size.
+    public var oas: UInt64 = 0
+    public var pgsize_bitmap: UInt64 = 0
+    public var asid_bits: UInt32 = 0
+    public var vmid_bits: UInt32 = 0
+    public var ssid_bits: UInt32 = 0
+    public var sid_bits: UInt32 = 0
+
+    public init(dev: KernelDevice, base: IOMem) {
+        self.dev = dev
+        self.base = base
+    }
+}
+
+/// `arm_smmu_device_hw_probe`: reads IDR0, IDR1 and IDR5 and derives the features, queue
+/// sizes, identifier widths, page sizes and address sizes, with Linux's checks and messages.
+/// Returns 0 or a negative errno.
+public func arm_smmu_device_hw_probe(_ smmu: arm_smmu_device) async -> Int32 {
+    let coherent = smmu.features & ARM_SMMU_FEAT_COHERENCY != 0
+
+    // IDR0
+    var reg = UInt64(await readl_relaxed(smmu.base.advanced(by: ARM_SMMU_IDR0)))
+
+    // 2-level structures
+    if FIELD_GET(IDR0_ST_LVL, reg) == IDR0_ST_LVL_2LVL { smmu.features |= ARM_SMMU_FEAT_2_LVL_STRTAB }
+    if reg & IDR0_CD2L != 0 { smmu.features |= ARM_SMMU_FEAT_2_LVL_CDTAB }
+
+    // Translation table endianness: the CPU here is little-endian.
+    switch FIELD_GET(IDR0_TTENDIAN, reg) {
+    case IDR0_TTENDIAN_MIXED:
+        smmu.features |= ARM_SMMU_FEAT_TT_LE | ARM_SMMU_FEAT_TT_BE
+    case IDR0_TTENDIAN_LE:
+        smmu.features |= ARM_SMMU_FEAT_TT_LE
+    default:
+        dev_err(smmu.dev, "unknown/unsupported TT endianness!")
+        return -ENXIO
+    }
+
+    // Boolean feature flags (CONFIG_PCI_PRI and CONFIG_PCI_ATS are on).
+    if reg & IDR0_PRI != 0 { smmu.features |= ARM_SMMU_FEAT_PRI }
+    if reg & IDR0_ATS != 0 { smmu.features |= ARM_SMMU_FEAT_ATS }
+    if reg & IDR0_SEV != 0 { smmu.features |= ARM_SMMU_FEAT_SEV }
+    if reg & IDR0_MSI != 0 { smmu.features |= ARM_SMMU_FEAT_MSI }
+    if reg & IDR0_HYP != 0 { smmu.features |= ARM_SMMU_FEAT_HYP }
+
+    // The coherency feature as set by firmware is used in preference to the ID register, but
+    // a mismatch is reported.
+    if (reg & IDR0_COHACC != 0) != coherent {
+        dev_warn(smmu.dev, "IDR0.COHACC overridden by FW configuration (\(coherent ? "true" : "false"))")
+    }
+
+    switch FIELD_GET(IDR0_STALL_MODEL, reg) {
+    case IDR0_STALL_MODEL_FORCE:
+        smmu.features |= ARM_SMMU_FEAT_STALL_FORCE | ARM_SMMU_FEAT_STALLS
+    case IDR0_STALL_MODEL_STALL:
+        smmu.features |= ARM_SMMU_FEAT_STALLS
+    default:
+        break
+    }
+
+    if reg & IDR0_S1P != 0 { smmu.features |= ARM_SMMU_FEAT_TRANS_S1 }
+    if reg & IDR0_S2P != 0 { smmu.features |= ARM_SMMU_FEAT_TRANS_S2 }
+    if reg & (IDR0_S1P | IDR0_S2P) == 0 {
+        dev_err(smmu.dev, "no translation support!")
+        return -ENXIO
+    }
+
+    // Only the AArch64 table format is supported.
+    switch FIELD_GET(IDR0_TTF, reg) {
+    case IDR0_TTF_AARCH32_64:
+        smmu.ias = 40
+    case IDR0_TTF_AARCH64:
+        break
+    default:
+        dev_err(smmu.dev, "AArch64 table format not supported!")
+        return -ENXIO
+    }
+
+    // ASID/VMID sizes
+    smmu.asid_bits = reg & IDR0_ASID16 != 0 ? 16 : 8
+    smmu.vmid_bits = reg & IDR0_VMID16 != 0 ? 16 : 8
+
+    // IDR1
+    reg = UInt64(await readl_relaxed(smmu.base.advanced(by: ARM_SMMU_IDR1)))
+    if reg & (IDR1_TABLES_PRESET | IDR1_QUEUES_PRESET | IDR1_REL) != 0 {
+        dev_err(smmu.dev, "embedded implementation not supported")
+        return -ENXIO
+    }
+
+    // Queue sizes, capped at 4k
+    smmu.cmdq.max_n_shift = min(UInt32(CMDQ_MAX_SZ_SHIFT), UInt32(FIELD_GET(IDR1_CMDQS, reg)))
+    if smmu.cmdq.max_n_shift == 0 {
+        // Odd alignment restrictions on the base, so ignore for now.
+        dev_err(smmu.dev, "unit-length command queue not supported")
+        return -ENXIO
+    }
+    smmu.evtq.q.max_n_shift = min(UInt32(EVTQ_MAX_SZ_SHIFT), UInt32(FIELD_GET(IDR1_EVTQS, reg)))
+    smmu.priq.max_n_shift = min(UInt32(PRIQ_MAX_SZ_SHIFT), UInt32(FIELD_GET(IDR1_PRIQS, reg)))
+
+    // SID/SSID sizes
+    smmu.ssid_bits = UInt32(FIELD_GET(IDR1_SSIDSIZE, reg))
+    smmu.sid_bits = UInt32(FIELD_GET(IDR1_SIDSIZE, reg))
+
+    // If the SMMU supports fewer bits than would fill a single L2 stream table, use a linear
+    // table instead.
+    if smmu.sid_bits <= UInt32(STRTAB_SPLIT) { smmu.features &= ~ARM_SMMU_FEAT_2_LVL_STRTAB }
+
+    // IDR5
+    reg = UInt64(await readl_relaxed(smmu.base.advanced(by: ARM_SMMU_IDR5)))
+
+    // Maximum number of outstanding stalls
+    smmu.evtq.max_stalls = UInt32(FIELD_GET(IDR5_STALL_MAX, reg))
+
+    // Page sizes
+    if reg & IDR5_GRAN64K != 0 { smmu.pgsize_bitmap |= SZ_64K | SZ_512M }
+    if reg & IDR5_GRAN16K != 0 { smmu.pgsize_bitmap |= SZ_16K | SZ_32M }
+    if reg & IDR5_GRAN4K != 0 { smmu.pgsize_bitmap |= SZ_4K | SZ_2M | SZ_1G }
+
+    // Input address size
+    if FIELD_GET(IDR5_VAX, reg) == IDR5_VAX_52_BIT { smmu.features |= ARM_SMMU_FEAT_VAX }
+
+    // Output address size
+    switch FIELD_GET(IDR5_OAS, reg) {
+    case IDR5_OAS_32_BIT: smmu.oas = 32
+    case IDR5_OAS_36_BIT: smmu.oas = 36
+    case IDR5_OAS_40_BIT: smmu.oas = 40
+    case IDR5_OAS_42_BIT: smmu.oas = 42
+    case IDR5_OAS_44_BIT: smmu.oas = 44
+    case IDR5_OAS_52_BIT:
+        smmu.oas = 52
+        smmu.pgsize_bitmap |= UInt64(1) << 42  // 4TB
+    case IDR5_OAS_48_BIT:
+        smmu.oas = 48
+    default:
+        dev_info(smmu.dev, "unknown output address size. Truncating to 48-bit")
+        smmu.oas = 48
+    }
+
+    smmu.ias = max(smmu.ias, smmu.oas)
+
+    dev_info(smmu.dev, "ias \(smmu.ias)-bit, oas \(smmu.oas)-bit (features 0x\(hex8(smmu.features)))")
+    return 0
+}
+
+/// `%08x`.
+func hex8(_ value: UInt32) -> String {
+    let digits = String(value, radix: 16)
+    return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
+}
