@@ -208,3 +208,33 @@ func hex8(_ value: UInt32) -> String {
     let digits = String(value, radix: 16)
     return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
 }
+
+// MARK: Register handshakes
+
+/// `arm_smmu_write_reg_sync`: writes `val` to the register at `reg_off` and polls the one at
+/// `ack_off` until it reads the same, for ARM_SMMU_POLL_TIMEOUT_US.
+public func arm_smmu_write_reg_sync(_ smmu: arm_smmu_device, _ val: UInt32, _ reg_off: UInt64, _ ack_off: UInt64) async -> Int32 {
+    await writel_relaxed(val, smmu.base.advanced(by: reg_off))
+    return await readl_relaxed_poll_timeout(smmu.base.advanced(by: ack_off), delayMicroseconds: 1, timeoutMicroseconds: ARM_SMMU_POLL_TIMEOUT_US) { $0 == val }.result
+}
+
+/// `arm_smmu_update_gbpa`: GBPA is "special": waits for any update to finish, writes the new
+/// fields with Update set, and waits for that update to finish.
+public func arm_smmu_update_gbpa(_ smmu: arm_smmu_device, _ set: UInt32, _ clr: UInt32) async -> Int32 {
+    let gbpa = smmu.base.advanced(by: ARM_SMMU_GBPA)
+    let update = UInt32(GBPA_UPDATE)
+    var (reg, ret) = await readl_relaxed_poll_timeout(gbpa, delayMicroseconds: 1, timeoutMicroseconds: ARM_SMMU_POLL_TIMEOUT_US) { $0 & update == 0 }
+    if ret != 0 { return ret }
+    reg = (reg & ~clr) | set
+    await writel_relaxed(reg | update, gbpa)
+    ret = await readl_relaxed_poll_timeout(gbpa, delayMicroseconds: 1, timeoutMicroseconds: ARM_SMMU_POLL_TIMEOUT_US) { $0 & update == 0 }.result
+    if ret != 0 { dev_err(smmu.dev, "GBPA not responding to update") }
+    return ret
+}
+
+/// `arm_smmu_device_disable`: clears CR0 and waits for CR0ACK.
+public func arm_smmu_device_disable(_ smmu: arm_smmu_device) async -> Int32 {
+    let ret = await arm_smmu_write_reg_sync(smmu, 0, ARM_SMMU_CR0, ARM_SMMU_CR0ACK)
+    if ret != 0 { dev_err(smmu.dev, "failed to clear cr0") }
+    return ret
+}

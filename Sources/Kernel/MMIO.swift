@@ -57,3 +57,34 @@ public func writeq(_ value: UInt64, _ address: IOMem) async {
 
 /// `writeq_relaxed`.
 public func writeq_relaxed(_ value: UInt64, _ address: IOMem) async { await writeq(value, address) }
+
+/// Virtual time is in nanoseconds: `udelay(1)` is 1,000 ticks.
+public let NSEC_PER_USEC: UInt64 = 1000
+
+/// `udelay` / `usleep_range`: the calling context sleeps `microseconds` of virtual time.
+public func udelay(_ microseconds: UInt64) async {
+    await KernelScheduler.sleep(for: microseconds &* NSEC_PER_USEC)
+}
+
+/// `readl_relaxed_poll_timeout(addr, val, cond, delay_us, timeout_us)`: reads until `condition`
+/// holds for the value read, sleeping `delayMicroseconds` between reads, for at most
+/// `timeoutMicroseconds` of virtual time; returns the last value read and 0, or -ETIMEDOUT
+/// (after one last read, as Linux does).
+public func readl_relaxed_poll_timeout(_ address: IOMem, delayMicroseconds: UInt64, timeoutMicroseconds: UInt64, _ condition: (UInt32) -> Bool) async -> (value: UInt32, result: Int32) {
+    let clock = KernelContext.current?.scheduler.clock
+    let deadline = (clock?.now ?? 0) &+ timeoutMicroseconds &* NSEC_PER_USEC
+    while true {
+        let value = await readl_relaxed(address)
+        if condition(value) { return (value, 0) }
+        if let clock, clock.now >= deadline {
+            let last = await readl_relaxed(address)
+            return (last, condition(last) ? 0 : -ETIMEDOUT)
+        }
+        if delayMicroseconds == 0 {
+            await KernelScheduler.schedule()
+        } else {
+            await udelay(delayMicroseconds)
+        }
+        if clock == nil { return (value, -ETIMEDOUT) }
+    }
+}
