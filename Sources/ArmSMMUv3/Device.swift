@@ -31,11 +31,21 @@ public let SZ_32M: UInt64 = 1 << 25
 public let SZ_512M: UInt64 = 1 << 29
 public let SZ_1G: UInt64 = 1 << 30
 
-/// `struct arm_smmu_queue` (the parts probing fills).
+/// `struct arm_smmu_queue`.
 public struct arm_smmu_queue {
     /// log2 of the entries the driver uses (capped below the hardware's maximum).
     public var max_n_shift: UInt32 = 0
+    /// Wired interrupt.
     public var irq = 0
+    /// The queue's memory (`base_dma`; the CPU sees it at the same address).
+    public var base_dma: UInt64 = 0
+    /// The *_BASE register value.
+    public var q_base: UInt64 = 0
+    public var ent_dwords = 0
+    public var prod: UInt32 = 0
+    public var cons: UInt32 = 0
+    public var prod_reg: IOMem?
+    public var cons_reg: IOMem?
 }
 
 /// `struct arm_smmu_evtq`.
@@ -67,10 +77,70 @@ public final class arm_smmu_device {
     public var ssid_bits: UInt32 = 0
     public var sid_bits: UInt32 = 0
 
-    public init(dev: KernelDevice, base: IOMem) {
+    /// Where `dmam_alloc_coherent` takes memory from.
+    public let dma: CoherentMemory
+
+    public init(dev: KernelDevice, base: IOMem, dma: CoherentMemory) {
         self.dev = dev
         self.base = base
+        self.dma = dma
     }
+}
+
+public let ARM_SMMU_OPT_SKIP_PREFETCH: UInt32 = 1 << 0
+public let ARM_SMMU_OPT_PAGE0_REGS_ONLY: UInt32 = 1 << 1
+public let PAGE_SIZE: UInt64 = 4096
+
+/// `arm_smmu_page1_fixup`: with ARM_SMMU_OPT_PAGE0_REGS_ONLY the page-1 registers are read at
+/// their page-0 aliases.
+public func arm_smmu_page1_fixup(_ offset: UInt64, _ smmu: arm_smmu_device) -> IOMem {
+    if offset > SZ_64K && smmu.options & ARM_SMMU_OPT_PAGE0_REGS_ONLY != 0 {
+        return smmu.base.advanced(by: offset - SZ_64K)
+    }
+    return smmu.base.advanced(by: offset)
+}
+
+/// `arm_smmu_init_one_queue`: allocates the queue's memory, halving the queue while the
+/// allocation fails and the queue is at least a page (as later Linux does), and computes its
+/// *_BASE value. -ENOMEM with Linux's message when even a page cannot be had.
+public func arm_smmu_init_one_queue(_ smmu: arm_smmu_device, _ q: inout arm_smmu_queue, _ prod_off: UInt64, _ cons_off: UInt64, _ dwords: Int, _ name: String) -> Int32 {
+    var qsz: UInt64
+    var base: UInt64?
+    repeat {
+        qsz = (UInt64(1) << UInt64(q.max_n_shift)) * UInt64(dwords) << 3
+        base = smmu.dma.allocate(qsz, alignment: max(qsz, PAGE_SIZE))
+        if base != nil || qsz < PAGE_SIZE || q.max_n_shift == 0 { break }
+        q.max_n_shift -= 1
+    } while true
+    guard let base else {
+        dev_err(smmu.dev, "failed to allocate queue (0x\(String(qsz, radix: 16)) bytes) for \(name)")
+        return -ENOMEM
+    }
+    q.base_dma = base
+    dev_info(smmu.dev, "allocated \(1 << q.max_n_shift) entries for \(name)")
+
+    q.prod_reg = arm_smmu_page1_fixup(prod_off, smmu)
+    q.cons_reg = arm_smmu_page1_fixup(cons_off, smmu)
+    q.ent_dwords = dwords
+
+    q.q_base = Q_BASE_RWA
+    q.q_base |= q.base_dma & Q_BASE_ADDR_MASK
+    q.q_base |= FIELD_PREP(Q_BASE_LOG2SIZE, UInt64(q.max_n_shift))
+
+    q.prod = 0
+    q.cons = 0
+    return 0
+}
+
+/// `arm_smmu_init_queues`: the command and event queues, and the PRI queue when PRI is
+/// supported.
+public func arm_smmu_init_queues(_ smmu: arm_smmu_device) -> Int32 {
+    var ret = arm_smmu_init_one_queue(smmu, &smmu.cmdq, ARM_SMMU_CMDQ_PROD, ARM_SMMU_CMDQ_CONS, CMDQ_ENT_DWORDS, "cmdq")
+    if ret != 0 { return ret }
+    ret = arm_smmu_init_one_queue(smmu, &smmu.evtq.q, ARM_SMMU_EVTQ_PROD, ARM_SMMU_EVTQ_CONS, EVTQ_ENT_DWORDS, "evtq")
+    if ret != 0 { return ret }
+    guard smmu.features & ARM_SMMU_FEAT_PRI != 0 else { return 0 }
+    return arm_smmu_init_one_queue(smmu, &smmu.priq, ARM_SMMU_PRIQ_PROD, ARM_SMMU_PRIQ_CONS, PRIQ_ENT_DWORDS, "priq")
 }
 
 /// `arm_smmu_device_hw_probe`: reads IDR0, IDR1 and IDR5 and derives the features, queue

@@ -13,7 +13,7 @@ import ArmSMMUv3
     static func probe(bus: Bus, base: UInt64, features: UInt32 = 0) -> (Int32, arm_smmu_device, KernelLog) {
         let scheduler = KernelScheduler()
         let log = KernelLog(clock: scheduler.clock)
-        let smmu = arm_smmu_device(dev: KernelDevice(driver: "arm-smmu-v3", name: "arm-smmu-v3.0.auto", log: log), base: IOMem(bus: bus, base: base))
+        let smmu = arm_smmu_device(dev: KernelDevice(driver: "arm-smmu-v3", name: "arm-smmu-v3.0.auto", log: log), base: IOMem(bus: bus, base: base), dma: CoherentMemory(memory: bus.memory, range: 0x8000_0000...0x80FF_FFFF))
         smmu.features = features
         let result = Log()
         scheduler.spawn("probe") { result.append("\(await arm_smmu_device_hw_probe(smmu))") }
