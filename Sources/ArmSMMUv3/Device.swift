@@ -46,6 +46,9 @@ public struct arm_smmu_queue {
     public var cons: UInt32 = 0
     public var prod_reg: IOMem?
     public var cons_reg: IOMem?
+
+    /// An unallocated queue.
+    public init() {}
 }
 
 /// `struct arm_smmu_evtq`.
