@@ -52,6 +52,7 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
     /// Timed waits, in the order they were armed (the earliest deadline fires first; ties in
     /// arming order).
     private var timers: [(deadline: UInt64, waiter: Waiter)] = []
+    private var liveTimersAtLastPrune = 0
     private var random: UInt64
     private var ready: [UnownedJob] = []
     private var readyHead = 0
@@ -127,6 +128,8 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
         }
         ready.removeAll(keepingCapacity: true)
         readyHead = 0
+        // Finished contexts are done with: keeping them would make every run slower than the last.
+        contexts.removeAll { $0.state == .finished }
         // Contexts left blocked (idle daemons, deadlocked contexts) may never run again, and
         // their suspended tasks (which hold the scheduler) would become unreachable once their
         // wait queues go: they are parked, reachable, for the rest of the process. A suspended
@@ -164,8 +167,18 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
     /// Arms a deadline for `waiter`.
     func arm(_ waiter: Waiter, after ticks: UInt64) {
         let (deadline, overflow) = clock.now.addingReportingOverflow(ticks)
+        // A wait woken before its deadline leaves its timer behind; drop those once they
+        // could outnumber the live ones, so that timed waits woken early (the common case)
+        // cannot grow the list during a busy run.
+        if timers.count >= 64 && timers.count >= 2 * liveTimersAtLastPrune {
+            timers.removeAll { !$0.waiter.isWaiting }
+            liveTimersAtLastPrune = timers.count
+        }
         timers.append((overflow ? .max : deadline, waiter))
     }
+
+    /// Armed timers, stale ones included (a stale one belongs to a wait already woken).
+    public var armedTimers: Int { timers.count }
 
     /// `msleep`/`udelay`: the calling context sleeps `ticks` of virtual time (others run; the
     /// clock advances when none can).

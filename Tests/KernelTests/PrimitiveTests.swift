@@ -112,3 +112,30 @@ import Kernel
         #expect(log.lines.count == 2 && log.dropped == 1)
     }
 }
+
+/// Resources the kernel environment keeps stay bounded however long a run goes on.
+@Suite struct KernelResourceTests {
+    @Test func timedWaitsWokenEarlyDoNotAccumulateTimers() {
+        let scheduler = KernelScheduler()
+        let queue = WaitQueue("wq")
+        let flag = UnsafeFlag()
+        var peak = 0
+        scheduler.spawn("waiter") {
+            for _ in 0..<1000 {
+                flag.value = false
+                _ = await queue.waitEventTimeout(1_000_000) { flag.value }
+                peak = max(peak, scheduler.armedTimers)
+            }
+        }
+        scheduler.spawn("waker") {
+            for _ in 0..<1000 {
+                await KernelScheduler.schedule()
+                flag.value = true
+                queue.wakeUp()
+            }
+        }
+        #expect(scheduler.run() == .completed)
+        #expect(peak > 0 && peak <= 130, "peak \(peak) armed timers for 1,000 early-woken waits")
+        #expect(scheduler.clock.now == 0, "no deadline was reached")
+    }
+}
