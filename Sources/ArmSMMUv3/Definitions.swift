@@ -281,6 +281,7 @@ public let CMDQ_CONS_ERR = GENMASK(30, 24)
 public let CMDQ_ERR_CERROR_NONE_IDX: UInt64 = 0
 public let CMDQ_ERR_CERROR_ILL_IDX: UInt64 = 1
 public let CMDQ_ERR_CERROR_ABT_IDX: UInt64 = 2
+public let CMDQ_ERR_CERROR_ATC_INV_IDX: UInt64 = 3
 
 public let CMDQ_0_OP = GENMASK_ULL(7, 0)
 public let CMDQ_0_SSV = BIT(11)

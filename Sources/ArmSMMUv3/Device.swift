@@ -19,9 +19,6 @@ public let ARM_SMMU_FEAT_HYP: UInt32 = 1 << 12
 public let ARM_SMMU_FEAT_STALL_FORCE: UInt32 = 1 << 13
 public let ARM_SMMU_FEAT_VAX: UInt32 = 1 << 14
 
-/// `-ENXIO`.
-public let ENXIO: Int32 = 6
-
 /// The sizes Linux's `pgsize_bitmap` is built from.
 public let SZ_4K: UInt64 = 1 << 12
 public let SZ_16K: UInt64 = 1 << 14
@@ -31,16 +28,19 @@ public let SZ_32M: UInt64 = 1 << 25
 public let SZ_512M: UInt64 = 1 << 29
 public let SZ_1G: UInt64 = 1 << 30
 
-/// `struct arm_smmu_queue`.
-public struct arm_smmu_queue {
-    /// log2 of the entries the driver uses (capped below the hardware's maximum).
-    public var max_n_shift: UInt32 = 0
+/// `struct arm_smmu_queue` (a class: Linux hands it around by pointer, and the driver's
+/// contexts share it across scheduling points).
+public final class arm_smmu_queue {
     /// Wired interrupt.
     public var irq = 0
-    /// The queue's memory (`base_dma`; the CPU sees it at the same address).
+    /// The CPU's view of the queue's memory (`base`).
+    public var base: LE64Pointer?
+    /// Its DMA address.
     public var base_dma: UInt64 = 0
     /// The *_BASE register value.
     public var q_base: UInt64 = 0
+    /// log2 of the entries the driver uses (capped below the hardware's maximum).
+    public var max_n_shift: UInt32 = 0
     public var ent_dwords = 0
     public var prod: UInt32 = 0
     public var cons: UInt32 = 0
@@ -51,25 +51,58 @@ public struct arm_smmu_queue {
     public init() {}
 }
 
+/// `struct arm_smmu_cmdq`.
+public final class arm_smmu_cmdq {
+    public let q = arm_smmu_queue()
+    public let lock = SpinLock("arm_smmu_cmdq.lock")
+}
+
 /// `struct arm_smmu_evtq`.
-public struct arm_smmu_evtq {
-    public var q = arm_smmu_queue()
+public final class arm_smmu_evtq {
+    public let q = arm_smmu_queue()
     public var max_stalls: UInt32 = 0
+}
+
+/// `struct arm_smmu_priq`.
+public final class arm_smmu_priq {
+    public let q = arm_smmu_queue()
+}
+
+/// `struct arm_smmu_strtab_l1_desc`.
+public struct arm_smmu_strtab_l1_desc {
+    public var span: UInt8 = 0
+    /// The level-2 table (nil until `arm_smmu_init_l2_strtab`).
+    public var l2ptr: LE64Pointer?
+    public var l2ptr_dma: UInt64 = 0
+}
+
+/// `struct arm_smmu_strtab_cfg`.
+public struct arm_smmu_strtab_cfg {
+    public var strtab: LE64Pointer?
+    public var strtab_dma: UInt64 = 0
+    public var l1_desc: [arm_smmu_strtab_l1_desc] = []
+    public var num_l1_ents: UInt32 = 0
+    public var strtab_base: UInt64 = 0
+    public var strtab_base_cfg: UInt32 = 0
 }
 
 /// `struct arm_smmu_device`: one SMMUv3 instance as the driver sees it.
 public final class arm_smmu_device {
+    /// The platform device (resources, IRQs, devres).
+    public let pdev: platform_device
     /// The device (for `dev_err` and friends).
-    public let dev: KernelDevice
+    public var dev: KernelDevice { pdev.dev }
     /// The register mapping.
     public let base: IOMem
     public var features: UInt32 = 0
     public var options: UInt32 = 0
-    public var cmdq = arm_smmu_queue()
-    public var evtq = arm_smmu_evtq()
-    public var priq = arm_smmu_queue()
+    public let cmdq = arm_smmu_cmdq()
+    public let evtq = arm_smmu_evtq()
+    public let priq = arm_smmu_priq()
     public var gerr_irq = 0
     public var combined_irq = 0
+    /// The irq number MSIs were allocated for, by MSI index (for teardown).
+    public var msi_irqs: [Int] = []
     /// IPA size.
     public var ias: UInt64 = 0
     /// PA size.
@@ -77,16 +110,27 @@ public final class arm_smmu_device {
     public var pgsize_bitmap: UInt64 = 0
     public var asid_bits: UInt32 = 0
     public var vmid_bits: UInt32 = 0
+    public let asid_map = KernelBitmap(bits: 1 << 16)
+    public let vmid_map = KernelBitmap(bits: 1 << 16)
     public var ssid_bits: UInt32 = 0
     public var sid_bits: UInt32 = 0
+    public var strtab_cfg = arm_smmu_strtab_cfg()
+    /// The `disable_bypass` module parameter (default on): unattached streams abort instead of
+    /// bypassing, and so does the SMMU when firmware gave no usable description.
+    public var disable_bypass = true
+    /// CMD_SYNC sequence numbers (`sync_nr`).
+    public let sync_nr = atomic_t()
+    /// `sync_count`: the word CMD_SYNC's MSI writes its sequence number to (coherent memory,
+    /// since the SMMU writes it by DMA).
+    public var sync_count: LE64Pointer?
 
     /// Where `dmam_alloc_coherent` takes memory from.
-    public let dma: CoherentMemory
+    public var dma: CoherentMemory { pdev.dma }
 
-    public init(dev: KernelDevice, base: IOMem, dma: CoherentMemory) {
-        self.dev = dev
-        self.base = base
-        self.dma = dma
+    /// The driver's state for `pdev`, its registers mapped.
+    public init(pdev: platform_device) {
+        self.pdev = pdev
+        base = devm_ioremap_resource(pdev)
     }
 }
 
@@ -106,12 +150,12 @@ public func arm_smmu_page1_fixup(_ offset: UInt64, _ smmu: arm_smmu_device) -> I
 /// `arm_smmu_init_one_queue`: allocates the queue's memory, halving the queue while the
 /// allocation fails and the queue is at least a page (as later Linux does), and computes its
 /// *_BASE value. -ENOMEM with Linux's message when even a page cannot be had.
-public func arm_smmu_init_one_queue(_ smmu: arm_smmu_device, _ q: inout arm_smmu_queue, _ prod_off: UInt64, _ cons_off: UInt64, _ dwords: Int, _ name: String) -> Int32 {
+public func arm_smmu_init_one_queue(_ smmu: arm_smmu_device, _ q: arm_smmu_queue, _ prod_off: UInt64, _ cons_off: UInt64, _ dwords: Int, _ name: String) -> Int32 {
     var qsz: UInt64
-    var base: UInt64?
+    var base: LE64Pointer?
     repeat {
         qsz = (UInt64(1) << UInt64(q.max_n_shift)) * UInt64(dwords) << 3
-        base = smmu.dma.allocate(qsz, alignment: max(qsz, PAGE_SIZE))
+        base = dmam_alloc_coherent(smmu.pdev, qsz, alignment: max(qsz, PAGE_SIZE))
         if base != nil || qsz < PAGE_SIZE || q.max_n_shift == 0 { break }
         q.max_n_shift -= 1
     } while true
@@ -119,7 +163,8 @@ public func arm_smmu_init_one_queue(_ smmu: arm_smmu_device, _ q: inout arm_smmu
         dev_err(smmu.dev, "failed to allocate queue (0x\(String(qsz, radix: 16)) bytes) for \(name)")
         return -ENOMEM
     }
-    q.base_dma = base
+    q.base = base
+    q.base_dma = base.address
     dev_info(smmu.dev, "allocated \(1 << q.max_n_shift) entries for \(name)")
 
     q.prod_reg = arm_smmu_page1_fixup(prod_off, smmu)
@@ -138,12 +183,12 @@ public func arm_smmu_init_one_queue(_ smmu: arm_smmu_device, _ q: inout arm_smmu
 /// `arm_smmu_init_queues`: the command and event queues, and the PRI queue when PRI is
 /// supported.
 public func arm_smmu_init_queues(_ smmu: arm_smmu_device) -> Int32 {
-    var ret = arm_smmu_init_one_queue(smmu, &smmu.cmdq, ARM_SMMU_CMDQ_PROD, ARM_SMMU_CMDQ_CONS, CMDQ_ENT_DWORDS, "cmdq")
+    var ret = arm_smmu_init_one_queue(smmu, smmu.cmdq.q, ARM_SMMU_CMDQ_PROD, ARM_SMMU_CMDQ_CONS, CMDQ_ENT_DWORDS, "cmdq")
     if ret != 0 { return ret }
-    ret = arm_smmu_init_one_queue(smmu, &smmu.evtq.q, ARM_SMMU_EVTQ_PROD, ARM_SMMU_EVTQ_CONS, EVTQ_ENT_DWORDS, "evtq")
+    ret = arm_smmu_init_one_queue(smmu, smmu.evtq.q, ARM_SMMU_EVTQ_PROD, ARM_SMMU_EVTQ_CONS, EVTQ_ENT_DWORDS, "evtq")
     if ret != 0 { return ret }
     guard smmu.features & ARM_SMMU_FEAT_PRI != 0 else { return 0 }
-    return arm_smmu_init_one_queue(smmu, &smmu.priq, ARM_SMMU_PRIQ_PROD, ARM_SMMU_PRIQ_CONS, PRIQ_ENT_DWORDS, "priq")
+    return arm_smmu_init_one_queue(smmu, smmu.priq.q, ARM_SMMU_PRIQ_PROD, ARM_SMMU_PRIQ_CONS, PRIQ_ENT_DWORDS, "priq")
 }
 
 /// `arm_smmu_device_hw_probe`: reads IDR0, IDR1 and IDR5 and derives the features, queue
@@ -222,14 +267,14 @@ public func arm_smmu_device_hw_probe(_ smmu: arm_smmu_device) async -> Int32 {
     }
 
     // Queue sizes, capped at 4k
-    smmu.cmdq.max_n_shift = min(UInt32(CMDQ_MAX_SZ_SHIFT), UInt32(FIELD_GET(IDR1_CMDQS, reg)))
-    if smmu.cmdq.max_n_shift == 0 {
+    smmu.cmdq.q.max_n_shift = min(UInt32(CMDQ_MAX_SZ_SHIFT), UInt32(FIELD_GET(IDR1_CMDQS, reg)))
+    if smmu.cmdq.q.max_n_shift == 0 {
         // Odd alignment restrictions on the base, so ignore for now.
         dev_err(smmu.dev, "unit-length command queue not supported")
         return -ENXIO
     }
     smmu.evtq.q.max_n_shift = min(UInt32(EVTQ_MAX_SZ_SHIFT), UInt32(FIELD_GET(IDR1_EVTQS, reg)))
-    smmu.priq.max_n_shift = min(UInt32(PRIQ_MAX_SZ_SHIFT), UInt32(FIELD_GET(IDR1_PRIQS, reg)))
+    smmu.priq.q.max_n_shift = min(UInt32(PRIQ_MAX_SZ_SHIFT), UInt32(FIELD_GET(IDR1_PRIQS, reg)))
 
     // SID/SSID sizes
     smmu.ssid_bits = UInt32(FIELD_GET(IDR1_SSIDSIZE, reg))

@@ -45,8 +45,16 @@ public final class KernelIRQs: @unchecked Sendable {
             if let irq = wiredLines[line] { raise(irq) } else { spurious += 1 }
         }
         bus.interrupts.onMSI = { [unowned self] address, data in
-            if address == msiDoorbell, let irq = msiVectors[UInt64(data)] { raise(irq) } else { spurious += 1 }
+            // An MSI elsewhere is an ordinary memory write (CMD_SYNC's completion word, say). A
+            // CPU waiting for it in smp_cond_load_acquire (LDXR + WFE) wakes because the write
+            // clears its exclusive monitor, which generates an event.
+            guard address == msiDoorbell else {
+                scheduler.sendEvent()
+                return
+            }
+            if let irq = msiVectors[UInt64(data)] { raise(irq) } else { spurious += 1 }
         }
+        bus.interrupts.onSendEvent = { [unowned scheduler] in scheduler.sendEvent() }
     }
 
     /// The IRQ number of wired line `line` (`platform_get_irq_byname`).
@@ -63,7 +71,7 @@ public final class KernelIRQs: @unchecked Sendable {
     public func allocateMSI() -> (irq: Int, address: UInt64, data: UInt32) {
         let irq = nextIRQ
         nextIRQ += 1
-        let data = UInt32(msiVectors.count)
+        let data = UInt32(truncatingIfNeeded: irq)
         msiVectors[UInt64(data)] = irq
         return (irq, msiDoorbell, data)
     }
@@ -81,6 +89,13 @@ public final class KernelIRQs: @unchecked Sendable {
                 _ = await thread()
             }
         }
+    }
+
+    /// Frees an MSI vector from ``allocateMSI()`` (`platform_msi_domain_free_irqs`): its
+    /// writes become spurious.
+    public func freeMSI(_ irq: Int) {
+        msiVectors = msiVectors.filter { $0.value != irq }
+        actions[irq] = nil
     }
 
     /// `free_irq` (the thread stays parked).

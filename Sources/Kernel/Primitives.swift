@@ -117,10 +117,11 @@ public typealias atomic64_t = KernelAtomic<Int64>
 public final class KernelLog: @unchecked Sendable {
     /// A printk level.
     public enum Level: Int, Comparable, Sendable, CustomStringConvertible {
-        case error = 3, warning = 4, notice = 5, info = 6, debug = 7
+        case emergency = 0, error = 3, warning = 4, notice = 5, info = 6, debug = 7
         public static func < (lhs: Level, rhs: Level) -> Bool { lhs.rawValue < rhs.rawValue }
         public var description: String {
             switch self {
+            case .emergency: "emerg"
             case .error: "err"
             case .warning: "warn"
             case .notice: "notice"
@@ -159,6 +160,27 @@ public final class KernelLog: @unchecked Sendable {
     public func texts(atMost level: Level = .debug) -> [String] { ring.elements.filter { $0.level <= level }.map(\.text) }
     /// Lines dropped because the ring was full.
     public var dropped: Int { ring.dropped }
+
+    /// Per-message state of `printk_ratelimited` (Linux keeps one per call site; here one per
+    /// message text): the interval's start and the lines printed and suppressed in it.
+    private var limits: [String: (start: UInt64, printed: Int, missed: Int)] = [:]
+
+    /// `__ratelimit` with DEFAULT_RATELIMIT_INTERVAL (5 s) and DEFAULT_RATELIMIT_BURST (10):
+    /// whether a line keyed `key` may be printed now. When an interval with suppressed lines
+    /// ends, Linux's "callbacks suppressed" line is printed first.
+    func ratelimit(_ key: String, prefix: String) -> Bool {
+        let interval: UInt64 = 5_000_000_000
+        let now = clock.now
+        var state = limits[key] ?? (now, 0, 0)
+        if now &- state.start >= interval {
+            if state.missed > 0 { printk(.warning, "\(prefix): \(state.missed) callbacks suppressed") }
+            state = (now, 0, 0)
+        }
+        let allowed = state.printed < 10
+        if allowed { state.printed += 1 } else { state.missed += 1 }
+        if limits.count < 1024 || limits[key] != nil { limits[key] = state }
+        return allowed
+    }
 }
 
 /// `struct device`: what `dev_err` and friends prefix their messages with.
@@ -185,5 +207,14 @@ public func dev_warn(_ device: KernelDevice, _ message: String) { device.log.pri
 public func dev_notice(_ device: KernelDevice, _ message: String) { device.log.printk(.notice, "\(device.driver) \(device.name): \(message)") }
 /// `dev_info`.
 public func dev_info(_ device: KernelDevice, _ message: String) { device.log.printk(.info, "\(device.driver) \(device.name): \(message)") }
+/// `BUG()` / `BUG_ON(true)`: Linux would oops; here the line "kernel BUG at <where>!" is
+/// logged at KERN_EMERG (tests look for it) and the caller returns instead of continuing.
+public func BUG(_ log: KernelLog, _ location: String) {
+    log.printk(.emergency, "kernel BUG at \(location)!")
+}
+/// `dev_err_ratelimited`: `dev_err`, at most 10 times in 5 s of virtual time per message.
+public func dev_err_ratelimited(_ device: KernelDevice, _ message: String) {
+    if device.log.ratelimit(message, prefix: "\(device.driver) \(device.name)") { dev_err(device, message) }
+}
 /// `dev_dbg`.
 public func dev_dbg(_ device: KernelDevice, _ message: String) { device.log.printk(.debug, "\(device.driver) \(device.name): \(message)") }

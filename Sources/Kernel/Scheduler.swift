@@ -59,6 +59,8 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
     private var contexts: [KernelContext] = []
     /// Scheduling decisions taken (jobs run).
     public private(set) var switches = 0
+    /// The processors' event register, set by SEV and waited for by WFE.
+    let events = EventRegister()
     /// The hardware agents, kicked by register writes.
     private(set) var hardwareAgents: [HardwareAgent] = []
 

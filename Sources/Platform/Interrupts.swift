@@ -59,6 +59,8 @@ public final class InterruptController {
     public var onWiredInterrupt: ((Int) -> Void)?
     /// Called after an MSI is delivered.
     public var onMSI: ((UInt64, UInt32) -> Void)?
+    /// Called after a send-event wake-up (processors in WFE resume).
+    public var onSendEvent: (() -> Void)?
 
     /// How many notifications ``records`` keeps by default.
     public static let defaultRecordCapacity = 4096
@@ -99,6 +101,7 @@ public final class InterruptController {
         sendEventCount &+= 1
         log.append(InterruptRecord(time: trace.clock.now, source: source, kind: .sendEvent))
         trace.record(.interrupt, "\(source): SEV")
+        onSendEvent?()
     }
 
     /// Records an MSI attempt (performed by ``Bus/deliverMSI(address:data:source:)``).

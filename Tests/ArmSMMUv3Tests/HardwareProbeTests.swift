@@ -12,8 +12,8 @@ import ArmSMMUv3
     /// driver's view and the log.
     static func probe(bus: Bus, base: UInt64, features: UInt32 = 0) -> (Int32, arm_smmu_device, KernelLog) {
         let scheduler = KernelScheduler()
-        let log = KernelLog(clock: scheduler.clock)
-        let smmu = arm_smmu_device(dev: KernelDevice(driver: "arm-smmu-v3", name: "arm-smmu-v3.0.auto", log: log), base: IOMem(bus: bus, base: base), dma: CoherentMemory(memory: bus.memory, range: 0x8000_0000...0x80FF_FFFF))
+        let (pdev, log) = makePlatformDevice(bus: bus, base: base, scheduler: scheduler)
+        let smmu = arm_smmu_device(pdev: pdev)
         smmu.features = features
         let result = Log()
         scheduler.spawn("probe") { result.append("\(await arm_smmu_device_hw_probe(smmu))") }
@@ -36,7 +36,7 @@ import ArmSMMUv3
         #expect(has(ARM_SMMU_FEAT_TT_LE) && !has(ARM_SMMU_FEAT_TT_BE))
         #expect(has(ARM_SMMU_FEAT_STALLS) == (configuration.stallModel != .terminateOnly))
         #expect(smmu.sid_bits == UInt32(configuration.streamIDBits) && smmu.ssid_bits == UInt32(configuration.substreamIDBits))
-        #expect(smmu.cmdq.max_n_shift == UInt32(min(8, configuration.commandQueueMaxLog2)))
+        #expect(smmu.cmdq.q.max_n_shift == UInt32(min(8, configuration.commandQueueMaxLog2)))
         #expect(smmu.evtq.q.max_n_shift == UInt32(min(7, configuration.eventQueueMaxLog2)))
         #expect(smmu.evtq.max_stalls == UInt32(configuration.stallMax))
         #expect(smmu.asid_bits == (configuration.asid16 ? 16 : 8) && smmu.vmid_bits == (configuration.vmid16 ? 16 : 8))

@@ -7,13 +7,12 @@ import ArmSMMUv3
 @Suite struct QueueAllocationTests {
     static func device(faults: AllocationFaults = AllocationFaults(), features: UInt32 = ARM_SMMU_FEAT_PRI) -> (arm_smmu_device, KernelLog) {
         let bus = Bus()
-        let log = KernelLog(clock: VirtualClock())
-        let dma = CoherentMemory(memory: bus.memory, range: 0x8000_0000...0x80FF_FFFF, faults: faults)
-        let smmu = arm_smmu_device(dev: KernelDevice(driver: "arm-smmu-v3", name: "arm-smmu-v3.0.auto", log: log), base: IOMem(bus: bus, base: 0x0900_0000), dma: dma)
+        let (pdev, log) = makePlatformDevice(bus: bus, faults: faults)
+        let smmu = arm_smmu_device(pdev: pdev)
         smmu.features = features
-        smmu.cmdq.max_n_shift = 8
+        smmu.cmdq.q.max_n_shift = 8
         smmu.evtq.q.max_n_shift = 7
-        smmu.priq.max_n_shift = 8
+        smmu.priq.q.max_n_shift = 8
         return (smmu, log)
     }
 
@@ -25,7 +24,7 @@ import ArmSMMUv3
             "arm-smmu-v3 arm-smmu-v3.0.auto: allocated 128 entries for evtq",
             "arm-smmu-v3 arm-smmu-v3.0.auto: allocated 256 entries for priq",
         ])
-        for (queue, bytes) in [(smmu.cmdq, UInt64(256 * 16)), (smmu.evtq.q, 128 * 32), (smmu.priq, 256 * 16)] {
+        for (queue, bytes) in [(smmu.cmdq.q, UInt64(256 * 16)), (smmu.evtq.q, UInt64(128 * 32)), (smmu.priq.q, UInt64(256 * 16))] {
             #expect(queue.base_dma % bytes == 0, "aligned to its size")
             #expect(queue.q_base == Q_BASE_RWA | queue.base_dma | FIELD_PREP(Q_BASE_LOG2SIZE, UInt64(queue.max_n_shift)))
             #expect(queue.prod == 0 && queue.cons == 0)
@@ -40,9 +39,9 @@ import ArmSMMUv3
         faults.failAttempt(0)
         let (smmu, log) = Self.device(faults: faults, features: 0)
         #expect(arm_smmu_init_queues(smmu) == 0)
-        #expect(smmu.cmdq.max_n_shift == 7, "256 -> 128 entries")
+        #expect(smmu.cmdq.q.max_n_shift == 7, "256 -> 128 entries")
         #expect(log.texts().first == "arm-smmu-v3 arm-smmu-v3.0.auto: allocated 128 entries for cmdq")
-        #expect(smmu.priq.base_dma == 0, "no PRI queue without PRI")
+        #expect(smmu.priq.q.base_dma == 0, "no PRI queue without PRI")
     }
 
     @Test func noMemoryEvenBelowAPageIsENOMEMWithLinuxsMessage() {

@@ -6,16 +6,17 @@ import ArmSMMUv3
 /// The driver's low-level queue helpers: index, wrap and overflow bits, full and empty, and
 /// entries in memory.
 @Suite struct QueueHelperTests {
-    static func queue(shift: UInt32 = 2) -> arm_smmu_queue {
-        var q = arm_smmu_queue()
+    static func queue(shift: UInt32 = 2, memory: PhysicalMemory = PhysicalMemory()) -> arm_smmu_queue {
+        let q = arm_smmu_queue()
         q.max_n_shift = shift
         q.base_dma = 0x8000_0000
+        q.base = LE64Pointer(memory: memory, address: 0x8000_0000)
         q.ent_dwords = 2
         return q
     }
 
     @Test func wrapAndIndexSplitAtMaxNShiftAndFullMeansSameIndexOtherWrap() {
-        var q = Self.queue()
+        let q = Self.queue()
         #expect(queue_empty(q) && !queue_full(q))
         q.prod = 0b100  // index 0, wrap 1: four entries ahead of CONS 0
         #expect(Q_IDX(q, q.prod) == 0 && Q_WRP(q, q.prod) == 0b100)
@@ -30,13 +31,13 @@ import ArmSMMUv3
         let scheduler = KernelScheduler()
         let log = Log()
         scheduler.spawn("driver") {
-            var q = Self.queue()
-            for value in UInt64(0)..<4 { #expect(await queue_insert_raw(&q, memory, [value, ~value]) == 0) }
-            #expect(await queue_insert_raw(&q, memory, [9, 9]) == -ENOSPC, "four entries fill a 4-entry queue")
-            for _ in 0..<3 { _ = await queue_remove_raw(&q, memory) }
-            #expect(await queue_insert_raw(&q, memory, [4, ~4]) == 0)
+            let q = Self.queue(memory: memory)
+            for value in UInt64(0)..<4 { #expect(await queue_insert_raw(q, [value, ~value]) == 0) }
+            #expect(await queue_insert_raw(q, [9, 9]) == -ENOSPC, "four entries fill a 4-entry queue")
+            for _ in 0..<3 { _ = await queue_remove_raw(q) }
+            #expect(await queue_insert_raw(q, [4, ~4]) == 0)
             #expect(Q_WRP(q, q.prod) != 0 && Q_IDX(q, q.prod) == 1, "PROD wrapped")
-            while let entry = await queue_remove_raw(&q, memory) { log.append("\(entry[0])") }
+            while let entry = await queue_remove_raw(q) { log.append("\(entry[0])") }
             #expect(queue_empty(q))
         }
         #expect(scheduler.run() == .completed)

@@ -10,8 +10,8 @@ import ArmSMMUv3
 @Suite struct RegisterHandshakeTests {
     static func run(bus: Bus, base: UInt64 = 0x0900_0000, _ body: @escaping (arm_smmu_device) async -> Void) -> (KernelLog, KernelScheduler) {
         let scheduler = KernelScheduler()
-        let log = KernelLog(clock: scheduler.clock)
-        let smmu = arm_smmu_device(dev: KernelDevice(driver: "arm-smmu-v3", name: "arm-smmu-v3.0.auto", log: log), base: IOMem(bus: bus, base: base), dma: CoherentMemory(memory: bus.memory, range: 0x8000_0000...0x80FF_FFFF))
+        let (pdev, log) = makePlatformDevice(bus: bus, base: base, scheduler: scheduler)
+        let smmu = arm_smmu_device(pdev: pdev)
         scheduler.spawn("driver") { await body(smmu) }
         #expect(scheduler.run() == .completed)
         return (log, scheduler)

@@ -27,7 +27,7 @@ import Kernel
         #expect(irqs.spurious == 0)
     }
 
-    @Test func anMSIToTheDoorbellWakesTheVectorsThreadAndOthersAreSpurious() {
+    @Test func anMSIToTheDoorbellWakesItsVectorsThreadAnUnknownVectorIsSpuriousAndOtherAddressesAreMemoryWrites() {
         let bus = Bus()
         let scheduler = KernelScheduler()
         let irqs = KernelIRQs(bus: bus, scheduler: scheduler, msiDoorbell: 0x4040_0000)
@@ -37,11 +37,13 @@ import Kernel
         irqs.requestThreadedIRQ(priq.irq, name: "priq", handler: { .wakeThread }) { log.append("priq"); return .handled }
         scheduler.spawn("device") {
             _ = bus.deliverMSI(address: priq.address, data: priq.data, source: "test")
-            _ = bus.deliverMSI(address: 0x5000_0000, data: 0, source: "test")
+            _ = bus.deliverMSI(address: priq.address, data: 0xdead, source: "test")
+            _ = bus.deliverMSI(address: 0x5000_0000, data: 7, source: "test")
         }
         #expect(scheduler.run() == .completed)
         #expect(log.entries == ["priq"])
-        #expect(irqs.spurious == 1)
+        #expect(irqs.spurious == 1, "the unknown vector only")
+        #expect(bus.memory.read32(at: 0x5000_0000) == 7, "an MSI to RAM is a write")
         #expect(evtq.address == priq.address && evtq.data != priq.data && evtq.irq != priq.irq)
     }
 }

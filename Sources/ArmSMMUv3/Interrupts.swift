@@ -1,0 +1,259 @@
+import Kernel
+
+// IRQ and event handlers, and interrupt set-up (MSI or wired lines), ported from Linux v4.17.
+
+/// `arm_smmu_evtq_thread`: drains the event queue, logging each record, until it stays empty;
+/// reports an overflow once per overflow and then takes the overflow flag as acknowledged.
+public func arm_smmu_evtq_thread(_ smmu: arm_smmu_device) async -> IRQReturn {
+    let q = smmu.evtq.q
+    repeat {
+        while let evt = await queue_remove_raw(q) {
+            let id = FIELD_GET(EVTQ_0_ID, evt[0])
+            dev_info(smmu.dev, "event 0x\(hex2(id)) received:")
+            for word in evt { dev_info(smmu.dev, "\t0x\(hex16(word))") }
+        }
+        // Not much to do on overflow: scream and pretend to try harder.
+        if await queue_sync_prod(q) == -EOVERFLOW {
+            dev_err(smmu.dev, "EVTQ overflow detected -- events lost")
+        }
+    } while !queue_empty(q)
+
+    // Sync the overflow flag: the thread believes it is up to speed.
+    q.cons = Q_OVF(q, q.prod) | Q_WRP(q, q.cons) | Q_IDX(q, q.cons)
+    return .handled
+}
+
+/// `%02x`.
+func hex2(_ value: UInt64) -> String {
+    let digits = String(value, radix: 16)
+    return digits.count < 2 ? "0" + digits : digits
+}
+
+/// `%05x`.
+func hex5(_ value: UInt32) -> String {
+    let digits = String(value, radix: 16)
+    return String(repeating: "0", count: max(0, 5 - digits.count)) + digits
+}
+
+/// `arm_smmu_handle_ppr`: a page request nobody expects is logged and, when it is the last of
+/// its group, denied with CMD_PRI_RESP.
+public func arm_smmu_handle_ppr(_ smmu: arm_smmu_device, _ evt: [UInt64]) async {
+    let sid = UInt32(FIELD_GET(PRIQ_0_SID, evt[0]))
+    let ssv = FIELD_GET(PRIQ_0_SSID_V, evt[0]) != 0
+    let ssid = ssv ? UInt32(FIELD_GET(PRIQ_0_SSID, evt[0])) : 0
+    let last = FIELD_GET(PRIQ_0_PRG_LAST, evt[0]) != 0
+    let grpid = UInt16(FIELD_GET(PRIQ_1_PRG_IDX, evt[1]))
+
+    dev_info(smmu.dev, "unexpected PRI request received:")
+    let privileged = evt[0] & PRIQ_0_PERM_PRIV != 0 ? "" : "un"
+    let read = evt[0] & PRIQ_0_PERM_READ != 0 ? "R" : ""
+    let write = evt[0] & PRIQ_0_PERM_WRITE != 0 ? "W" : ""
+    let exec = evt[0] & PRIQ_0_PERM_EXEC != 0 ? "X" : ""
+    dev_info(smmu.dev, "\tsid 0x\(hex8(sid)).0x\(hex5(ssid)): [\(grpid)\(last ? "L" : "")] \(privileged)privileged \(read)\(write)\(exec) access at iova 0x\(hex16(evt[1] & PRIQ_1_ADDR_MASK))")
+
+    if last {
+        var cmd = arm_smmu_cmdq_ent(opcode: CMDQ_OP_PRI_RESP)
+        cmd.substream_valid = ssv
+        cmd.pri.sid = sid
+        cmd.pri.ssid = ssid
+        cmd.pri.grpid = grpid
+        cmd.pri.resp = pri_resp.PRI_RESP_DENY.rawValue
+        await arm_smmu_cmdq_issue_cmd(smmu, cmd)
+    }
+}
+
+/// `arm_smmu_priq_thread`: drains the PRI queue through `arm_smmu_handle_ppr`; on overflow,
+/// reports it and acknowledges it by writing CONS with the overflow flag copied.
+public func arm_smmu_priq_thread(_ smmu: arm_smmu_device) async -> IRQReturn {
+    let q = smmu.priq.q
+    repeat {
+        while let evt = await queue_remove_raw(q) { await arm_smmu_handle_ppr(smmu, evt) }
+        if await queue_sync_prod(q) == -EOVERFLOW {
+            dev_err(smmu.dev, "PRIQ overflow detected -- requests lost")
+        }
+    } while !queue_empty(q)
+
+    // Sync the overflow flag: the thread believes it is up to speed.
+    q.cons = Q_OVF(q, q.prod) | Q_WRP(q, q.cons) | Q_IDX(q, q.cons)
+    if let register = q.cons_reg { await writel(q.cons, register) }
+    return .handled
+}
+
+/// `arm_smmu_gerror_handler`: reports every active global error (GERROR ^ GERRORN), disables
+/// the SMMU on service failure mode, recovers a command queue error with
+/// `arm_smmu_cmdq_skip_err`, and acknowledges by writing GERROR's value to GERRORN.
+public func arm_smmu_gerror_handler(_ smmu: arm_smmu_device) async -> IRQReturn {
+    let gerror = await readl_relaxed(smmu.base.advanced(by: ARM_SMMU_GERROR))
+    let gerrorn = await readl_relaxed(smmu.base.advanced(by: ARM_SMMU_GERRORN))
+
+    let active = UInt64(gerror ^ gerrorn)
+    if active & GERROR_ERR_MASK == 0 { return .none }  // No errors pending
+
+    dev_warn(smmu.dev, "unexpected global error reported (0x\(hex8(UInt32(active)))), this could be serious")
+
+    if active & GERROR_SFM_ERR != 0 {
+        dev_err(smmu.dev, "device has entered Service Failure Mode!")
+        _ = await arm_smmu_device_disable(smmu)
+    }
+    if active & GERROR_MSI_GERROR_ABT_ERR != 0 { dev_warn(smmu.dev, "GERROR MSI write aborted") }
+    if active & GERROR_MSI_PRIQ_ABT_ERR != 0 { dev_warn(smmu.dev, "PRIQ MSI write aborted") }
+    if active & GERROR_MSI_EVTQ_ABT_ERR != 0 { dev_warn(smmu.dev, "EVTQ MSI write aborted") }
+    if active & GERROR_MSI_CMDQ_ABT_ERR != 0 { dev_warn(smmu.dev, "CMDQ MSI write aborted") }
+    if active & GERROR_PRIQ_ABT_ERR != 0 { dev_err(smmu.dev, "PRIQ write aborted -- events may have been lost") }
+    if active & GERROR_EVTQ_ABT_ERR != 0 { dev_err(smmu.dev, "EVTQ write aborted -- events may have been lost") }
+    if active & GERROR_CMDQ_ERR != 0 { await arm_smmu_cmdq_skip_err(smmu) }
+
+    await writel(gerror, smmu.base.advanced(by: ARM_SMMU_GERRORN))
+    return .handled
+}
+
+/// `arm_smmu_combined_irq_thread`: the event queue, then the PRI queue.
+public func arm_smmu_combined_irq_thread(_ smmu: arm_smmu_device) async -> IRQReturn {
+    _ = await arm_smmu_evtq_thread(smmu)
+    if smmu.features & ARM_SMMU_FEAT_PRI != 0 { _ = await arm_smmu_priq_thread(smmu) }
+    return .handled
+}
+
+/// `arm_smmu_combined_irq_handler` + `arm_smmu_combined_irq_thread` as one threaded handler:
+/// the global errors first (their handler reads registers, so it cannot run at interrupt
+/// time here; see `devm_request_irq`), then the queues.
+func arm_smmu_combined_irq(_ smmu: arm_smmu_device) async -> IRQReturn {
+    _ = await arm_smmu_gerror_handler(smmu)
+    return await arm_smmu_combined_irq_thread(smmu)
+}
+
+/// MSI indices (`enum arm_smmu_msi_index`).
+public let EVTQ_MSI_INDEX = 0
+public let GERROR_MSI_INDEX = 1
+public let PRIQ_MSI_INDEX = 2
+public let ARM_SMMU_MAX_MSIS = 3
+
+/// `arm_smmu_msi_cfg`: each MSI's CFG0/1/2 registers.
+let arm_smmu_msi_cfg: [[UInt64]] = [
+    [ARM_SMMU_EVTQ_IRQ_CFG0, ARM_SMMU_EVTQ_IRQ_CFG1, ARM_SMMU_EVTQ_IRQ_CFG2],
+    [ARM_SMMU_GERROR_IRQ_CFG0, ARM_SMMU_GERROR_IRQ_CFG1, ARM_SMMU_GERROR_IRQ_CFG2],
+    [ARM_SMMU_PRIQ_IRQ_CFG0, ARM_SMMU_PRIQ_IRQ_CFG1, ARM_SMMU_PRIQ_IRQ_CFG2],
+]
+
+/// `arm_smmu_write_msi_msg`: programs one MSI's doorbell, payload and attributes.
+func arm_smmu_write_msi_msg(_ smmu: arm_smmu_device, _ desc: msi_desc, _ msg: msi_msg) async {
+    guard desc.msi_index < arm_smmu_msi_cfg.count else { return }
+    let cfg = arm_smmu_msi_cfg[desc.msi_index]
+    var doorbell = (UInt64(msg.address_hi) << 32) | UInt64(msg.address_lo)
+    doorbell &= MSI_CFG0_ADDR_MASK
+    await writeq_relaxed(doorbell, smmu.base.advanced(by: cfg[0]))
+    await writel_relaxed(msg.data, smmu.base.advanced(by: cfg[1]))
+    await writel_relaxed(UInt32(ARM_SMMU_MEMATTR_DEVICE_nGnRE), smmu.base.advanced(by: cfg[2]))
+}
+
+/// `arm_smmu_setup_msis`: clears the MSI addresses, then, when the SMMU and platform can,
+/// allocates MSIs for the event queue, global errors and PRI queue (not the command queue)
+/// and uses them instead of the wired lines.
+func arm_smmu_setup_msis(_ smmu: arm_smmu_device) async {
+    var nvec = ARM_SMMU_MAX_MSIS
+
+    // Clear the MSI address regs.
+    await writeq_relaxed(0, smmu.base.advanced(by: ARM_SMMU_GERROR_IRQ_CFG0))
+    await writeq_relaxed(0, smmu.base.advanced(by: ARM_SMMU_EVTQ_IRQ_CFG0))
+    if smmu.features & ARM_SMMU_FEAT_PRI != 0 {
+        await writeq_relaxed(0, smmu.base.advanced(by: ARM_SMMU_PRIQ_IRQ_CFG0))
+    } else {
+        nvec -= 1
+    }
+
+    if smmu.features & ARM_SMMU_FEAT_MSI == 0 { return }
+
+    if !smmu.pdev.hasMSIDomain {
+        dev_info(smmu.dev, "msi_domain absent - falling back to wired irqs")
+        return
+    }
+
+    // Allocate MSIs for evtq, gerror and priq. Ignore cmdq.
+    let (ret, descs) = await platform_msi_domain_alloc_irqs(smmu.pdev, nvec) { desc, msg in
+        await arm_smmu_write_msi_msg(smmu, desc, msg)
+    }
+    if ret != 0 {
+        dev_warn(smmu.dev, "failed to allocate MSIs - falling back to wired irqs")
+        return
+    }
+
+    for desc in descs {
+        switch desc.msi_index {
+        case EVTQ_MSI_INDEX: smmu.evtq.q.irq = desc.irq
+        case GERROR_MSI_INDEX: smmu.gerr_irq = desc.irq
+        case PRIQ_MSI_INDEX: smmu.priq.q.irq = desc.irq
+        default: continue
+        }
+    }
+    smmu.msi_irqs = descs.map(\.irq)
+
+    // Free the MSIs on teardown.
+    smmu.pdev.devm_add_action("arm_smmu_free_msis") { [irqs = smmu.pdev.irqs] in
+        for irq in descs.map(\.irq) { irqs.freeMSI(irq) }
+    }
+}
+
+/// `arm_smmu_setup_unique_irqs`: MSIs or wired lines, one handler per queue.
+func arm_smmu_setup_unique_irqs(_ smmu: arm_smmu_device) async {
+    await arm_smmu_setup_msis(smmu)
+
+    // Request interrupt lines.
+    var irq = smmu.evtq.q.irq
+    if irq > 0 {
+        if devm_request_threaded_irq(smmu.pdev, irq, nil, { await arm_smmu_evtq_thread(smmu) }, IRQF_ONESHOT, "arm-smmu-v3-evtq") < 0 {
+            dev_warn(smmu.dev, "failed to enable evtq irq")
+        }
+    } else {
+        dev_warn(smmu.dev, "no evtq irq - events will not be reported!")
+    }
+
+    irq = smmu.gerr_irq
+    if irq > 0 {
+        if devm_request_irq(smmu.pdev, irq, { await arm_smmu_gerror_handler(smmu) }, 0, "arm-smmu-v3-gerror") < 0 {
+            dev_warn(smmu.dev, "failed to enable gerror irq")
+        }
+    } else {
+        dev_warn(smmu.dev, "no gerr irq - errors will not be reported!")
+    }
+
+    if smmu.features & ARM_SMMU_FEAT_PRI != 0 {
+        irq = smmu.priq.q.irq
+        if irq > 0 {
+            if devm_request_threaded_irq(smmu.pdev, irq, nil, { await arm_smmu_priq_thread(smmu) }, IRQF_ONESHOT, "arm-smmu-v3-priq") < 0 {
+                dev_warn(smmu.dev, "failed to enable priq irq")
+            }
+        } else {
+            dev_warn(smmu.dev, "no priq irq - PRI will be broken")
+        }
+    }
+}
+
+/// `arm_smmu_setup_irqs`: interrupts off (IRQ_CTRL + IRQ_CTRLACK), handlers requested
+/// (combined or one per source), then EVTQ, GERROR and (with PRI) PRIQ interrupts enabled.
+public func arm_smmu_setup_irqs(_ smmu: arm_smmu_device) async -> Int32 {
+    var irqen_flags = UInt32(IRQ_CTRL_EVTQ_IRQEN | IRQ_CTRL_GERROR_IRQEN)
+
+    // Disable IRQs first.
+    var ret = await arm_smmu_write_reg_sync(smmu, 0, ARM_SMMU_IRQ_CTRL, ARM_SMMU_IRQ_CTRLACK)
+    if ret != 0 {
+        dev_err(smmu.dev, "failed to disable irqs")
+        return ret
+    }
+
+    let irq = smmu.combined_irq
+    if irq > 0 {
+        // One line for every SMMUv3 interrupt (Cavium ThunderX2).
+        if devm_request_threaded_irq(smmu.pdev, irq, nil, { await arm_smmu_combined_irq(smmu) }, IRQF_ONESHOT, "arm-smmu-v3-combined-irq") < 0 {
+            dev_warn(smmu.dev, "failed to enable combined irq")
+        }
+    } else {
+        await arm_smmu_setup_unique_irqs(smmu)
+    }
+
+    if smmu.features & ARM_SMMU_FEAT_PRI != 0 { irqen_flags |= UInt32(IRQ_CTRL_PRIQ_IRQEN) }
+
+    // Enable interrupt generation on the SMMU.
+    ret = await arm_smmu_write_reg_sync(smmu, irqen_flags, ARM_SMMU_IRQ_CTRL, ARM_SMMU_IRQ_CTRLACK)
+    if ret != 0 { dev_warn(smmu.dev, "failed to enable irqs") }
+    return 0
+}

@@ -1,0 +1,104 @@
+import Testing
+import Platform
+import Kernel
+import SMMUv3
+import ArmSMMUv3
+
+/// arm_smmu_device_probe against the model: the state it leaves, the order of its register
+/// writes, and unwinding when an allocation fails.
+@Suite struct ProbeTests {
+    @Test func probeAndResetLeaveEveryRegisterAndQueueAsLinuxExpects() throws {
+        let rig = try DriverRig()
+        #expect(rig.probe() == 0)
+        let smmu = try #require(rig.driver)
+        let model = rig.model
+        #expect(model.peek(.cr0) == CR0_SMMUEN | CR0_EVTQEN | CR0_PRIQEN | CR0_CMDQEN)
+        #expect(model.peek(.cr0Ack) == model.peek(.cr0))
+        #expect(model.peek(.cr1) == 0xD75, "tables and queues inner-shareable, write-back")
+        #expect(model.peek(.cr2) == CR2_RECINVSID | CR2_E2H, "PTM written, but RES0 without IDR0.BTM (§6.3.12)")
+        #expect(model.peek(.irqCtrl) == IRQ_CTRL_EVTQ_IRQEN | IRQ_CTRL_PRIQ_IRQEN | IRQ_CTRL_GERROR_IRQEN)
+        #expect(model.peek(.irqCtrlAck) == model.peek(.irqCtrl))
+        #expect(model.peek(.strtabBase) == smmu.strtab_cfg.strtab_base && smmu.strtab_cfg.strtab_base & STRTAB_BASE_RA != 0)
+        #expect(model.peek(.strtabBaseCfg) == FIELD_PREP(STRTAB_BASE_CFG_FMT, STRTAB_BASE_CFG_FMT_2LVL) | FIELD_PREP(STRTAB_BASE_CFG_SPLIT, 8) | FIELD_PREP(STRTAB_BASE_CFG_LOG2SIZE, 16))
+        #expect(model.peek(.cmdqBase) == smmu.cmdq.q.q_base)
+        #expect(model.peek(.eventqBase) == smmu.evtq.q.q_base && model.peek(.priqBase) == smmu.priq.q.q_base)
+        // Every command the reset issued was consumed, and the shadow indices agree.
+        #expect(model.peek(.cmdqCons) == model.peek(.cmdqProd))
+        #expect(UInt64(smmu.cmdq.q.prod) == model.peek(.cmdqProd))
+        #expect(model.peek(.eventqProd) == 0 && model.peek(.eventqCons) == 0)
+        #expect(model.peek(.gerror) == model.peek(.gerrorn), "no global error")
+        // MSIs: each source's doorbell, payload and Device-nGnRE attributes.
+        #expect(smmu.evtq.q.irq != 0 && smmu.gerr_irq != 0 && smmu.priq.q.irq != 0)
+        #expect(model.peek(.eventqIrqCfg0) == 0x0800_0040 && model.peek(.eventqIrqCfg2) == ARM_SMMU_MEMATTR_DEVICE_nGnRE)
+        #expect(model.peek(.eventqIrqCfg1) == UInt64(smmu.evtq.q.irq) && model.peek(.gerrorIrqCfg1) == UInt64(smmu.gerr_irq))
+        // The level-1 stream table is all invalid: L2 tables come with devices.
+        let strtab = try #require(smmu.strtab_cfg.strtab)
+        #expect((0..<Int(smmu.strtab_cfg.num_l1_ents)).allSatisfy { strtab[$0] == 0 })
+        #expect(rig.messages(atMost: .warning).isEmpty, "\(rig.messages())")
+    }
+
+    @Test func theRegisterWritesFollowLinuxsResetOrder() throws {
+        let rig = try DriverRig(trace: .mmio)
+        #expect(rig.probe() == 0)
+        let writes = rig.bus.trace.lines.map(\.text).filter { $0.hasPrefix("W") }.compactMap { line -> String? in
+            let fields = line.split(separator: " ")
+            return fields.count > 2 ? String(fields[2]) : nil
+        }
+        var collapsed: [String] = []
+        for name in writes where name != "CMDQ_PROD" || collapsed.last != "CMDQ_PROD" { collapsed.append(name) }
+        #expect(collapsed == [
+            "CR0", "CR1", "CR2", "STRTAB_BASE", "STRTAB_BASE_CFG", "CMDQ_BASE", "CMDQ_PROD", "CMDQ_CONS", "CR0",
+            "CMDQ_PROD",  // CFGI_ALL, CMD_SYNC, TLBI_EL2_ALL, TLBI_NSNH_ALL, CMD_SYNC
+            "EVENTQ_BASE", "EVENTQ_PROD", "EVENTQ_CONS", "CR0",
+            "PRIQ_BASE", "PRIQ_PROD", "PRIQ_CONS", "CR0",
+            "IRQ_CTRL", "GERROR_IRQ_CFG0", "EVENTQ_IRQ_CFG0", "PRIQ_IRQ_CFG0",
+            "EVENTQ_IRQ_CFG0", "EVENTQ_IRQ_CFG1", "EVENTQ_IRQ_CFG2",
+            "GERROR_IRQ_CFG0", "GERROR_IRQ_CFG1", "GERROR_IRQ_CFG2",
+            "PRIQ_IRQ_CFG0", "PRIQ_IRQ_CFG1", "PRIQ_IRQ_CFG2",
+            "IRQ_CTRL", "CR0",
+        ])
+        let smmu = try #require(rig.driver)
+        #expect(smmu.cmdq.q.prod == 5, "CFGI_ALL, CMD_SYNC, TLBI_EL2_ALL, TLBI_NSNH_ALL, CMD_SYNC")
+    }
+
+    @Test func withoutAnMSIDomainTheWiredLinesAreUsed() throws {
+        let rig = try DriverRig(msi: false)
+        #expect(rig.probe() == 0)
+        let smmu = try #require(rig.driver)
+        #expect(rig.messages(atMost: .info).contains("msi_domain absent - falling back to wired irqs"))
+        #expect(smmu.evtq.q.irq == rig.pdev.namedIRQs["eventq"] && smmu.gerr_irq == rig.pdev.namedIRQs["gerror"])
+        #expect(rig.model.peek(.eventqIrqCfg0) == 0 && rig.model.peek(.gerrorIrqCfg0) == 0)
+    }
+
+    @Test(arguments: 0..<8)
+    func anAllocationFailureAnywhereInProbeUnwindsEverything(failing attempt: Int) throws {
+        let faults = AllocationFaults()
+        faults.failAttempt(attempt)
+        var configuration = SMMUConfiguration.default
+        configuration.streamIDBits = 8  // a linear table: one allocation
+        let rig = try DriverRig(configuration: configuration, faults: faults)
+        let result = rig.probe()
+        if faults.failures == 0 {
+            #expect(result == 0, "past the last allocation")
+            return
+        }
+        // Allocations in order: the device, the three queues (which shrink rather than fail),
+        // sync_count, the linear stream table.
+        #expect(result == ([0, 4, 5].contains(attempt) ? -ENOMEM : 0))
+        if result != 0 {
+            #expect(rig.pdev.managedResources.isEmpty, "devres released")
+            #expect(rig.pdev.dma.bytesInUse == 0)
+            #expect(rig.driver == nil)
+            #expect(rig.model.peek(.cr0) == 0, "the SMMU was never enabled")
+        }
+    }
+
+    @Test func removeDisablesTheSMMUAndReleasesItsMemory() throws {
+        let rig = try DriverRig()
+        #expect(rig.probe() == 0)
+        #expect(rig.pdev.dma.bytesInUse > 0)
+        rig.run("rmmod") { [pdev = rig.pdev] in await device_release_driver(pdev, arm_smmu_device_remove) }
+        #expect(rig.model.peek(.cr0) == 0 && rig.model.peek(.cr0Ack) == 0)
+        #expect(rig.pdev.dma.bytesInUse == 0 && rig.pdev.managedResources.isEmpty)
+    }
+}
