@@ -1,0 +1,421 @@
+import Kernel
+
+// The IOMMU API side of the driver (domains, attach/detach, map/unmap, TLB maintenance
+// callbacks), ported from Linux v4.17, with the small part of the IOMMU core it is called by.
+
+/// `struct device` of a master behind the SMMU, with its `iommu_fwspec`.
+public final class device {
+    /// `dev_name`.
+    public let name: String
+    /// The log `dev_err` on it writes to.
+    public let log: KernelLog
+    /// `dev->iommu_fwspec`.
+    public var iommu_fwspec: iommu_fwspec?
+
+    /// A master named `name` whose StreamIDs are `ids`, behind the SMMU `smmu_pdev`.
+    public init(name: String, log: KernelLog, smmu_pdev: platform_device, ids: [UInt32]) {
+        self.name = name
+        self.log = log
+        iommu_fwspec = ArmSMMUv3.iommu_fwspec(iommu_fwnode: smmu_pdev, ids: ids)
+    }
+
+    /// The `struct device` for `dev_err(dev, …)`.
+    var kernelDevice: KernelDevice { KernelDevice(driver: "", name: name, log: log) }
+}
+
+/// `struct iommu_fwspec`: the IOMMU a master is behind and its StreamIDs.
+public final class iommu_fwspec {
+    /// `iommu_fwnode`: the SMMU's platform device.
+    public let iommu_fwnode: platform_device
+    /// `ids`.
+    public var ids: [UInt32]
+    /// `iommu_priv`: the driver's per-master data.
+    public var iommu_priv: arm_smmu_master_data?
+
+    public init(iommu_fwnode: platform_device, ids: [UInt32]) {
+        self.iommu_fwnode = iommu_fwnode
+        self.ids = ids
+    }
+}
+
+/// `struct arm_smmu_master_data`.
+public final class arm_smmu_master_data {
+    public let smmu: arm_smmu_device
+    public var ste = arm_smmu_strtab_ent()
+    init(smmu: arm_smmu_device) {
+        self.smmu = smmu
+    }
+}
+
+/// `IOMMU_DOMAIN_*`.
+public enum iommu_domain_type: Sendable {
+    case IOMMU_DOMAIN_BLOCKED
+    case IOMMU_DOMAIN_IDENTITY
+    case IOMMU_DOMAIN_UNMANAGED
+    case IOMMU_DOMAIN_DMA
+}
+
+/// `enum arm_smmu_domain_stage`.
+public enum arm_smmu_domain_stage: Sendable {
+    case ARM_SMMU_DOMAIN_S1
+    case ARM_SMMU_DOMAIN_S2
+    case ARM_SMMU_DOMAIN_NESTED
+    case ARM_SMMU_DOMAIN_BYPASS
+}
+
+/// `struct arm_smmu_domain` (with its `struct iommu_domain`).
+public final class arm_smmu_domain {
+    /// `domain.type`.
+    public let type: iommu_domain_type
+    public var smmu: arm_smmu_device?
+    /// Protects `smmu`.
+    public let init_mutex = KernelMutex("arm_smmu_domain.init_mutex")
+    public var pgtbl_ops: arm_lpae_io_pgtable?
+    public var stage = arm_smmu_domain_stage.ARM_SMMU_DOMAIN_S1
+    public let s1_cfg = arm_smmu_s1_cfg()
+    public let s2_cfg = arm_smmu_s2_cfg()
+    /// `domain.pgsize_bitmap`.
+    public var pgsize_bitmap: UInt64 = 0
+    /// `domain.geometry.aperture_end`.
+    public var aperture_end: UInt64 = 0
+
+    init(type: iommu_domain_type) {
+        self.type = type
+    }
+}
+
+/// `VA_BITS` of the CPU (arm64 with 4K pages and four levels).
+public let VA_BITS: UInt64 = 48
+
+// MARK: io-pgtable callbacks
+
+/// `__arm_smmu_tlb_sync`.
+func __arm_smmu_tlb_sync(_ smmu: arm_smmu_device) async {
+    await arm_smmu_cmdq_issue_sync(smmu)
+}
+
+/// `arm_smmu_tlb_inv_context`: TLBI_NH_ASID (stage 1) or TLBI_S12_VMALL (stage 2), then sync.
+func arm_smmu_tlb_inv_context(_ smmu_domain: arm_smmu_domain) async {
+    guard let smmu = smmu_domain.smmu else { return }
+    var cmd: arm_smmu_cmdq_ent
+    if smmu_domain.stage == .ARM_SMMU_DOMAIN_S1 {
+        cmd = arm_smmu_cmdq_ent(opcode: CMDQ_OP_TLBI_NH_ASID)
+        cmd.tlbi.asid = smmu_domain.s1_cfg.cd.asid
+        cmd.tlbi.vmid = 0
+    } else {
+        cmd = arm_smmu_cmdq_ent(opcode: CMDQ_OP_TLBI_S12_VMALL)
+        cmd.tlbi.vmid = smmu_domain.s2_cfg.vmid
+    }
+    await arm_smmu_cmdq_issue_cmd(smmu, cmd)
+    await __arm_smmu_tlb_sync(smmu)
+}
+
+/// `arm_smmu_tlb_inv_range_nosync`: one TLBI_NH_VA or TLBI_S2_IPA per `granule` of the range.
+func arm_smmu_tlb_inv_range_nosync(_ iova: UInt64, _ size: UInt64, _ granule: UInt64, _ leaf: Bool, _ smmu_domain: arm_smmu_domain) async {
+    guard let smmu = smmu_domain.smmu, granule > 0 else { return }
+    var cmd: arm_smmu_cmdq_ent
+    if smmu_domain.stage == .ARM_SMMU_DOMAIN_S1 {
+        cmd = arm_smmu_cmdq_ent(opcode: CMDQ_OP_TLBI_NH_VA)
+        cmd.tlbi.asid = smmu_domain.s1_cfg.cd.asid
+    } else {
+        cmd = arm_smmu_cmdq_ent(opcode: CMDQ_OP_TLBI_S2_IPA)
+        cmd.tlbi.vmid = smmu_domain.s2_cfg.vmid
+    }
+    cmd.tlbi.leaf = leaf
+    cmd.tlbi.addr = iova
+    var remaining = size
+    repeat {
+        await arm_smmu_cmdq_issue_cmd(smmu, cmd)
+        cmd.tlbi.addr &+= granule
+        remaining = remaining > granule ? remaining - granule : 0
+    } while remaining > 0
+}
+
+/// `arm_smmu_gather_ops` for `smmu_domain` (the cookie).
+func arm_smmu_gather_ops(_ smmu_domain: arm_smmu_domain) -> iommu_gather_ops {
+    iommu_gather_ops(
+        tlb_flush_all: { [unowned smmu_domain] in await arm_smmu_tlb_inv_context(smmu_domain) },
+        tlb_add_flush: { [unowned smmu_domain] iova, size, granule, leaf in await arm_smmu_tlb_inv_range_nosync(iova, size, granule, leaf, smmu_domain) },
+        tlb_sync: { [unowned smmu_domain] in if let smmu = smmu_domain.smmu { await __arm_smmu_tlb_sync(smmu) } })
+}
+
+// MARK: IOMMU API
+
+/// `arm_smmu_domain_alloc`: UNMANAGED, DMA and IDENTITY domains; nothing is set up until a
+/// master attaches.
+public func arm_smmu_domain_alloc(_ faults: AllocationFaults, _ type: iommu_domain_type) -> arm_smmu_domain? {
+    guard type == .IOMMU_DOMAIN_UNMANAGED || type == .IOMMU_DOMAIN_DMA || type == .IOMMU_DOMAIN_IDENTITY else { return nil }
+    return kzalloc(faults) { arm_smmu_domain(type: type) }
+}
+
+/// `arm_smmu_bitmap_alloc`: the first free identifier of `span` bits; -ENOSPC when none.
+func arm_smmu_bitmap_alloc(_ map: KernelBitmap, _ span: UInt32) -> Int {
+    let size = 1 << Int(span)
+    var idx: Int
+    repeat {
+        idx = map.find_first_zero_bit(size)
+        if idx == size { return -Int(ENOSPC) }
+    } while map.test_and_set_bit(idx)
+    return idx
+}
+
+/// `arm_smmu_bitmap_free`.
+func arm_smmu_bitmap_free(_ map: KernelBitmap, _ idx: Int) {
+    map.clear_bit(idx)
+}
+
+/// `arm_smmu_domain_free`: the page tables (after invalidating their TLB entries), and the CD
+/// and ASID or the VMID.
+public func arm_smmu_domain_free(_ smmu_domain: arm_smmu_domain) async {
+    await free_io_pgtable_ops(smmu_domain.pgtbl_ops)
+    smmu_domain.pgtbl_ops = nil
+    guard let smmu = smmu_domain.smmu else { return }
+    // Free the CD and ASID, if they were allocated.
+    if smmu_domain.stage == .ARM_SMMU_DOMAIN_S1 {
+        let cfg = smmu_domain.s1_cfg
+        if let cdptr = cfg.cdptr {
+            dmam_free_coherent(smmu.pdev, cdptr)
+            cfg.cdptr = nil
+            arm_smmu_bitmap_free(smmu.asid_map, Int(cfg.cd.asid))
+        }
+    } else if smmu_domain.s2_cfg.vmid != 0 {
+        arm_smmu_bitmap_free(smmu.vmid_map, Int(smmu_domain.s2_cfg.vmid))
+    }
+}
+
+/// `arm_smmu_domain_finalise_s1`: an ASID and a CD for the table.
+func arm_smmu_domain_finalise_s1(_ smmu_domain: arm_smmu_domain, _ pgtbl_cfg: io_pgtable_cfg) -> Int32 {
+    guard let smmu = smmu_domain.smmu else { return -EINVAL }
+    let cfg = smmu_domain.s1_cfg
+    let asid = arm_smmu_bitmap_alloc(smmu.asid_map, smmu.asid_bits)
+    if asid < 0 { return Int32(asid) }
+
+    guard let cdptr = dmam_alloc_coherent(smmu.pdev, UInt64(CTXDESC_CD_DWORDS << 3), alignment: 64) else {
+        dev_warn(smmu.dev, "failed to allocate context descriptor")
+        arm_smmu_bitmap_free(smmu.asid_map, asid)
+        return -ENOMEM
+    }
+    cfg.cdptr = cdptr
+    cfg.cdptr_dma = cdptr.address
+    cfg.cd.asid = UInt16(asid)
+    cfg.cd.ttbr = pgtbl_cfg.s1_ttbr[0]
+    cfg.cd.tcr = pgtbl_cfg.s1_tcr
+    cfg.cd.mair = pgtbl_cfg.s1_mair[0]
+    return 0
+}
+
+/// `arm_smmu_domain_finalise_s2`: a VMID for the table.
+func arm_smmu_domain_finalise_s2(_ smmu_domain: arm_smmu_domain, _ pgtbl_cfg: io_pgtable_cfg) -> Int32 {
+    guard let smmu = smmu_domain.smmu else { return -EINVAL }
+    let vmid = arm_smmu_bitmap_alloc(smmu.vmid_map, smmu.vmid_bits)
+    if vmid < 0 { return Int32(vmid) }
+    smmu_domain.s2_cfg.vmid = UInt16(vmid)
+    smmu_domain.s2_cfg.vttbr = pgtbl_cfg.s2_vttbr
+    smmu_domain.s2_cfg.vtcr = pgtbl_cfg.s2_vtcr
+    return 0
+}
+
+/// `arm_smmu_domain_finalise`: the stage the SMMU supports, a page table for it, and its
+/// identifiers.
+func arm_smmu_domain_finalise(_ smmu_domain: arm_smmu_domain) async -> Int32 {
+    guard let smmu = smmu_domain.smmu else { return -EINVAL }
+    if smmu_domain.type == .IOMMU_DOMAIN_IDENTITY {
+        smmu_domain.stage = .ARM_SMMU_DOMAIN_BYPASS
+        return 0
+    }
+
+    // Restrict the stage to what the SMMU supports.
+    if smmu.features & ARM_SMMU_FEAT_TRANS_S1 == 0 { smmu_domain.stage = .ARM_SMMU_DOMAIN_S2 }
+    if smmu.features & ARM_SMMU_FEAT_TRANS_S2 == 0 { smmu_domain.stage = .ARM_SMMU_DOMAIN_S1 }
+
+    let ias: UInt64, oas: UInt64, fmt: io_pgtable_fmt
+    switch smmu_domain.stage {
+    case .ARM_SMMU_DOMAIN_S1:
+        ias = min(smmu.features & ARM_SMMU_FEAT_VAX != 0 ? 52 : 48, VA_BITS)
+        oas = smmu.ias
+        fmt = .ARM_64_LPAE_S1
+    case .ARM_SMMU_DOMAIN_NESTED, .ARM_SMMU_DOMAIN_S2:
+        ias = smmu.ias
+        oas = smmu.oas
+        fmt = .ARM_64_LPAE_S2
+    case .ARM_SMMU_DOMAIN_BYPASS:
+        return -EINVAL
+    }
+
+    var pgtbl_cfg = io_pgtable_cfg(pgsize_bitmap: smmu.pgsize_bitmap, ias: UInt32(ias), oas: UInt32(oas), tlb: arm_smmu_gather_ops(smmu_domain), iommu_dev: smmu.pdev)
+    if smmu.features & ARM_SMMU_FEAT_COHERENCY != 0 { pgtbl_cfg.quirks = IO_PGTABLE_QUIRK_NO_DMA }
+
+    guard let pgtbl_ops = alloc_io_pgtable_ops(fmt, &pgtbl_cfg) else { return -ENOMEM }
+
+    smmu_domain.pgsize_bitmap = pgtbl_cfg.pgsize_bitmap
+    smmu_domain.aperture_end = (UInt64(1) << UInt64(pgtbl_cfg.ias)) - 1
+
+    let ret = fmt == .ARM_64_LPAE_S1 ? arm_smmu_domain_finalise_s1(smmu_domain, pgtbl_cfg) : arm_smmu_domain_finalise_s2(smmu_domain, pgtbl_cfg)
+    if ret < 0 {
+        pgtbl_ops.free()
+        return ret
+    }
+    smmu_domain.pgtbl_ops = pgtbl_ops
+    return 0
+}
+
+/// `arm_smmu_install_ste_for_dev`: writes the master's STE for each of its StreamIDs (once
+/// per distinct ID: bridged PCI devices may repeat one).
+func arm_smmu_install_ste_for_dev(_ fwspec: iommu_fwspec) async {
+    guard let master = fwspec.iommu_priv else { return }
+    let smmu = master.smmu
+    for (index, sid) in fwspec.ids.enumerated() where !fwspec.ids[..<index].contains(sid) {
+        guard let step = arm_smmu_get_step_for_sid(smmu, sid) else { continue }
+        await arm_smmu_write_strtab_ent(smmu, sid, step, master.ste)
+    }
+}
+
+/// `arm_smmu_detach_dev`: the master's STEs back to bypass/abort.
+public func arm_smmu_detach_dev(_ dev: device) async {
+    guard let fwspec = dev.iommu_fwspec, let master = fwspec.iommu_priv else { return }
+    master.ste.assigned = false
+    await arm_smmu_install_ste_for_dev(fwspec)
+}
+
+/// `arm_smmu_attach_dev`: detaches from any previous domain, finalises the domain on its
+/// first master (under its init mutex), writes the CD for stage 1, and installs the STEs.
+public func arm_smmu_attach_dev(_ smmu_domain: arm_smmu_domain, _ dev: device) async -> Int32 {
+    guard let fwspec = dev.iommu_fwspec, let master = fwspec.iommu_priv else { return -ENOENT }
+    let smmu = master.smmu
+
+    // Already attached to a different domain?
+    if master.ste.assigned { await arm_smmu_detach_dev(dev) }
+
+    await smmu_domain.init_mutex.lock()
+    defer { smmu_domain.init_mutex.unlock() }
+
+    if smmu_domain.smmu == nil {
+        smmu_domain.smmu = smmu
+        let ret = await arm_smmu_domain_finalise(smmu_domain)
+        if ret != 0 {
+            smmu_domain.smmu = nil
+            return ret
+        }
+    } else if smmu_domain.smmu !== smmu {
+        dev_err(dev.kernelDevice, "cannot attach to SMMU \(smmu_domain.smmu?.dev.name ?? "?") (upstream of \(smmu.dev.name))")
+        return -ENXIO
+    }
+
+    master.ste.assigned = true
+    switch smmu_domain.stage {
+    case .ARM_SMMU_DOMAIN_BYPASS:
+        master.ste.s1_cfg = nil
+        master.ste.s2_cfg = nil
+    case .ARM_SMMU_DOMAIN_S1:
+        master.ste.s1_cfg = smmu_domain.s1_cfg
+        master.ste.s2_cfg = nil
+        arm_smmu_write_ctx_desc(smmu, smmu_domain.s1_cfg)
+    case .ARM_SMMU_DOMAIN_S2, .ARM_SMMU_DOMAIN_NESTED:
+        master.ste.s1_cfg = nil
+        master.ste.s2_cfg = smmu_domain.s2_cfg
+    }
+    await arm_smmu_install_ste_for_dev(fwspec)
+    return 0
+}
+
+/// `arm_smmu_map`.
+public func arm_smmu_map(_ smmu_domain: arm_smmu_domain, _ iova: UInt64, _ paddr: UInt64, _ size: UInt64, _ prot: Int32) async -> Int32 {
+    guard let ops = smmu_domain.pgtbl_ops else { return -ENODEV }
+    return await ops.map(iova, paddr, size, prot)
+}
+
+/// `arm_smmu_unmap`: unmaps and queues the TLB invalidation (`arm_smmu_iotlb_sync` waits).
+public func arm_smmu_unmap(_ smmu_domain: arm_smmu_domain, _ iova: UInt64, _ size: UInt64) async -> UInt64 {
+    guard let ops = smmu_domain.pgtbl_ops else { return 0 }
+    return await ops.unmap(iova, size)
+}
+
+/// `arm_smmu_iotlb_sync` (also `flush_iotlb_all`).
+public func arm_smmu_iotlb_sync(_ smmu_domain: arm_smmu_domain) async {
+    if let smmu = smmu_domain.smmu { await __arm_smmu_tlb_sync(smmu) }
+}
+
+/// `arm_smmu_iova_to_phys`.
+public func arm_smmu_iova_to_phys(_ smmu_domain: arm_smmu_domain, _ iova: UInt64) -> UInt64 {
+    if smmu_domain.type == .IOMMU_DOMAIN_IDENTITY { return iova }
+    return smmu_domain.pgtbl_ops?.iova_to_phys(iova) ?? 0
+}
+
+/// `arm_smmu_add_device`: checks the master's StreamIDs against the stream table, creating
+/// the level-2 tables they need.
+public func arm_smmu_add_device(_ dev: device) async -> Int32 {
+    guard let fwspec = dev.iommu_fwspec else { return -ENODEV }
+    let master: arm_smmu_master_data
+    if let existing = fwspec.iommu_priv {
+        master = existing
+    } else {
+        guard let smmu = fwspec.iommu_fwnode.drvdata as? arm_smmu_device else { return -ENODEV }
+        guard let created = kzalloc(smmu.pdev.faults, { arm_smmu_master_data(smmu: smmu) }) else { return -ENOMEM }
+        master = created
+        fwspec.iommu_priv = master
+    }
+    let smmu = master.smmu
+    // Check the SIDs are in range of the SMMU and the stream table.
+    for sid in fwspec.ids {
+        if !arm_smmu_sid_in_range(smmu, sid) { return -ERANGE }
+        // Ensure the L2 table is initialised.
+        if smmu.features & ARM_SMMU_FEAT_2_LVL_STRTAB != 0 {
+            let ret = await arm_smmu_init_l2_strtab(smmu, sid)
+            if ret != 0 { return ret }
+        }
+    }
+    return 0
+}
+
+/// `arm_smmu_remove_device`: detaches the master and forgets it.
+public func arm_smmu_remove_device(_ dev: device) async {
+    guard let fwspec = dev.iommu_fwspec, let master = fwspec.iommu_priv else { return }
+    if master.ste.assigned { await arm_smmu_detach_dev(dev) }
+    fwspec.iommu_priv = nil
+    dev.iommu_fwspec = nil
+}
+
+// MARK: The IOMMU core calls
+
+/// `iommu_map`: splits the range into the largest page sizes the domain supports (as
+/// `iommu_pgsize` does) and maps each; on failure, unmaps what was mapped.
+public func iommu_map(_ domain: arm_smmu_domain, _ iova: UInt64, _ paddr: UInt64, _ size: UInt64, _ prot: Int32) async -> Int32 {
+    let min_pagesz = UInt64(1) << UInt64(domain.pgsize_bitmap.trailingZeroBitCount)
+    guard domain.pgsize_bitmap != 0, (iova | paddr | size) & (min_pagesz - 1) == 0 else { return -EINVAL }
+    var mapped: UInt64 = 0
+    while mapped < size {
+        let pgsize = iommu_pgsize(domain.pgsize_bitmap, iova &+ mapped | paddr &+ mapped, size - mapped)
+        let ret = await arm_smmu_map(domain, iova &+ mapped, paddr &+ mapped, pgsize, prot)
+        if ret != 0 {
+            if mapped > 0 { _ = await iommu_unmap(domain, iova, mapped) }
+            return ret
+        }
+        mapped += pgsize
+    }
+    return 0
+}
+
+/// `iommu_pgsize`: the largest supported page size that fits `size` and the alignment of
+/// `addr_merge`.
+func iommu_pgsize(_ pgsize_bitmap: UInt64, _ addr_merge: UInt64, _ size: UInt64) -> UInt64 {
+    var pgsize_idx = 63 - size.leadingZeroBitCount
+    if addr_merge != 0 { pgsize_idx = min(pgsize_idx, addr_merge.trailingZeroBitCount) }
+    let mask = pgsize_idx >= 63 ? UInt64.max : (UInt64(1) << UInt64(pgsize_idx + 1)) - 1
+    let candidates = mask & pgsize_bitmap
+    guard candidates != 0 else { return UInt64(1) << UInt64(pgsize_bitmap.trailingZeroBitCount) }
+    return UInt64(1) << UInt64(63 - candidates.leadingZeroBitCount)
+}
+
+/// `iommu_unmap`: unmaps page by page (largest first) and then syncs the TLB invalidation
+/// (`iommu_tlb_sync` → `iotlb_sync`); returns the bytes unmapped.
+public func iommu_unmap(_ domain: arm_smmu_domain, _ iova: UInt64, _ size: UInt64) async -> UInt64 {
+    var unmapped: UInt64 = 0
+    while unmapped < size {
+        let pgsize = iommu_pgsize(domain.pgsize_bitmap, iova &+ unmapped, size - unmapped)
+        let done = await arm_smmu_unmap(domain, iova &+ unmapped, pgsize)
+        if done == 0 { break }
+        unmapped += done
+    }
+    await arm_smmu_iotlb_sync(domain)
+    return unmapped
+}
