@@ -43,7 +43,7 @@ let package = Package(
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "VMSATests", dependencies: ["Platform", "VMSA"]),
         .testTarget(name: "KernelTests", dependencies: ["Platform", "VMSA", "Kernel"]),
-        .testTarget(name: "ArmSMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "Kernel", "SMMUv3", "SMMUv3Host", "ArmSMMUv3"]),
+        .testTarget(name: "ArmSMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "Kernel", "SMMUv3", "SMMUv3Host", "Endpoints", "ArmSMMUv3"]),
         .testTarget(name: "SMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host"]),
         .testTarget(name: "EndpointsTests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Endpoints"]),
     ]

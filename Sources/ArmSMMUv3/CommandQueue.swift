@@ -34,6 +34,15 @@ public struct arm_smmu_cmdq_ent: Sendable {
         public var resp: UInt64 = pri_resp.PRI_RESP_DENY.rawValue
         public init() {}
     }
+    /// `atc` (CMD_ATC_INV, from Linux v5.2).
+    public struct ATC: Sendable {
+        public var sid: UInt32 = 0
+        public var ssid: UInt32 = 0
+        public var addr: UInt64 = 0
+        public var size: UInt8 = 0
+        public var global = false
+        public init() {}
+    }
     /// `sync`.
     public struct Sync: Sendable {
         public var msidata: UInt32 = 0
@@ -45,6 +54,7 @@ public struct arm_smmu_cmdq_ent: Sendable {
     public var cfgi = CFGI()
     public var tlbi = TLBI()
     public var pri = PRI()
+    public var atc = ATC()
     public var sync = Sync()
 
     public init(opcode: UInt64) {
@@ -84,6 +94,13 @@ public func arm_smmu_cmdq_build_cmd(_ cmd: inout (UInt64, UInt64), _ ent: arm_sm
     case CMDQ_OP_TLBI_NH_ASID, CMDQ_OP_TLBI_S12_VMALL:
         if ent.opcode == CMDQ_OP_TLBI_NH_ASID { cmd.0 |= FIELD_PREP(CMDQ_TLBI_0_ASID, UInt64(ent.tlbi.asid)) }
         cmd.0 |= FIELD_PREP(CMDQ_TLBI_0_VMID, UInt64(ent.tlbi.vmid))
+    case CMDQ_OP_ATC_INV:
+        cmd.0 |= FIELD_PREP(CMDQ_0_SSV, ent.substream_valid ? 1 : 0)
+        cmd.0 |= FIELD_PREP(CMDQ_ATC_0_GLOBAL, ent.atc.global ? 1 : 0)
+        cmd.0 |= FIELD_PREP(CMDQ_ATC_0_SSID, UInt64(ent.atc.ssid))
+        cmd.0 |= FIELD_PREP(CMDQ_ATC_0_SID, UInt64(ent.atc.sid))
+        cmd.1 |= FIELD_PREP(CMDQ_ATC_1_SIZE, UInt64(ent.atc.size))
+        cmd.1 |= ent.atc.addr & CMDQ_ATC_1_ADDR_MASK
     case CMDQ_OP_PRI_RESP:
         cmd.0 |= FIELD_PREP(CMDQ_0_SSV, ent.substream_valid ? 1 : 0)
         cmd.0 |= FIELD_PREP(CMDQ_PRI_0_SSID, UInt64(ent.pri.ssid))
@@ -250,9 +267,12 @@ func __arm_smmu_cmdq_issue_sync(_ smmu: arm_smmu_device) async -> Int32 {
 }
 
 /// `arm_smmu_cmdq_issue_sync`: by MSI when the SMMU can write MSIs coherently, by polling
-/// otherwise; "CMD_SYNC timeout" when it does not complete.
-public func arm_smmu_cmdq_issue_sync(_ smmu: arm_smmu_device) async {
+/// otherwise; "CMD_SYNC timeout" (and -ETIMEDOUT, as Linux v5.2 returns) when it does not
+/// complete.
+@discardableResult
+public func arm_smmu_cmdq_issue_sync(_ smmu: arm_smmu_device) async -> Int32 {
     let msi = smmu.features & ARM_SMMU_FEAT_MSI != 0 && smmu.features & ARM_SMMU_FEAT_COHERENCY != 0
     let ret = msi ? await __arm_smmu_cmdq_issue_sync_msi(smmu) : await __arm_smmu_cmdq_issue_sync(smmu)
     if ret != 0 { dev_err_ratelimited(smmu.dev, "CMD_SYNC timeout") }
+    return ret
 }

@@ -305,6 +305,15 @@ public let CMDQ_PRI_0_SID = GENMASK_ULL(63, 32)
 public let CMDQ_PRI_1_GRPID = GENMASK_ULL(8, 0)
 public let CMDQ_PRI_1_RESP = GENMASK_ULL(13, 12)
 
+// CMD_ATC_INV (Linux v5.2)
+public let CMDQ_ATC_0_SSID = GENMASK_ULL(31, 12)
+public let CMDQ_ATC_0_SID = GENMASK_ULL(63, 32)
+public let CMDQ_ATC_0_GLOBAL = BIT(9)
+public let CMDQ_ATC_1_SIZE = GENMASK_ULL(5, 0)
+public let CMDQ_ATC_1_ADDR_MASK = GENMASK_ULL(63, 12)
+/// An ATC_INV size covering the whole address space.
+public let ATC_INV_SIZE_ALL: UInt64 = 52
+
 public let CMDQ_SYNC_0_CS = GENMASK_ULL(13, 12)
 public let CMDQ_SYNC_0_CS_NONE: UInt64 = 0
 public let CMDQ_SYNC_0_CS_IRQ: UInt64 = 1
@@ -323,6 +332,7 @@ public let CMDQ_OP_TLBI_EL2_ALL: UInt64 = 0x20
 public let CMDQ_OP_TLBI_S12_VMALL: UInt64 = 0x28
 public let CMDQ_OP_TLBI_S2_IPA: UInt64 = 0x2a
 public let CMDQ_OP_TLBI_NSNH_ALL: UInt64 = 0x30
+public let CMDQ_OP_ATC_INV: UInt64 = 0x40
 public let CMDQ_OP_PRI_RESP: UInt64 = 0x41
 public let CMDQ_OP_CMD_SYNC: UInt64 = 0x46
 

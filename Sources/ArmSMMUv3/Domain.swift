@@ -11,12 +11,19 @@ public final class device {
     public let log: KernelLog
     /// `dev->iommu_fwspec`.
     public var iommu_fwspec: iommu_fwspec?
+    /// The PCI function, for a PCI master (`dev_is_pci`, `to_pci_dev`).
+    public let pci: pci_dev?
 
-    /// A master named `name` whose StreamIDs are `ids`, behind the SMMU `smmu_pdev`.
-    public init(name: String, log: KernelLog, smmu_pdev: platform_device, ids: [UInt32]) {
+    /// A master named `name` whose StreamIDs are `ids`, behind the SMMU `smmu_pdev`; a PCI
+    /// function when `pci` is given, behind a root complex that supports ATS when
+    /// `rootComplexATS` (IORT's ATS attribute).
+    public init(name: String, log: KernelLog, smmu_pdev: platform_device, ids: [UInt32], pci: pci_dev? = nil, rootComplexATS: Bool = true) {
         self.name = name
         self.log = log
-        iommu_fwspec = ArmSMMUv3.iommu_fwspec(iommu_fwnode: smmu_pdev, ids: ids)
+        self.pci = pci
+        let fwspec = ArmSMMUv3.iommu_fwspec(iommu_fwnode: smmu_pdev, ids: ids)
+        if pci != nil && rootComplexATS { fwspec.flags |= IOMMU_FWSPEC_PCI_RC_ATS }
+        iommu_fwspec = fwspec
     }
 
     /// The `struct device` for `dev_err(dev, …)`.
@@ -31,6 +38,8 @@ public final class iommu_fwspec {
     public var ids: [UInt32]
     /// `iommu_priv`: the driver's per-master data.
     public var iommu_priv: arm_smmu_master_data?
+    /// `flags`.
+    public var flags: UInt32 = 0
 
     public init(iommu_fwnode: platform_device, ids: [UInt32]) {
         self.iommu_fwnode = iommu_fwnode
@@ -38,12 +47,20 @@ public final class iommu_fwspec {
     }
 }
 
-/// `struct arm_smmu_master_data`.
+/// `IOMMU_FWSPEC_PCI_RC_ATS`: the root complex supports ATS.
+public let IOMMU_FWSPEC_PCI_RC_ATS: UInt32 = 1 << 0
+
+/// `struct arm_smmu_master_data` (with Linux v5.2's `dev`, `domain` and ATS state).
 public final class arm_smmu_master_data {
     public let smmu: arm_smmu_device
+    /// The master's device (weak: the device owns its fwspec, which owns this).
+    public private(set) weak var dev: device?
     public var ste = arm_smmu_strtab_ent()
-    init(smmu: arm_smmu_device) {
+    /// The domain attached (`master->domain`).
+    public weak var domain: arm_smmu_domain?
+    init(smmu: arm_smmu_device, dev: device) {
         self.smmu = smmu
+        self.dev = dev
     }
 }
 
@@ -78,6 +95,9 @@ public final class arm_smmu_domain {
     public var pgsize_bitmap: UInt64 = 0
     /// `domain.geometry.aperture_end`.
     public var aperture_end: UInt64 = 0
+    /// The masters attached (`devices`, under `devices_lock`).
+    public var devices: [arm_smmu_master_data] = []
+    public let devices_lock = SpinLock("arm_smmu_domain.devices_lock")
 
     init(type: iommu_domain_type) {
         self.type = type
@@ -134,9 +154,9 @@ func arm_smmu_tlb_inv_range_nosync(_ iova: UInt64, _ size: UInt64, _ granule: UI
 /// `arm_smmu_gather_ops` for `smmu_domain` (the cookie).
 func arm_smmu_gather_ops(_ smmu_domain: arm_smmu_domain) -> iommu_gather_ops {
     iommu_gather_ops(
-        tlb_flush_all: { [unowned smmu_domain] in await arm_smmu_tlb_inv_context(smmu_domain) },
-        tlb_add_flush: { [unowned smmu_domain] iova, size, granule, leaf in await arm_smmu_tlb_inv_range_nosync(iova, size, granule, leaf, smmu_domain) },
-        tlb_sync: { [unowned smmu_domain] in if let smmu = smmu_domain.smmu { await __arm_smmu_tlb_sync(smmu) } })
+        tlb_flush_all: { [weak smmu_domain] in if let smmu_domain { await arm_smmu_tlb_inv_context(smmu_domain) } },
+        tlb_add_flush: { [weak smmu_domain] iova, size, granule, leaf in if let smmu_domain { await arm_smmu_tlb_inv_range_nosync(iova, size, granule, leaf, smmu_domain) } },
+        tlb_sync: { [weak smmu_domain] in if let smmu = smmu_domain?.smmu { await __arm_smmu_tlb_sync(smmu) } })
 }
 
 // MARK: IOMMU API
@@ -270,11 +290,88 @@ func arm_smmu_install_ste_for_dev(_ fwspec: iommu_fwspec) async {
     }
 }
 
-/// `arm_smmu_detach_dev`: the master's STEs back to bypass/abort.
+/// `arm_smmu_detach_dev`: the master leaves its domain's list, its STEs go back to
+/// bypass/abort, and ATS is disabled (after invalidating the device's whole ATC).
 public func arm_smmu_detach_dev(_ dev: device) async {
     guard let fwspec = dev.iommu_fwspec, let master = fwspec.iommu_priv else { return }
+    if let smmu_domain = master.domain {
+        await smmu_domain.devices_lock.lock()
+        smmu_domain.devices.removeAll { $0 === master }
+        smmu_domain.devices_lock.unlock()
+        master.domain = nil
+    }
     master.ste.assigned = false
     await arm_smmu_install_ste_for_dev(fwspec)
+    await arm_smmu_disable_ats(master)
+}
+
+// MARK: ATS (Linux v5.2; v4.17 predates it)
+
+/// `arm_smmu_atc_inv_to_cmd`: a CMD_ATC_INV covering `size` bytes at `iova` (all of the
+/// address space when `size` is 0) as one naturally aligned power-of-two range of 4 KB pages.
+public func arm_smmu_atc_inv_to_cmd(_ ssid: UInt32, _ iova: UInt64, _ size: UInt64) -> arm_smmu_cmdq_ent {
+    var cmd = arm_smmu_cmdq_ent(opcode: CMDQ_OP_ATC_INV)
+    cmd.substream_valid = ssid != 0
+    cmd.atc.ssid = ssid
+    if size == 0 {
+        cmd.atc.size = UInt8(ATC_INV_SIZE_ALL)
+        return cmd
+    }
+    // ATC invalidations are always on 4096-byte pages.
+    let inval_grain_shift: UInt64 = 12
+    var page_start = iova >> inval_grain_shift
+    let page_end = (iova &+ size &- 1) >> inval_grain_shift
+    // The range must be aligned on its size, a power of two number of pages: over-invalidate.
+    let log2_span = UInt64(64 - (page_start ^ page_end).leadingZeroBitCount)
+    let span_mask = (UInt64(1) << log2_span) &- 1
+    page_start &= ~span_mask
+    cmd.atc.addr = page_start << inval_grain_shift
+    cmd.atc.size = UInt8(log2_span)
+    return cmd
+}
+
+/// `arm_smmu_atc_inv_master`: the command for each of the master's StreamIDs, then a sync.
+func arm_smmu_atc_inv_master(_ master: arm_smmu_master_data, _ cmd: arm_smmu_cmdq_ent) async -> Int32 {
+    guard master.ste.ats_enabled, let fwspec = master.dev?.iommu_fwspec else { return 0 }
+    var cmd = cmd
+    for sid in fwspec.ids {
+        cmd.atc.sid = sid
+        await arm_smmu_cmdq_issue_cmd(master.smmu, cmd)
+    }
+    return await arm_smmu_cmdq_issue_sync(master.smmu)
+}
+
+/// `arm_smmu_atc_inv_domain`: invalidates the range in the ATC of every master of the domain.
+func arm_smmu_atc_inv_domain(_ smmu_domain: arm_smmu_domain, _ ssid: UInt32, _ iova: UInt64, _ size: UInt64) async -> Int32 {
+    guard let smmu = smmu_domain.smmu, smmu.features & ARM_SMMU_FEAT_ATS != 0 else { return 0 }
+    let cmd = arm_smmu_atc_inv_to_cmd(ssid, iova, size)
+    var ret: Int32 = 0
+    await smmu_domain.devices_lock.lock()
+    for master in smmu_domain.devices { ret |= await arm_smmu_atc_inv_master(master, cmd) }
+    smmu_domain.devices_lock.unlock()
+    return ret != 0 ? -ETIMEDOUT : 0
+}
+
+/// `arm_smmu_enable_ats`: for a PCI master with ATS behind an SMMU and root complex that
+/// support it, enables ATS at the function with the SMMU's smallest granule as STU.
+func arm_smmu_enable_ats(_ master: arm_smmu_master_data) -> Int32 {
+    let smmu = master.smmu
+    guard smmu.features & ARM_SMMU_FEAT_ATS != 0, let pdev = master.dev?.pci, let fwspec = master.dev?.iommu_fwspec, fwspec.flags & IOMMU_FWSPEC_PCI_RC_ATS != 0 else { return -ENXIO }
+    if pdev.untrusted { return -EPERM }
+    // Smallest Translation Unit: log2 of the smallest supported granule.
+    let stu = smmu.pgsize_bitmap.trailingZeroBitCount
+    let ret = pdev.pci_enable_ats(stu)
+    if ret != 0 { return ret }
+    master.ste.ats_enabled = true
+    return 0
+}
+
+/// `arm_smmu_disable_ats`: invalidates the whole ATC of the master, then disables ATS.
+func arm_smmu_disable_ats(_ master: arm_smmu_master_data) async {
+    guard master.ste.ats_enabled, let pdev = master.dev?.pci else { return }
+    _ = await arm_smmu_atc_inv_master(master, arm_smmu_atc_inv_to_cmd(0, 0, 0))
+    master.ste.ats_enabled = false
+    pdev.pci_disable_ats()
 }
 
 /// `arm_smmu_attach_dev`: detaches from any previous domain, finalises the domain on its
@@ -302,6 +399,12 @@ public func arm_smmu_attach_dev(_ smmu_domain: arm_smmu_domain, _ dev: device) a
     }
 
     master.ste.assigned = true
+    master.domain = smmu_domain
+    await smmu_domain.devices_lock.lock()
+    smmu_domain.devices.append(master)
+    smmu_domain.devices_lock.unlock()
+    if smmu_domain.stage != .ARM_SMMU_DOMAIN_BYPASS { _ = arm_smmu_enable_ats(master) }
+
     switch smmu_domain.stage {
     case .ARM_SMMU_DOMAIN_BYPASS:
         master.ste.s1_cfg = nil
@@ -324,10 +427,14 @@ public func arm_smmu_map(_ smmu_domain: arm_smmu_domain, _ iova: UInt64, _ paddr
     return await ops.map(iova, paddr, size, prot)
 }
 
-/// `arm_smmu_unmap`: unmaps and queues the TLB invalidation (`arm_smmu_iotlb_sync` waits).
+/// `arm_smmu_unmap`: unmaps and queues the TLB invalidation (`arm_smmu_iotlb_sync` waits),
+/// then invalidates the range in the ATCs of the domain's masters (Linux v5.2); 0 when that
+/// times out.
 public func arm_smmu_unmap(_ smmu_domain: arm_smmu_domain, _ iova: UInt64, _ size: UInt64) async -> UInt64 {
     guard let ops = smmu_domain.pgtbl_ops else { return 0 }
-    return await ops.unmap(iova, size)
+    let ret = await ops.unmap(iova, size)
+    if ret != 0, await arm_smmu_atc_inv_domain(smmu_domain, 0, iova, size) != 0 { return 0 }
+    return ret
 }
 
 /// `arm_smmu_iotlb_sync` (also `flush_iotlb_all`).
@@ -350,7 +457,7 @@ public func arm_smmu_add_device(_ dev: device) async -> Int32 {
         master = existing
     } else {
         guard let smmu = fwspec.iommu_fwnode.drvdata as? arm_smmu_device else { return -ENODEV }
-        guard let created = kzalloc(smmu.pdev.faults, { arm_smmu_master_data(smmu: smmu) }) else { return -ENOMEM }
+        guard let created = kzalloc(smmu.pdev.faults, { arm_smmu_master_data(smmu: smmu, dev: dev) }) else { return -ENOMEM }
         master = created
         fwspec.iommu_priv = master
     }

@@ -277,3 +277,43 @@ public func device_release_driver(_ pdev: platform_device, _ remove: (platform_d
     await pdev.devres_release_all()
     pdev.drvdata = nil
 }
+
+/// `struct pci_dev`, as much as the IOMMU drivers use: the function's ATS capability and its
+/// control register (Enable, Smallest Translation Unit). `onATSControl` is the wire to the
+/// endpoint model: it is called with the new Enable bit and STU when the control changes.
+public final class pci_dev: @unchecked Sendable {
+    /// `pci_name`.
+    public let name: String
+    /// The function has an ATS capability (`pdev->ats_cap`).
+    public let ats_cap: Bool
+    /// `pdev->ats_enabled`.
+    public private(set) var ats_enabled = false
+    /// `pdev->ats_stu`: log2 of the smallest translation unit.
+    public private(set) var ats_stu = 0
+    /// `pdev->untrusted`.
+    public var untrusted = false
+    /// Called when the ATS control register is written (enable, STU).
+    public var onATSControl: ((Bool, Int) -> Void)?
+
+    public init(name: String, ats_cap: Bool) {
+        self.name = name
+        self.ats_cap = ats_cap
+    }
+
+    /// `pci_enable_ats`: -EINVAL without the capability, when already enabled, or with an STU
+    /// below 4 KB.
+    public func pci_enable_ats(_ ps: Int) -> Int32 {
+        guard ats_cap, !ats_enabled, ps >= 12 else { return -EINVAL }
+        ats_stu = ps
+        ats_enabled = true
+        onATSControl?(true, ps)
+        return 0
+    }
+
+    /// `pci_disable_ats`.
+    public func pci_disable_ats() {
+        guard ats_enabled else { return }
+        ats_enabled = false
+        onATSControl?(false, ats_stu)
+    }
+}
