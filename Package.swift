@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Endpoints", targets: ["Endpoints"]),
         .library(name: "Kernel", targets: ["Kernel"]),
         .library(name: "ArmSMMUv3", targets: ["ArmSMMUv3"]),
+        .library(name: "Scenario", targets: ["Scenario"]),
         .executable(name: "smmuv3", targets: ["SMMUv3CLI"]),
         .executable(name: "smmuv3-bench", targets: ["SMMUv3Bench"]),
     ],
@@ -37,13 +38,15 @@ let package = Package(
         // Layer 5: the Swift port of the Linux arm-smmu-v3 driver (issue 8, started: its own
         // definitions). It talks to the model only through the bus; it never imports SMMUv3.
         .target(name: "ArmSMMUv3", dependencies: ["Platform", "Kernel"]),
+        // Layer 6: scenarios — the driver on the model with endpoints, in one kernel world.
+        .target(name: "Scenario", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3", "Endpoints", "Kernel", "ArmSMMUv3"]),
         .executableTarget(name: "SMMUv3CLI", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3", "SMMUv3Host", "Endpoints"]),
         // Throughput of the hot paths (`make bench`, release builds).
-        .executableTarget(name: "SMMUv3Bench", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Kernel"]),
+        .executableTarget(name: "SMMUv3Bench", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Kernel", "Endpoints", "ArmSMMUv3", "Scenario"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "VMSATests", dependencies: ["Platform", "VMSA"]),
         .testTarget(name: "KernelTests", dependencies: ["Platform", "VMSA", "Kernel"]),
-        .testTarget(name: "ArmSMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "Kernel", "SMMUv3", "SMMUv3Host", "Endpoints", "ArmSMMUv3"]),
+        .testTarget(name: "ArmSMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "Kernel", "SMMUv3", "SMMUv3Host", "Endpoints", "ArmSMMUv3", "Scenario"]),
         .testTarget(name: "SMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host"]),
         .testTarget(name: "EndpointsTests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Endpoints"]),
     ]

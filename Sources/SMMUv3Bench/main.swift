@@ -3,6 +3,8 @@ import Platform
 import Kernel
 import SMMUv3
 import SMMUv3Host
+import ArmSMMUv3
+import Scenario
 
 /// `smmuv3-bench`: throughput of the model's hot paths and how they scale, one
 /// `BENCH <name> <value> <unit>` line each. Run in release builds (`make bench`).
@@ -350,6 +352,45 @@ for (name, seed) in [("kernel_context_switches", UInt64?.none), ("kernel_context
         }
         scheduler.run()
     }, unit: "switches")
+}
+
+// A PRI page request end to end through the driver port: the device's request goes into the
+// PRIQ, its MSI wakes the PRIQ thread, arm_smmu_handle_ppr answers with CMD_PRI_RESP, the
+// SMMU's agent consumes it and the response reaches the device, which then sends the next.
+/// Counts the PRG responses the device received and wakes it.
+final class ResponseCounter: @unchecked Sendable {
+    var count = 0
+    let arrived = WaitQueue("device: PRG response")
+}
+
+func priEndToEnd() throws -> Double {
+    let system = try DriverSystem()
+    system.bus.interrupts.recordCapacity = 0
+    guard system.probe() == 0 else { fatalError("probe failed: \(system.messages())") }
+    let responses = ResponseCounter()
+    system.model.onPRGResponse { _ in
+        responses.count &+= 1
+        responses.arrived.wakeUp()
+    }
+    let requestsPerCall = 1024
+    return measure(operationsPerCall: requestsPerCall) {
+        let outcome = system.run("device") { [model = system.model] in
+            for index in 0..<requestsPerCall {
+                let before = responses.count
+                _ = model.receivePageRequest(PageRequest(streamID: 0x10, substreamID: 1, prgIndex: UInt16(index % 512), last: true, read: true, write: false, address: UInt64(index) << 12))
+                await responses.arrived.waitEvent { responses.count != before }
+            }
+        }
+        guard outcome == .completed else { fatalError("PRI round trips did not complete: \(outcome)") }
+    }
+}
+
+if selected("pri_page_request_end_to_end") {
+    do {
+        report("pri_page_request_end_to_end", try priEndToEnd(), unit: "requests")
+    } catch {
+        print("BENCH pri_page_request_end_to_end failed: \(error)")
+    }
 }
 
 // Peak resident memory of a system with 1 M mapped 4 KB pages, each translated once (so the

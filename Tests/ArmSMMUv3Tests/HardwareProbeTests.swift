@@ -4,6 +4,7 @@ import Kernel
 import SMMUv3
 import SMMUv3Host
 import ArmSMMUv3
+import Scenario
 
 /// arm_smmu_device_hw_probe against the model's ID registers (through the bus only), and its
 /// refusals against hand-made ones.

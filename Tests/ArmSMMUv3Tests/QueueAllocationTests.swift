@@ -2,6 +2,7 @@ import Testing
 import Platform
 import Kernel
 import ArmSMMUv3
+import Scenario
 
 /// arm_smmu_init_queues: sizes, *_BASE values, halving on allocation failure, and -ENOMEM.
 @Suite struct QueueAllocationTests {

@@ -4,6 +4,7 @@ import Kernel
 import SMMUv3
 import SMMUv3Host
 import ArmSMMUv3
+import Scenario
 
 /// The driver's register handshakes (CR0/CR0ACK, GBPA.Update) against the model, with its
 /// acknowledge latency, and against hardware that never acknowledges.
