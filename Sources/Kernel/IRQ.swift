@@ -66,6 +66,12 @@ public final class KernelIRQs: @unchecked Sendable {
         return irq
     }
 
+    /// Routes wired line `line` to `irq` as well (several lines ORed into one interrupt, as
+    /// for an SMMU with a combined interrupt).
+    public func route(wiredLine line: Int, to irq: Int) {
+        wiredLines[line] = irq
+    }
+
     /// Allocates an MSI vector (`platform_msi_domain_alloc_irqs`): the IRQ number and the
     /// address/data pair to program into the device.
     public func allocateMSI() -> (irq: Int, address: UInt64, data: UInt32) {

@@ -32,8 +32,10 @@ public final class DriverSystem {
     /// Allocation fault injection for the whole kernel.
     public let faults: AllocationFaults
 
-    /// A system with an SMMU of `configuration`; `seed` picks the interleaving.
-    public init(configuration: SMMUConfiguration = .default, seed: UInt64? = nil, msi: Bool = true, trace: TraceCategory = [], faults: AllocationFaults = AllocationFaults()) throws {
+    /// A system with an SMMU of `configuration`; `seed` picks the interleaving. Without `msi`
+    /// the platform has no MSI domain and the wired lines are used, ORed into one "combined"
+    /// interrupt when `combinedIRQ` (as on Cavium ThunderX2).
+    public init(configuration: SMMUConfiguration = .default, seed: UInt64? = nil, msi: Bool = true, combinedIRQ: Bool = false, trace: TraceCategory = [], faults: AllocationFaults = AllocationFaults()) throws {
         bus = Bus(traceCategories: trace)
         model = try SMMU(configuration: configuration, bus: bus, base: 0x0900_0000)
         model.commandProcessing = .stepped
@@ -42,7 +44,11 @@ public final class DriverSystem {
         (pdev, log) = makePlatformDevice(bus: bus, scheduler: scheduler, faults: faults)
         pdev.hasMSIDomain = msi
         pdev.dmaCoherent = configuration.coherentAccess
-        if let lines = configuration.interruptLines {
+        if let lines = configuration.interruptLines, combinedIRQ {
+            let irq = pdev.irqs.irq(forWiredLine: lines.eventQueue)
+            for line in [lines.priQueue, lines.globalError] { pdev.irqs.route(wiredLine: line, to: irq) }
+            pdev.namedIRQs["combined"] = irq
+        } else if let lines = configuration.interruptLines {
             pdev.namedIRQs["eventq"] = pdev.irqs.irq(forWiredLine: lines.eventQueue)
             pdev.namedIRQs["priq"] = pdev.irqs.irq(forWiredLine: lines.priQueue)
             pdev.namedIRQs["gerror"] = pdev.irqs.irq(forWiredLine: lines.globalError)

@@ -143,3 +143,47 @@ import ArmSMMUv3
         #expect(responses == [PRGResponse(streamID: 0x10, substreamID: 0x2a, prgIndex: 7, code: .responseFailure, automatic: false)])
     }
 }
+
+/// The command queue filling up, and the combined interrupt.
+@Suite struct CommandQueueFullAndCombinedIRQTests {
+    @Test func issuingMoreCommandsThanTheQueueHoldsWaitsForSpaceAndLosesNothing() throws {
+        let rig = try DriverRig()
+        #expect(rig.probe() == 0)
+        let smmu = try #require(rig.driver)
+        let entries = 1 << Int(smmu.cmdq.q.max_n_shift)
+        let consumedBefore = rig.model.statistics.commandsConsumed
+        let count = 3 * entries + 7
+        rig.run {
+            for index in 0..<count {
+                var cmd = arm_smmu_cmdq_ent(opcode: CMDQ_OP_TLBI_NH_ASID)
+                cmd.tlbi.asid = UInt16(index)
+                await arm_smmu_cmdq_issue_cmd(smmu, cmd)
+            }
+            await arm_smmu_cmdq_issue_sync(smmu)
+        }
+        #expect(rig.model.statistics.commandsConsumed - consumedBefore == count + 1)
+        #expect(rig.model.peek(.cmdqCons) == rig.model.peek(.cmdqProd))
+        #expect(rig.messages(atMost: .error).isEmpty, "no CMDQ timeout")
+    }
+
+    @Test func aCombinedInterruptRunsTheGlobalErrorHandlerAndBothQueueThreads() throws {
+        let rig = try DriverRig(msi: false, combinedIRQ: true)
+        #expect(rig.probe() == 0)
+        let smmu = try #require(rig.driver)
+        #expect(smmu.combined_irq != 0 && smmu.evtq.q.irq == 0 && smmu.gerr_irq == 0)
+        rig.run("device") { [model = rig.model] in
+            _ = model.translate(InboundTransaction(streamID: 0x1_0000, address: 0, access: AccessAttributes(read: true)))
+            _ = model.receivePageRequest(PageRequest(streamID: 0x10, prgIndex: 1, last: false, read: true, write: false, address: 0x1000))
+        }
+        #expect(rig.messages().contains("event 0x02 received:"))
+        #expect(rig.messages().contains("unexpected PRI request received:"))
+        rig.run {
+            await smmu.cmdq.lock.lock()
+            _ = await queue_insert_raw(smmu.cmdq.q, [0xFF, 0])
+            smmu.cmdq.lock.unlock()
+            await arm_smmu_cmdq_issue_sync(smmu)
+        }
+        #expect(rig.messages(atMost: .error).contains("CMDQ error (cons 0x01000005): Illegal command"))
+        #expect(rig.model.peek(.gerror) == rig.model.peek(.gerrorn))
+    }
+}
