@@ -28,8 +28,8 @@ let package = Package(
         .target(name: "VMSA", dependencies: ["Platform"]),
         // Layer 2: the SMMUv3 hardware model (re-exports SMMUv3Layout).
         .target(name: "SMMUv3", dependencies: ["Platform", "SMMUv3Layout", "VMSA"]),
-        // A minimal software agent that drives the model through the bus only
-        // (Linux-order bring-up, command submission, queue draining).
+        // A register-level agent for hardware tests (command submission, queue draining) and
+        // table builders; it takes over an SMMU the driver brought up.
         .target(name: "SMMUv3Host", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3"]),
         // Layer 3: PCIe functions (ATS, PRI, PASID) behind a root complex.
         .target(name: "Endpoints", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3"]),
@@ -39,15 +39,15 @@ let package = Package(
         // definitions). It talks to the model only through the bus; it never imports SMMUv3.
         .target(name: "ArmSMMUv3", dependencies: ["Platform", "Kernel"]),
         // Layer 6: scenarios — the driver on the model with endpoints, in one kernel world.
-        .target(name: "Scenario", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3", "Endpoints", "Kernel", "ArmSMMUv3"]),
-        .executableTarget(name: "SMMUv3CLI", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3", "SMMUv3Host", "Endpoints"]),
+        .target(name: "Scenario", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Endpoints", "Kernel", "ArmSMMUv3"]),
+        .executableTarget(name: "SMMUv3CLI", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3", "SMMUv3Host", "Endpoints", "Scenario"]),
         // Throughput of the hot paths (`make bench`, release builds).
         .executableTarget(name: "SMMUv3Bench", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Kernel", "Endpoints", "ArmSMMUv3", "Scenario"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "VMSATests", dependencies: ["Platform", "VMSA"]),
         .testTarget(name: "KernelTests", dependencies: ["Platform", "VMSA", "Kernel"]),
         .testTarget(name: "ArmSMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "Kernel", "SMMUv3", "SMMUv3Host", "Endpoints", "ArmSMMUv3", "Scenario"]),
-        .testTarget(name: "SMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host"]),
-        .testTarget(name: "EndpointsTests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Endpoints"]),
+        .testTarget(name: "SMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Scenario"]),
+        .testTarget(name: "EndpointsTests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Endpoints", "Scenario"]),
     ]
 )

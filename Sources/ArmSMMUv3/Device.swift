@@ -88,7 +88,8 @@ public struct arm_smmu_strtab_cfg {
 
 /// `struct arm_smmu_device`: one SMMUv3 instance as the driver sees it.
 public final class arm_smmu_device {
-    /// The platform device (resources, IRQs, devres).
+    /// The platform device (resources, IRQs, devres). The device also holds this state as
+    /// its driver data; the driver core breaks that cycle on unbind (or a failed probe).
     public let pdev: platform_device
     /// The device (for `dev_err` and friends).
     public var dev: KernelDevice { pdev.dev }

@@ -9,6 +9,7 @@ public final class HardwareAgent: @unchecked Sendable {
     public let name: String
     private let wake: WaitQueue
     private var kicked = false
+    private var stopped = false
     /// Steps that did work.
     public private(set) var steps = 0
 
@@ -18,15 +19,21 @@ public final class HardwareAgent: @unchecked Sendable {
         wake = WaitQueue("hw/\(name): idle")
         scheduler.register(self)
         scheduler.spawn("hw/\(name)", daemon: true) { [self] in
-            while true {
+            while !stopped {
                 kicked = false
-                while step() {
+                while !stopped, step() {
                     steps += 1
                     await KernelScheduler.schedule()
                 }
-                await wake.waitEvent { kicked }
+                await wake.waitEvent { kicked || stopped }
             }
         }
+    }
+
+    /// Stops the agent: its context finishes the next time the scheduler runs.
+    public func stop() {
+        stopped = true
+        wake.wakeUp()
     }
 
     /// Tells the agent there may be work.

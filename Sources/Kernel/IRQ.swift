@@ -25,6 +25,7 @@ public final class KernelIRQs: @unchecked Sendable {
 
     private final class UnsafeFlagBox: @unchecked Sendable {
         var raised = false
+        var stopped = false
     }
 
     private let scheduler: KernelScheduler
@@ -41,10 +42,12 @@ public final class KernelIRQs: @unchecked Sendable {
     public init(bus: Bus, scheduler: KernelScheduler, msiDoorbell: UInt64) {
         self.scheduler = scheduler
         self.msiDoorbell = msiDoorbell
-        bus.interrupts.onWiredInterrupt = { [unowned self] line in
+        bus.interrupts.onWiredInterrupt = { [weak self] line in
+            guard let self else { return }
             if let irq = wiredLines[line] { raise(irq) } else { spurious += 1 }
         }
-        bus.interrupts.onMSI = { [unowned self] address, data in
+        bus.interrupts.onMSI = { [weak self, weak scheduler] address, data in
+            guard let self, let scheduler else { return }
             // An MSI elsewhere is an ordinary memory write (CMD_SYNC's completion word, say). A
             // CPU waiting for it in smp_cond_load_acquire (LDXR + WFE) wakes because the write
             // clears its exclusive monitor, which generates an event.
@@ -54,7 +57,7 @@ public final class KernelIRQs: @unchecked Sendable {
             }
             if let irq = msiVectors[UInt64(data)] { raise(irq) } else { spurious += 1 }
         }
-        bus.interrupts.onSendEvent = { [unowned scheduler] in scheduler.sendEvent() }
+        bus.interrupts.onSendEvent = { [weak scheduler] in scheduler?.sendEvent() }
     }
 
     /// The IRQ number of wired line `line` (`platform_get_irq_byname`).
@@ -90,7 +93,8 @@ public final class KernelIRQs: @unchecked Sendable {
         actions[irq] = Action(name: name, handler: handler, pending: pending, wake: wake)
         scheduler.spawn("irq/\(irq)-\(name)", daemon: true) {
             while true {
-                await wake.waitEvent { pending.raised }
+                await wake.waitEvent { pending.raised || pending.stopped }
+                if pending.stopped { return }
                 pending.raised = false
                 _ = await thread()
             }
@@ -101,12 +105,20 @@ public final class KernelIRQs: @unchecked Sendable {
     /// writes become spurious.
     public func freeMSI(_ irq: Int) {
         msiVectors = msiVectors.filter { $0.value != irq }
-        actions[irq] = nil
+        freeIRQ(irq)
     }
 
-    /// `free_irq` (the thread stays parked).
+    /// `free_irq`: the handler goes and the IRQ thread is stopped (`kthread_stop`): it
+    /// finishes the next time the scheduler runs.
     public func freeIRQ(_ irq: Int) {
-        actions[irq] = nil
+        guard let action = actions.removeValue(forKey: irq) else { return }
+        action.pending.stopped = true
+        action.wake.wakeUp()
+    }
+
+    /// Frees every requested IRQ (a kernel going away).
+    public func freeAll() {
+        for irq in actions.keys.sorted() { freeIRQ(irq) }
     }
 
     private func raise(_ irq: Int) {

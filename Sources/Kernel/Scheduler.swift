@@ -131,6 +131,9 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
         ready.removeAll(keepingCapacity: true)
         readyHead = 0
         // Finished contexts are done with: keeping them would make every run slower than the last.
+        // Parked ones that finished (an IRQ thread stopped by free_irq, say) leave the parking.
+        let finishedParked = Set(contexts.filter { $0.isParked && $0.state == .finished }.map(ObjectIdentifier.init))
+        if !finishedParked.isEmpty { Self.parked.withLock { $0.removeAll { finishedParked.contains(ObjectIdentifier($0)) } } }
         contexts.removeAll { $0.state == .finished }
         // Contexts left blocked (idle daemons, deadlocked contexts) may never run again, and
         // their suspended tasks (which hold the scheduler) would become unreachable once their

@@ -2,8 +2,9 @@ import Endpoints
 import Platform
 import SMMUv3
 import SMMUv3Host
+import Scenario
 
-/// `smmuv3 demo`: brings an SMMU up through the bus the way Linux does, runs commands,
+/// `smmuv3 demo`: brings an SMMU up with the driver port (through the bus only), runs commands,
 /// provokes a command error and recovers, produces events up to an overflow, sends PRI page
 /// requests, then lets PCIe endpoints do DMA through stage-1 page tables (a fault, a missing
 /// TLB invalidation caught by checked mode, and a page request serviced by software), printing
@@ -25,27 +26,23 @@ enum Demo {
             }
         }
 
-        let bus = Bus(traceCategories: categories)
-        bus.trace.lineCapacity = 0
-        bus.trace.sink = { print($0) }
-        let smmu = try SMMU(configuration: .default, bus: bus, base: smmuBase)
-        let host = SMMUHost(bus: bus, base: smmuBase)
-
-        section("identification")
+        section("bring-up by the driver port (arm_smmu_device_probe)")
+        let system = try SMMUSystem(smmuBase: smmuBase, eventQueueLog2: 2, priQueueLog2: 2, trace: categories) { bus in
+            bus.trace.lineCapacity = 0
+            bus.trace.sink = { print($0) }
+        }
+        let (bus, smmu, host, arena, streams) = (system.bus, system.smmu, system.host, system.arena, system.streams)
+        for line in system.log.texts() { print("  kernel: \(line)") }
+        print("  CR0ACK = \(hex(smmu.peek(.cr0Ack))) (SMMUEN|PRIQEN|EVENTQEN|CMDQEN)")
         for register in [SMMURegister.idr0, .idr1, .idr3, .idr5, .iidr, .aidr] {
             print("  \(register.name) = \(hex(smmu.peek(register), digits: 8))")
         }
-
-        section("bring-up in the Linux driver's order")
-        let arena = DMAArena(base: 0x8000_0000, size: 0x1000_0000)
-        let streams = StreamTableBuilder(memory: bus.memory, arena: arena, log2Size: 8)
-        var layout = SMMUHost.Layout()
-        layout.streamTable = streams.base
-        layout.eventQueueLog2Size = 2
-        layout.priQueueLog2Size = 2
-        layout.priLastOnly = true
-        try host.bringUp(layout: layout)
-        print("  CR0ACK = \(hex(smmu.peek(.cr0Ack))) (SMMUEN|PRIQEN|EVENTQEN|CMDQEN|ATSCHK)")
+        // Page request interrupts on Last requests only (PRIQ_IRQ_CFG2.LO), as this demo wants:
+        // the register is guarded by IRQ_CTRL.PRIQ_IRQEN.
+        let irqCtrl = host.read32(.irqCtrl)
+        try host.writeSynchronized(.irqCtrl, irqCtrl & ~Reg.IRQCtrl.priqIrqen.mask32, ack: .irqCtrlAck)
+        host.write32(.priqIrqCfg2, host.read32(.priqIrqCfg2) | Reg.IRQCfg.lo.mask32)
+        try host.writeSynchronized(.irqCtrl, irqCtrl, ack: .irqCtrlAck)
 
         section("commands")
         let doorbell: UInt64 = 0x4050_0000

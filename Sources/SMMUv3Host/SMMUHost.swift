@@ -5,38 +5,28 @@ import SMMUv3
 /// bus, the way a driver does: MMIO register accesses, queue entries written to memory,
 /// PROD/CONS updates and polling of acknowledge registers.
 ///
-/// It performs the Linux driver's bring-up order (`arm_smmu_device_reset`), submits commands,
-/// drains the event and PRI queues and acknowledges global errors. It is a test and demo
-/// harness, not the driver port: it keeps no per-device state.
+/// It takes over an SMMU the driver port brought up (``adoptQueues()``), submits commands,
+/// drains the event and PRI queues and acknowledges global errors, synchronously: a test and
+/// demo harness for the hardware, not a driver (it keeps no per-device state, and the one
+/// bring-up path is the driver's).
 public final class SMMUHost {
-    /// Where the host puts its tables and queues, and how it configures interrupts.
+    /// Where the queues are, as the host found them in the SMMU's registers (see
+    /// ``adoptQueues()``).
     public struct Layout: Sendable, Hashable {
-        /// Linear stream table base (aligned to its size).
-        public var streamTable: UInt64 = 0x4000_0000
-        /// log2 of the number of STEs in the linear stream table.
-        public var streamTableLog2Size = 8
-        /// STRTAB_BASE_CFG to program instead of a linear table of `streamTableLog2Size`
-        /// (for example ``StreamTableBuilder/baseConfig`` of a 2-level table).
-        public var streamTableBaseConfig: UInt32?
         /// Command queue base.
-        public var commandQueue: UInt64 = 0x4010_0000
+        public var commandQueue: UInt64 = 0
         /// log2 of the command queue size.
-        public var commandQueueLog2Size = 8
+        public var commandQueueLog2Size = 0
         /// Event queue base.
-        public var eventQueue: UInt64 = 0x4020_0000
+        public var eventQueue: UInt64 = 0
         /// log2 of the event queue size.
-        public var eventQueueLog2Size = 7
+        public var eventQueueLog2Size = 0
         /// PRI queue base.
-        public var priQueue: UInt64 = 0x4030_0000
+        public var priQueue: UInt64 = 0
         /// log2 of the PRI queue size.
-        public var priQueueLog2Size = 7
-        /// When set, interrupts are configured as MSIs to these addresses (GERROR, EVTQ, PRIQ
-        /// at +0, +4, +8); otherwise the MSI addresses stay 0 (wired interrupts only).
-        public var msiDoorbell: UInt64? = 0x4040_0000
-        /// PRIQ_IRQ_CFG2.LO (interrupt on Last requests only).
-        public var priLastOnly = false
+        public var priQueueLog2Size = 0
 
-        /// The default layout.
+        /// No queues.
         public init() {}
     }
 
@@ -67,7 +57,7 @@ public final class SMMUHost {
     public let bus: Bus
     /// SMMU_BASE.
     public let base: UInt64
-    /// The tables and queues in use (set by ``bringUp(layout:)``).
+    /// The queues in use (found by ``adoptQueues()``).
     public private(set) var layout = Layout()
     /// How many register reads a poll loop makes before giving up.
     public var pollBudget = 1000
@@ -121,87 +111,33 @@ public final class SMMUHost {
         throw .acknowledgeTimeout(.gbpa, expected: value & ~Reg.GBPA.update.mask32, last: value)
     }
 
-    // MARK: Bring-up
+    // MARK: Adopting a running SMMU
 
-    /// Brings the SMMU up in the Linux driver's order: disable and wait for CR0ACK, CR1 and
-    /// CR2, the stream table, the command queue and CMDQEN, invalidate everything
-    /// (CFGI_ALL, TLBI_EL2_ALL when Hyp, TLBI_NSNH_ALL, CMD_SYNC), the event queue and
-    /// EVENTQEN, the PRI queue and PRIQEN, ATSCHK, the interrupts, then SMMUEN.
-    public func bringUp(layout: Layout = Layout()) throws(HostError) {
-        self.layout = layout
-        let idr0 = read32(.idr0)
-        let hasPRI = Reg.IDR0.pri.isSet(idr0)
-        let hasATS = Reg.IDR0.ats.isSet(idr0)
-        let hasHyp = Reg.IDR0.hyp.isSet(idr0)
+    /// Takes over the queues programmed by whoever brought the SMMU up (the driver): their
+    /// bases and sizes from *_BASE, the command producer from CMDQ_PROD and the consumers
+    /// from EVENTQ_CONS and PRIQ_CONS.
+    public func adoptQueues() {
+        func split(_ base: UInt64) -> (UInt64, Int) {
+            (Reg.Queue.address.extract(base), Int(Reg.Queue.log2Size.extract(base)))
+        }
+        (layout.commandQueue, layout.commandQueueLog2Size) = split(read64(.cmdqBase))
+        (layout.eventQueue, layout.eventQueueLog2Size) = split(read64(.eventqBase))
+        (layout.priQueue, layout.priQueueLog2Size) = split(read64(.priqBase))
+        commandProd = read32(.cmdqProd)
+        eventCons = read32(.eventqCons)
+        priCons = read32(.priqCons)
+    }
 
-        if Reg.CR0.smmuen.isSet(read32(.cr0)) { try updateGBPA(set: Reg.GBPA.abort.mask32, clear: 0) }
-        try writeSynchronized(.cr0, 0, ack: .cr0Ack)
-
-        // CR1: WB cacheable, inner shareable tables and queues; CR2: PTM | RECINVSID.
-        let innerShareable: UInt32 = 0b11, writeBack: UInt32 = 0b01
-        let cacheability = Reg.CR1.tableSH.place32(innerShareable) | Reg.CR1.tableOC.place32(writeBack) | Reg.CR1.tableIC.place32(writeBack)
-            | Reg.CR1.queueSH.place32(innerShareable) | Reg.CR1.queueOC.place32(writeBack) | Reg.CR1.queueIC.place32(writeBack)
-        write32(.cr1, cacheability)
-        write32(.cr2, Reg.CR2.ptm.mask32 | Reg.CR2.recInvSID.mask32)
-
-        write64(.strtabBase, layout.streamTable)
-        write32(.strtabBaseCfg, layout.streamTableBaseConfig ?? UInt32(layout.streamTableLog2Size))
-
-        write64(.cmdqBase, layout.commandQueue | Reg.Queue.log2Size.place(UInt64(layout.commandQueueLog2Size)) | Reg.Queue.allocate.mask)
-        write32(.cmdqProd, 0)
-        write32(.cmdqCons, 0)
-        commandProd = 0
-        var enables = Reg.CR0.cmdqen.mask32
-        try writeSynchronized(.cr0, enables, ack: .cr0Ack)
-
-        var invalidate: [Command] = [.cfgiAll, .sync(SyncParameters())]
-        if hasHyp { invalidate.append(.tlbiEL2All) }
-        invalidate += [.tlbiNSNHAll, .sync(SyncParameters())]
-        try submit(invalidate)
-
-        write64(.eventqBase, layout.eventQueue | Reg.Queue.log2Size.place(UInt64(layout.eventQueueLog2Size)) | Reg.Queue.allocate.mask)
+    /// Moves the event queue to `base` with 2^`log2Size` entries (more than a driver would
+    /// use, say): EVENTQEN off and acknowledged, the new base and indices, EVENTQEN back on.
+    public func replaceEventQueue(at base: UInt64, log2Size: Int) throws(HostError) {
+        let cr0 = read32(.cr0)
+        try writeSynchronized(.cr0, cr0 & ~Reg.CR0.eventqen.mask32, ack: .cr0Ack)
+        write64(.eventqBase, base | Reg.Queue.log2Size.place(UInt64(log2Size)) | Reg.Queue.allocate.mask)
         write32(.eventqProd, 0)
         write32(.eventqCons, 0)
-        eventCons = 0
-        enables |= Reg.CR0.eventqen.mask32
-        try writeSynchronized(.cr0, enables, ack: .cr0Ack)
-
-        if hasPRI {
-            write64(.priqBase, layout.priQueue | Reg.Queue.log2Size.place(UInt64(layout.priQueueLog2Size)) | Reg.Queue.allocate.mask)
-            write32(.priqProd, 0)
-            write32(.priqCons, 0)
-            priCons = 0
-            enables |= Reg.CR0.priqen.mask32
-            try writeSynchronized(.cr0, enables, ack: .cr0Ack)
-        }
-
-        if hasATS {
-            enables |= Reg.CR0.atschk.mask32
-            try writeSynchronized(.cr0, enables, ack: .cr0Ack)
-        }
-
-        try writeSynchronized(.irqCtrl, 0, ack: .irqCtrlAck)
-        // MSIs as Device-nGnRE writes (MemAttr 0b0001).
-        let deviceMemory = Reg.IRQCfg.memAttr.place32(0b0001)
-        if let doorbell = layout.msiDoorbell {
-            write64(.gerrorIrqCfg0, doorbell)
-            write32(.gerrorIrqCfg1, 0)
-            write32(.gerrorIrqCfg2, deviceMemory)
-            write64(.eventqIrqCfg0, doorbell + 4)
-            write32(.eventqIrqCfg1, 1)
-            write32(.eventqIrqCfg2, deviceMemory)
-            if hasPRI {
-                write64(.priqIrqCfg0, doorbell + 8)
-                write32(.priqIrqCfg1, 2)
-            }
-        }
-        if hasPRI { write32(.priqIrqCfg2, (layout.priLastOnly ? Reg.IRQCfg.lo.mask32 : 0) | (layout.msiDoorbell == nil ? 0 : deviceMemory)) }
-        var irqs = Reg.IRQCtrl.eventqIrqen.mask32 | Reg.IRQCtrl.gerrorIrqen.mask32
-        if hasPRI { irqs |= Reg.IRQCtrl.priqIrqen.mask32 }
-        try writeSynchronized(.irqCtrl, irqs, ack: .irqCtrlAck)
-
-        enables |= Reg.CR0.smmuen.mask32
-        try writeSynchronized(.cr0, enables, ack: .cr0Ack)
+        try writeSynchronized(.cr0, cr0, ack: .cr0Ack)
+        adoptQueues()
     }
 
     // MARK: Commands

@@ -455,6 +455,16 @@ public final class StreamTableBuilder {
     /// SPLIT for 2-level tables, nil for linear.
     public let split: Int?
 
+    /// Takes over the table at `base` that a driver built (linear, or 2-level with `split`):
+    /// level-2 tables it lacks come from `arena`.
+    public init(adopting base: UInt64, memory: PhysicalMemory, arena: DMAArena, log2Size: Int, split: Int? = nil) {
+        self.memory = memory
+        self.arena = arena
+        self.log2Size = log2Size
+        self.split = split
+        self.base = base
+    }
+
     /// Allocates an empty table.
     public init(memory: PhysicalMemory, arena: DMAArena, log2Size: Int, split: Int? = nil) {
         self.memory = memory

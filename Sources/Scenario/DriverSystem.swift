@@ -31,6 +31,7 @@ public final class DriverSystem {
     public let log: KernelLog
     /// Allocation fault injection for the whole kernel.
     public let faults: AllocationFaults
+    private let agent: HardwareAgent
 
     /// A system with an SMMU of `configuration`; `seed` picks the interleaving. Without `msi`
     /// the platform has no MSI domain and the wired lines are used, ORed into one "combined"
@@ -53,7 +54,16 @@ public final class DriverSystem {
             pdev.namedIRQs["priq"] = pdev.irqs.irq(forWiredLine: lines.priQueue)
             pdev.namedIRQs["gerror"] = pdev.irqs.irq(forWiredLine: lines.globalError)
         }
-        _ = HardwareAgent("smmu", on: scheduler) { [model] in model.stepCommand() != nil }
+        agent = HardwareAgent("smmu", on: scheduler) { [model] in model.stepCommand() != nil }
+    }
+
+    /// Stops the kernel's daemons (IRQ threads, the SMMU's agent) so that nothing the system
+    /// made stays parked once it is dropped.
+    deinit {
+        pdev.irqs.freeAll()
+        agent.stop()
+        scheduler.run()
+        pdev.drvdata = nil
     }
 
     /// Runs `body` in a kernel context named `name` until every context is done or blocked.

@@ -25,8 +25,10 @@ import Scenario
     @Test func theModelsIDRegistersGiveTheFeaturesItsConfigurationDescribes() throws {
         var configuration = SMMUConfiguration.default
         configuration.coherentAccess = true
-        let system = try SMMUSystem(configuration: configuration)
-        let (result, smmu, log) = Self.probe(bus: system.bus, base: 0x0900_0000, features: ARM_SMMU_FEAT_COHERENCY)
+        let bus = Bus()
+        let model = try SMMU(configuration: configuration, bus: bus, base: 0x0900_0000)
+        defer { withExtendedLifetime(model) {} }
+        let (result, smmu, log) = Self.probe(bus: bus, base: 0x0900_0000, features: ARM_SMMU_FEAT_COHERENCY)
         #expect(result == 0)
         func has(_ feature: UInt32) -> Bool { smmu.features & feature != 0 }
         #expect(has(ARM_SMMU_FEAT_TRANS_S1) == configuration.stage1 && has(ARM_SMMU_FEAT_TRANS_S2) == configuration.stage2)

@@ -3,6 +3,7 @@ import Platform
 import Kernel
 import SMMUv3
 import ArmSMMUv3
+import Scenario
 
 /// arm_smmu_device_probe against the model: the state it leaves, the order of its register
 /// writes, and unwinding when an allocation fails.
@@ -100,5 +101,46 @@ import ArmSMMUv3
         rig.run("rmmod") { [pdev = rig.pdev] in await device_release_driver(pdev, arm_smmu_device_remove) }
         #expect(rig.model.peek(.cr0) == 0 && rig.model.peek(.cr0Ack) == 0)
         #expect(rig.pdev.dma.bytesInUse == 0 && rig.pdev.managedResources.isEmpty)
+    }
+
+    @Test func theProbePollsThroughTheModelsAcknowledgeLatency() throws {
+        var configuration = SMMUConfiguration.default
+        configuration.acknowledgeLatency = 5
+        let rig = try DriverRig(configuration: configuration)
+        #expect(rig.probe() == 0)
+        #expect(rig.model.peek(.cr0Ack) == CR0_SMMUEN | CR0_EVTQEN | CR0_PRIQEN | CR0_CMDQEN)
+    }
+
+    @Test func anAcknowledgeThatNeverComesFailsTheProbeWithLinuxsMessage() throws {
+        var configuration = SMMUConfiguration.default
+        configuration.acknowledgeLatency = 5000
+        let rig = try DriverRig(configuration: configuration)
+        #expect(rig.probe() == -ETIMEDOUT)
+        #expect(rig.messages(atMost: .error) == ["failed to enable command queue"])
+        #expect(rig.pdev.managedResources.isEmpty)
+    }
+
+    @Test func aStage1OnlySMMUWithoutPRIOrHypGetsNoPRIQueueAndNoEL2Invalidation() throws {
+        var configuration = SMMUConfiguration.default
+        configuration.stage2 = false
+        configuration.hypervisor = false
+        configuration.pri = false
+        let rig = try DriverRig(configuration: configuration, trace: .command)
+        #expect(rig.probe() == 0)
+        #expect(rig.model.peek(.cr0Ack) == CR0_SMMUEN | CR0_EVTQEN | CR0_CMDQEN)
+        #expect(rig.model.peek(.irqCtrlAck) == IRQ_CTRL_EVTQ_IRQEN | IRQ_CTRL_GERROR_IRQEN)
+        #expect(!rig.bus.trace.texts().contains { $0.contains("TLBI_EL2_ALL") })
+        #expect(rig.model.peek(.cmdqCons) == 4, "CFGI_ALL, CMD_SYNC, TLBI_NSNH_ALL, CMD_SYNC")
+    }
+
+    @Test func probingAnEnabledSMMUWarnsAndResetsIt() throws {
+        let rig = try DriverRig()
+        #expect(rig.probe() == 0)
+        let (second, log) = makePlatformDevice(bus: rig.bus, scheduler: rig.scheduler)
+        var result: Int32 = 1
+        rig.run { result = await driver_probe_device(second, arm_smmu_device_probe) }
+        #expect(result == 0)
+        #expect(log.texts(atMost: .warning) == ["arm-smmu-v3 arm-smmu-v3.0.auto: SMMU currently enabled! Resetting..."])
+        #expect(rig.model.peek(.cr0Ack) == CR0_SMMUEN | CR0_EVTQEN | CR0_PRIQEN | CR0_CMDQEN)
     }
 }

@@ -2,6 +2,7 @@ import Testing
 import Platform
 import SMMUv3
 import SMMUv3Host
+import Scenario
 import Endpoints
 
 /// What an endpoint does when the SMMU calls back into it in the middle of its own work, or

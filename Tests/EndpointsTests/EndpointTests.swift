@@ -2,6 +2,7 @@ import Testing
 import Platform
 import SMMUv3
 import SMMUv3Host
+import Scenario
 import Endpoints
 
 /// A system with a root complex and one PCIe function (RequesterID 0x10 = StreamID 0x10)

@@ -2,6 +2,7 @@ import Testing
 import Platform
 import SMMUv3
 import SMMUv3Host
+import Scenario
 import Endpoints
 
 /// The SMMU's client handlers: a root complex and any number of observers each get what the

@@ -2,6 +2,7 @@ import Testing
 import Platform
 @testable import SMMUv3
 import SMMUv3Host
+import Scenario
 import Endpoints
 
 /// A seeded random walk through everything software and devices can do to the model, in a
@@ -133,9 +134,7 @@ import Endpoints
                 if !smmu.isEnabled || random.next() % 40 == 0 {
                     smmu.reset()
                     resets += 1
-                    var layout = system.host.layout
-                    layout.priQueueLog2Size = 3
-                    try? system.host.bringUp(layout: layout)
+                    system.reset()
                     if system.arena.next < system.arena.limit - 0x10_0000 {
                         var cd = CDConfig(table0: rig.table, asid: 1)
                         cd.stall = seed % 4 == 1

@@ -2,6 +2,7 @@ import Testing
 import Platform
 @testable import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// ATS Translation Requests at the edges (§3.9.1.2, §13.7.1): configuration errors and faults
 /// that are not Translation-related give Completer Abort; stage 2 limits what is granted; a

@@ -2,6 +2,7 @@ import Testing
 import Platform
 @testable import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// ATS Translation Requests, Translated transactions and ATC invalidation (§3.9, §4.5.1).
 @Suite struct ATSTranslationRequestTests {
@@ -89,6 +90,7 @@ import SMMUv3Host
 
     @Test func configurationErrorsAreCompleterAbortWithoutEvents() {
         let t = TranslationRig()
+        t.invalidSTE(1)
         t.streams.set(2, STEConfig(config: .abort))
         #expect(t.smmu.translationRequest(ATSTranslationRequest(streamID: 1, address: 0)).status == .completerAbort, "V == 0")
         #expect(t.smmu.translationRequest(ATSTranslationRequest(streamID: 999, address: 0)).status == .completerAbort, "StreamID out of range")
@@ -100,6 +102,7 @@ import SMMUv3Host
 @Suite struct ATSTranslatedTrafficTests {
     func rig(eats: UInt8) -> TranslationRig {
         let t = TranslationRig()
+        t.enableATSCHK()
         t.stage1Stream(1, cd: CDConfig(table0: t.table())) { $0.eats = eats }
         t.streams.set(2, STEConfig(config: .bypass))
         return t
@@ -116,6 +119,7 @@ import SMMUv3Host
 
     @Test func forbiddenTranslatedTrafficIsFTranslForbidden() {
         let t = rig(eats: 0b00)
+        t.invalidSTE(7)
         #expect(t.smmu.translate(translated(1, 0x5000)) == .aborted(.translationForbidden))
         #expect(t.smmu.translate(translated(2, 0x5000)) == .aborted(.translationForbidden), "Config 0b100")
         #expect(t.smmu.translate(translated(7, 0x5000)) == .aborted(nil), "invalid STE: silent")

@@ -2,6 +2,7 @@ import Testing
 import Platform
 @testable import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// The set-associative store behind the TLB and the configuration caches: every key bit
 /// matters, replacement evicts one entry of one set (FIFO) and keeps the rest.

@@ -2,6 +2,7 @@ import Testing
 import Platform
 import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// Eight cached translations that differ in the tags TLBI commands match on.
 final class TLBScenario {
@@ -16,6 +17,8 @@ final class TLBScenario {
 
     init(checked: Bool = false) {
         t = TranslationRig()
+        // Item h is an EL2 stream; the scopes below are those of the EL2 (not EL2-E2H) regime.
+        t.useEL2WithoutE2H()
         t.smmu.checkedMode = checked
         let sid1 = t.table(), sid2 = t.table(), sid3 = t.table(), s2 = t.table(.stage2, inputBits: 40), el2 = t.table()
         var global = MappingAttributes.readWrite
@@ -138,6 +141,7 @@ final class TLBScenario {
 
     @Test func invalidSTEIsCachedToo() {
         let t = TranslationRig()
+        t.invalidSTE(1)
         #expect(t.translate(1, 0x1000) == .aborted(.badSTE))
         t.streams.set(1, STEConfig(config: .bypass))
         #expect(t.translate(1, 0x1000) == .aborted(.badSTE), "V 0 -> 1 needs CFGI_STE (§3.21.3.1)")

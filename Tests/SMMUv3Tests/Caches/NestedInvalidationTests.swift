@@ -2,6 +2,7 @@ import Testing
 import Platform
 @testable import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// Named cached translations that a test caches, then makes stale by changing memory without
 /// invalidating: each translates to `old` while its TLB entry survives and to `new` once the

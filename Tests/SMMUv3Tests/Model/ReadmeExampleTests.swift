@@ -2,6 +2,7 @@ import Testing
 import Platform
 import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// The example in README.md, kept identical so that the README cannot go stale.
 @Suite struct ReadmeExampleTests {

@@ -2,6 +2,7 @@ import Testing
 import Platform
 @testable import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// Guest input never traps the model: random register writes, queue contents, command words,
 /// event and PRI traffic give architected results only.

@@ -2,6 +2,7 @@ import Testing
 import Platform
 @testable import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// An MSI is an ordinary write that may land anywhere, the SMMU's own registers included:
 /// every handler it can re-enter stays correct, and interrupts are delivered only when the

@@ -2,6 +2,7 @@ import Testing
 import Platform
 import SMMUv3
 import SMMUv3Host
+import Scenario
 
 @Suite struct PRIQueueTests {
     static let base: UInt64 = 0x4030_0000

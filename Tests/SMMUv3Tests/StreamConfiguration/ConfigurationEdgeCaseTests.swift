@@ -2,6 +2,7 @@ import Testing
 import Platform
 import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// Configuration lookup corners (§3.4.3, §7.3): fetch aborts and out-of-range pointers.
 @Suite struct ConfigurationEdgeCaseTests {
@@ -45,8 +46,8 @@ import SMMUv3Host
         let t = TranslationRig(log2Size: 12, split: 6)
         let l1 = try #require(t.streams.l1Address(for: 0x345))
         let l2: UInt64 = 1 << 50
-        t.memory.write64(l2 | 7, at: l1)
-        let steAddress = l2 + 5 * 64
+        t.memory.write64(l2 | 9, at: l1)  // Span 9: 256 STEs (Linux's split of 8)
+        let steAddress = l2 + 0x45 * 64
         for (index, word) in STEConfig(config: .bypass).words.enumerated() { t.memory.write64(word, at: steAddress + UInt64(index) * 8) }
         #expect(t.translate(0x345, 0x4000) == .aborted(.steFetch))
         #expect(t.events() == [.steFetch(streamID: 0x345, fetchAddress: steAddress)])

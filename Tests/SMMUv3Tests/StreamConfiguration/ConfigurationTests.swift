@@ -2,6 +2,7 @@ import Testing
 import Platform
 import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// Stream table and context descriptor lookup (§3.3, §5): every configuration error with its
 /// event record checked word by word.
@@ -36,8 +37,9 @@ import SMMUv3Host
         #expect(t.events().isEmpty)
     }
 
-    /// §5.1: a zero, reserved or too large Span, or a StreamID beyond the Span, is C_BAD_STREAMID.
-    @Test(arguments: [(UInt64(0), UInt32(0x101)), (12, 0x101), (8, 0x101), (2, 0x102)])
+    /// §5.1: a zero, reserved or too large Span (beyond SPLIT + 1: Linux's split is 8), or a
+    /// StreamID beyond the Span, is C_BAD_STREAMID.
+    @Test(arguments: [(UInt64(0), UInt32(0x101)), (12, 0x101), (10, 0x101), (2, 0x102)])
     func badLevel1DescriptorsAreCBadStreamID(_ span: UInt64, _ streamID: UInt32) {
         let (t, _) = mappedRig(split: 6, log2Size: 12)
         let l1 = t.streams.l1Address(for: streamID)!
@@ -81,6 +83,7 @@ import SMMUv3Host
 
     @Test func invalidSTEIsCBadSTE() {
         let (t, _) = mappedRig()
+        t.invalidSTE(9)
         #expect(t.translate(9, 0x4000, ssid: nil) == .aborted(.badSTE))
         #expect(t.events() == [.badSTE(streamID: 9)])
     }
@@ -148,6 +151,7 @@ import SMMUv3Host
         ste.ppar = true
         t.streams.set(0x10, ste)
         t.streams.set(0x11, STEConfig(config: .abort))
+        t.invalidSTE(0x12)
         t.rig.write(.priqCons, 0)
         // Fill the PRI queue (64 entries: SMMUSystem's default priQueueLog2 of 6), then overflow.
         let entries = 1 << t.host.layout.priQueueLog2Size

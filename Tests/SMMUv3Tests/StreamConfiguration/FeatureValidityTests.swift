@@ -2,6 +2,7 @@ import Testing
 import Platform
 import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// STE and CD fields that are ILLEGAL (or ignored) depending on what the SMMU implements
 /// (§5.2, §5.4, §5.5 and the SteIllegal()/CdIllegal() pseudocode), each checked both with and

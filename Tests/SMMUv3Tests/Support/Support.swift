@@ -2,6 +2,7 @@ import Testing
 import Platform
 import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// A bus with one SMMU on it and a host agent, for tests.
 struct Rig {

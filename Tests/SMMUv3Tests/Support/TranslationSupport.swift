@@ -2,6 +2,7 @@ import Testing
 import Platform
 import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// An ``SMMUSystem`` plus the ``Rig`` register helpers, for translation tests.
 final class TranslationRig {
@@ -40,6 +41,30 @@ final class TranslationRig {
     /// Translates and returns the outcome.
     func translate(_ streamID: UInt32, _ address: UInt64, ssid: UInt32? = nil, _ access: AccessAttributes = .dataRead) -> TransactionOutcome {
         smmu.translate(InboundTransaction(streamID: streamID, substreamID: ssid, address: address, access: access))
+    }
+
+    /// Makes `streamID`'s STE invalid (all zero). The driver that brought the SMMU up left
+    /// every unattached stream aborting (STE.V = 1, Config = abort: `disable_bypass`).
+    func invalidSTE(_ streamID: UInt32) {
+        streams.setWords(streamID, Array(repeating: 0, count: 8))
+    }
+
+    /// Clears CR2.E2H, which the driver sets (Linux writes PTM | RECINVSID | E2H): EL2
+    /// streams then use the EL2 regime, not EL2-E2H. CR2 is guarded by SMMUEN, so the SMMU is
+    /// disabled around the write.
+    func useEL2WithoutE2H() {
+        let cr0 = rig.read(.cr0)
+        rig.write(.cr0, cr0 & ~1)
+        rig.write(.cr2, rig.read(.cr2) & ~1)
+        rig.write(.cr0, cr0)
+    }
+
+    /// Sets CR0.ATSCHK (which Linux does not): ATS-Translated traffic is then checked against
+    /// STE.EATS (§3.9.1.3). Changed with SMMUEN off.
+    func enableATSCHK() {
+        let cr0 = rig.read(.cr0)
+        rig.write(.cr0, cr0 & ~1)
+        rig.write(.cr0, cr0 | 1 << 4)
     }
 
     /// The event records produced so far (drained from the event queue).

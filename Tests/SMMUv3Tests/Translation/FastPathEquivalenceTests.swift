@@ -2,6 +2,7 @@ import Testing
 import Platform
 @testable import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// The lean paths (a cached stream context, its latest translation, the TLB-hit and the plain
 /// miss path) must decide exactly what the full translation procedure decides. Checked mode

@@ -2,6 +2,7 @@ import Testing
 import Platform
 import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// Stall corners (§3.12, §5.5).
 @Suite struct StallEdgeCaseTests {

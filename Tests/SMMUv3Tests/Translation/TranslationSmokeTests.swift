@@ -2,6 +2,7 @@ import Testing
 import Platform
 @testable import SMMUv3
 import SMMUv3Host
+import Scenario
 
 @Suite struct TranslationSmokeTests {
     @Test func stage1ReadIsTranslated() {

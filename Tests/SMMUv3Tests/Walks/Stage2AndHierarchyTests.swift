@@ -2,6 +2,7 @@ import Testing
 import Platform
 @testable import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// Stage-2 hardware updates (§3.13, STE.S2HA/S2HD/S2AFFD), aborts on hardware-update writes
 /// (§7.3.12), STE.S2PTW (§5.2), stage-1 hierarchical attributes (VMSAv8-64 PXNTable, UXNTable,

@@ -2,6 +2,7 @@ import Testing
 import Platform
 @testable import SMMUv3
 import SMMUv3Host
+import Scenario
 
 /// Stage 1 and stage 2 VMSAv8-64 walks at every granule, block and page mappings.
 @Suite struct WalkGeometryTests {
@@ -289,6 +290,7 @@ import SMMUv3Host
 
     @Test func el2StreamWorldChecksEverythingAsPrivileged() {
         let t = TranslationRig()
+        t.useEL2WithoutE2H()
         let pt = t.table()
         var attributes = MappingAttributes.readWrite
         attributes.unprivileged = false
