@@ -1,5 +1,5 @@
+import Foundation
 import Platform
-import Synchronization
 
 /// The deterministic scheduler of the kernel environment: every kernel context (a kernel
 /// thread, an IRQ thread, a workqueue worker, a hardware agent) is a Swift task whose jobs run
@@ -194,7 +194,7 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
     }
 
     /// Contexts left blocked by a run, kept with their suspended tasks.
-    private static let parked = Mutex<[KernelContext]>([])
+    private static let parked = ParkedContexts()
 
     /// Runs `scenario` once per seed in `seeds` on a fresh scheduler, stopping at the first
     /// seed for which it returns a failure description; returns that seed and description so
@@ -409,4 +409,18 @@ public final class KernelMutex: @unchecked Sendable {
 struct SingleThreaded<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
+}
+
+/// The contexts runs left blocked, shared by every scheduler (each on its own thread). Guarded
+/// by a pthread mutex (NSLock) rather than Synchronization's futex-based `Mutex`, which
+/// ThreadSanitizer cannot see and so reports as a race.
+final class ParkedContexts: @unchecked Sendable {
+    private let lock = NSLock()
+    private var contexts: [KernelContext] = []
+
+    func withLock<Result>(_ body: (inout [KernelContext]) -> Result) -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&contexts)
+    }
 }
