@@ -79,6 +79,7 @@ public let IDR5_VAX = GENMASK(11, 10)
 public let IDR5_VAX_52_BIT: UInt64 = 1
 
 public let ARM_SMMU_CR0: UInt64 = 0x20
+public let CR0_ATSCHK = BIT(4)
 public let CR0_CMDQEN = BIT(3)
 public let CR0_EVTQEN = BIT(2)
 public let CR0_PRIQEN = BIT(1)

@@ -22,8 +22,8 @@ public func arm_smmu_init_structures(_ smmu: arm_smmu_device) async -> Int32 {
 /// `arm_smmu_device_reset`: brings the SMMU from any state to enabled (or to bypass when
 /// `bypass`), in Linux's order — disable and wait for CR0ACK; CR1 and CR2; the stream table;
 /// the command queue, enabled alone; CFGI_ALL, TLBI_EL2_ALL (with HYP), TLBI_NSNH_ALL, each
-/// batch with a CMD_SYNC; the event queue; the PRI queue; interrupts; finally SMMUEN (or GBPA
-/// cleared of ABORT, for bypass).
+/// batch with a CMD_SYNC; the event queue; the PRI queue; ATSCHK with ATS (Linux v5.2);
+/// interrupts; finally SMMUEN (or GBPA cleared of ABORT, for bypass).
 public func arm_smmu_device_reset(_ smmu: arm_smmu_device, _ bypass: Bool) async -> Int32 {
     // Clear CR0 and sync (disables SMMU and queue processing).
     var reg = UInt64(await readl_relaxed(smmu.base.advanced(by: ARM_SMMU_CR0)))
@@ -92,6 +92,16 @@ public func arm_smmu_device_reset(_ smmu: arm_smmu_device, _ bypass: Bool) async
         ret = await arm_smmu_write_reg_sync(smmu, enables, ARM_SMMU_CR0, ARM_SMMU_CR0ACK)
         if ret != 0 {
             dev_err(smmu.dev, "failed to enable PRI queue")
+            return ret
+        }
+    }
+
+    // ATS checking of Translated traffic (Linux v5.2, with ATS support).
+    if smmu.features & ARM_SMMU_FEAT_ATS != 0 {
+        enables |= UInt32(CR0_ATSCHK)
+        ret = await arm_smmu_write_reg_sync(smmu, enables, ARM_SMMU_CR0, ARM_SMMU_CR0ACK)
+        if ret != 0 {
+            dev_err(smmu.dev, "failed to enable ATS check")
             return ret
         }
     }

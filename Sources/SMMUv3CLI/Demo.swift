@@ -33,7 +33,7 @@ enum Demo {
         }
         let (bus, smmu, host, arena, streams) = (system.bus, system.smmu, system.host, system.arena, system.streams)
         for line in system.log.texts() { print("  kernel: \(line)") }
-        print("  CR0ACK = \(hex(smmu.peek(.cr0Ack))) (SMMUEN|PRIQEN|EVENTQEN|CMDQEN)")
+        print("  CR0ACK = \(hex(smmu.peek(.cr0Ack))) (SMMUEN|ATSCHK|PRIQEN|EVENTQEN|CMDQEN)")
         for register in [SMMURegister.idr0, .idr1, .idr3, .idr5, .iidr, .aidr] {
             print("  \(register.name) = \(hex(smmu.peek(register), digits: 8))")
         }

@@ -99,6 +99,7 @@ import ArmSMMUv3
 
     @Test func checkedModeCatchesAnUnmapWhoseTLBInvalidationWasRemoved() throws {
         let rig = try Self.rig(.g4K)
+        rig.expectsStaleEntries = true
         let (_, domain) = try Self.attach(rig)
         let iova: UInt64 = 0x4000_0000
         rig.run { _ = await iommu_map(domain, iova, 0x9000_0000, SZ_4K, IOMMU_READ) }

@@ -13,7 +13,7 @@ import Scenario
         #expect(rig.probe() == 0)
         let smmu = try #require(rig.driver)
         let model = rig.model
-        #expect(model.peek(.cr0) == CR0_SMMUEN | CR0_EVTQEN | CR0_PRIQEN | CR0_CMDQEN)
+        #expect(model.peek(.cr0) == CR0_SMMUEN | CR0_ATSCHK | CR0_EVTQEN | CR0_PRIQEN | CR0_CMDQEN)
         #expect(model.peek(.cr0Ack) == model.peek(.cr0))
         #expect(model.peek(.cr1) == 0xD75, "tables and queues inner-shareable, write-back")
         #expect(model.peek(.cr2) == CR2_RECINVSID | CR2_E2H, "PTM written, but RES0 without IDR0.BTM (§6.3.12)")
@@ -52,6 +52,7 @@ import Scenario
             "CMDQ_PROD",  // CFGI_ALL, CMD_SYNC, TLBI_EL2_ALL, TLBI_NSNH_ALL, CMD_SYNC
             "EVENTQ_BASE", "EVENTQ_PROD", "EVENTQ_CONS", "CR0",
             "PRIQ_BASE", "PRIQ_PROD", "PRIQ_CONS", "CR0",
+            "CR0",  // ATSCHK
             "IRQ_CTRL", "GERROR_IRQ_CFG0", "EVENTQ_IRQ_CFG0", "PRIQ_IRQ_CFG0",
             "EVENTQ_IRQ_CFG0", "EVENTQ_IRQ_CFG1", "EVENTQ_IRQ_CFG2",
             "GERROR_IRQ_CFG0", "GERROR_IRQ_CFG1", "GERROR_IRQ_CFG2",
@@ -108,7 +109,7 @@ import Scenario
         configuration.acknowledgeLatency = 5
         let rig = try DriverRig(configuration: configuration)
         #expect(rig.probe() == 0)
-        #expect(rig.model.peek(.cr0Ack) == CR0_SMMUEN | CR0_EVTQEN | CR0_PRIQEN | CR0_CMDQEN)
+        #expect(rig.model.peek(.cr0Ack) == CR0_SMMUEN | CR0_ATSCHK | CR0_EVTQEN | CR0_PRIQEN | CR0_CMDQEN)
     }
 
     @Test func anAcknowledgeThatNeverComesFailsTheProbeWithLinuxsMessage() throws {
@@ -125,6 +126,7 @@ import Scenario
         configuration.stage2 = false
         configuration.hypervisor = false
         configuration.pri = false
+        configuration.ats = false
         let rig = try DriverRig(configuration: configuration, trace: .command)
         #expect(rig.probe() == 0)
         #expect(rig.model.peek(.cr0Ack) == CR0_SMMUEN | CR0_EVTQEN | CR0_CMDQEN)
@@ -141,6 +143,6 @@ import Scenario
         rig.run { result = await driver_probe_device(second, arm_smmu_device_probe) }
         #expect(result == 0)
         #expect(log.texts(atMost: .warning) == ["arm-smmu-v3 arm-smmu-v3.0.auto: SMMU currently enabled! Resetting..."])
-        #expect(rig.model.peek(.cr0Ack) == CR0_SMMUEN | CR0_EVTQEN | CR0_PRIQEN | CR0_CMDQEN)
+        #expect(rig.model.peek(.cr0Ack) == CR0_SMMUEN | CR0_ATSCHK | CR0_EVTQEN | CR0_PRIQEN | CR0_CMDQEN)
     }
 }

@@ -102,7 +102,6 @@ import Scenario
 @Suite struct ATSTranslatedTrafficTests {
     func rig(eats: UInt8) -> TranslationRig {
         let t = TranslationRig()
-        t.enableATSCHK()
         t.stage1Stream(1, cd: CDConfig(table0: t.table())) { $0.eats = eats }
         t.streams.set(2, STEConfig(config: .bypass))
         return t

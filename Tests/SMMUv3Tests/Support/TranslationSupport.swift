@@ -59,14 +59,6 @@ final class TranslationRig {
         rig.write(.cr0, cr0)
     }
 
-    /// Sets CR0.ATSCHK (which Linux does not): ATS-Translated traffic is then checked against
-    /// STE.EATS (§3.9.1.3). Changed with SMMUEN off.
-    func enableATSCHK() {
-        let cr0 = rig.read(.cr0)
-        rig.write(.cr0, cr0 & ~1)
-        rig.write(.cr0, cr0 | 1 << 4)
-    }
-
     /// The event records produced so far (drained from the event queue).
     func events() -> [EventRecord] { host.drainEvents().records }
 
