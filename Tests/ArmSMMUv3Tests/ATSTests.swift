@@ -75,4 +75,18 @@ import ArmSMMUv3
         #expect(cmd.atc.addr == address && cmd.atc.size == log2Pages)
         #expect(cmd.atc.addr <= iova && cmd.atc.addr + (UInt64(1) << (12 + UInt64(cmd.atc.size))) >= iova + size)
     }
+
+    @Test func anATCInvalidationTimeoutIsReportedAndTheCMD_SYNCRetried() throws {
+        let (rig, function, dev, domain, rootComplex) = try Self.setUp()
+        defer { withExtendedLifetime((rootComplex, dev)) {} }
+        rig.run { _ = await iommu_map(domain, 0x4000_0000, 0x9000_0000, SZ_4K, IOMMU_READ) }
+        function.invalidationResponse = .noResponse
+        var unmapped: UInt64 = 0
+        let outcome = rig.run { unmapped = await iommu_unmap(domain, 0x4000_0000, SZ_4K) }
+        #expect(outcome == .completed)
+        let errors = rig.messages(atMost: .error)
+        #expect(errors.count == 1 && errors.first?.hasPrefix("CMDQ error (cons 0x03") == true && errors.first?.hasSuffix("): ATC invalidate timeout") == true, "\(errors)")
+        #expect(unmapped == SZ_4K, "the retried CMD_SYNC completed")
+        #expect(rig.model.peek(.gerror) == rig.model.peek(.gerrorn))
+    }
 }

@@ -187,3 +187,23 @@ import ArmSMMUv3
         #expect(rig.model.peek(.gerror) == rig.model.peek(.gerrorn))
     }
 }
+
+/// arm_smmu_cmdq_skip_err's other cases: a command fetch abort is retried as it stands, and
+/// an ATC invalidation timeout leaves the CMD_SYNC to be retried.
+@Suite struct CommandErrorRecoveryTests {
+    @Test func aCommandFetchAbortIsReportedAndTheFetchRetried() throws {
+        let rig = try DriverRig()
+        #expect(rig.probe() == 0)
+        let smmu = try #require(rig.driver)
+        let slot = Q_ENT(smmu.cmdq.q, smmu.cmdq.q.prod)
+        rig.bus.faults.injectAbort(slot...(slot + 15), on: .read, count: 1)
+        let consumedBefore = rig.model.statistics.commandsConsumed
+        rig.run {
+            await arm_smmu_cmdq_issue_cmd(smmu, arm_smmu_cmdq_ent(opcode: CMDQ_OP_TLBI_NSNH_ALL))
+            await arm_smmu_cmdq_issue_sync(smmu)
+        }
+        #expect(rig.messages(atMost: .error) == ["CMDQ error (cons 0x02000005): Abort on command fetch", "retrying command fetch"])
+        #expect(rig.model.statistics.commandsConsumed - consumedBefore == 2, "the TLBI, fetched again, and the CMD_SYNC")
+        #expect(UInt32(truncatingIfNeeded: smmu.sync_count?[0] ?? 0) == 3)
+    }
+}
