@@ -193,10 +193,7 @@ public func arm_smmu_cmdq_skip_err(_ smmu: arm_smmu_device) async {
 }
 
 /// `%016llx`.
-func hex16(_ value: UInt64) -> String {
-    let digits = String(value, radix: 16)
-    return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
-}
+func hex16(_ value: UInt64) -> String { printkHex(value, width: 16) }
 
 /// `arm_smmu_cmdq_insert_cmd`: inserts `cmd`, waiting (with "CMDQ timeout" now and then) while
 /// the queue is full. The caller holds the command queue lock.

@@ -323,10 +323,7 @@ public func arm_smmu_device_hw_probe(_ smmu: arm_smmu_device) async -> Int32 {
 }
 
 /// `%08x`.
-func hex8(_ value: UInt32) -> String {
-    let digits = String(value, radix: 16)
-    return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
-}
+func hex8(_ value: UInt32) -> String { printkHex(UInt64(value), width: 8) }
 
 // MARK: Register handshakes
 

@@ -24,16 +24,10 @@ public func arm_smmu_evtq_thread(_ smmu: arm_smmu_device) async -> IRQReturn {
 }
 
 /// `%02x`.
-func hex2(_ value: UInt64) -> String {
-    let digits = String(value, radix: 16)
-    return digits.count < 2 ? "0" + digits : digits
-}
+func hex2(_ value: UInt64) -> String { printkHex(value, width: 2) }
 
 /// `%05x`.
-func hex5(_ value: UInt32) -> String {
-    let digits = String(value, radix: 16)
-    return String(repeating: "0", count: max(0, 5 - digits.count)) + digits
-}
+func hex5(_ value: UInt32) -> String { printkHex(UInt64(value), width: 5) }
 
 /// `arm_smmu_handle_ppr`: a page request nobody expects is logged and, when it is the last of
 /// its group, denied with CMD_PRI_RESP.

@@ -207,6 +207,22 @@ public func dev_warn(_ device: KernelDevice, _ message: String) { device.log.pri
 public func dev_notice(_ device: KernelDevice, _ message: String) { device.log.printk(.notice, "\(device.driver) \(device.name): \(message)") }
 /// `dev_info`.
 public func dev_info(_ device: KernelDevice, _ message: String) { device.log.printk(.info, "\(device.driver) \(device.name): \(message)") }
+/// printk's `%0<width>x` (and `%0<width>llx`): `value` in lower-case hex, zero-padded to
+/// `width` digits (more when it needs them), without a prefix.
+public func printkHex(_ value: UInt64, width: Int) -> String {
+    let needed = max(1, (64 - value.leadingZeroBitCount + 3) / 4)
+    let count = min(max(width, needed), 16)
+    return String(unsafeUninitializedCapacity: count) { buffer in
+        let digits: StaticString = "0123456789abcdef"
+        var remaining = value
+        for index in stride(from: count - 1, through: 0, by: -1) {
+            buffer[index] = digits.utf8Start[Int(remaining & 0xF)]
+            remaining >>= 4
+        }
+        return count
+    }
+}
+
 /// `BUG()` / `BUG_ON(true)`: Linux would oops; here the line "kernel BUG at <where>!" is
 /// logged at KERN_EMERG (tests look for it) and the caller returns instead of continuing.
 public func BUG(_ log: KernelLog, _ location: String) {

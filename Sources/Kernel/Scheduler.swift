@@ -54,11 +54,11 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
     private var timers: [(deadline: UInt64, waiter: Waiter)] = []
     private var liveTimersAtLastPrune = 0
     private var random: UInt64
-    private var ready: [UnownedJob] = []
-    private var readyHead = 0
+    @exclusivity(unchecked) private var ready: [UnownedJob] = []
+    @exclusivity(unchecked) private var readyHead = 0
     private var contexts: [KernelContext] = []
     /// Scheduling decisions taken (jobs run).
-    public private(set) var switches = 0
+    @exclusivity(unchecked) public private(set) var switches = 0
     /// The processors' event register, set by SEV and waited for by WFE.
     let events = EventRegister()
     /// The hardware agents, kicked by register writes.

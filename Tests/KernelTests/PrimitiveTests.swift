@@ -139,3 +139,12 @@ import Kernel
         #expect(scheduler.clock.now == 0, "no deadline was reached")
     }
 }
+
+/// printk's zero-padded hex conversions.
+@Suite struct PrintkHexTests {
+    @Test(arguments: [(UInt64(0), 2, "00"), (0x2a, 5, "0002a"), (0xdead_beef, 8, "deadbeef"), (0x1_0000_0000, 8, "100000000"), (UInt64.max, 16, "ffffffffffffffff"), (7, 0, "7")])
+    func valuesArePaddedToTheWidthAndNeverTruncated(value: UInt64, width: Int, text: String) {
+        #expect(printkHex(value, width: width) == text)
+        #expect(printkHex(value, width: width) == String(repeating: "0", count: max(0, width - String(value, radix: 16).count)) + String(value, radix: 16))
+    }
+}
