@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "SMMUv3Host", targets: ["SMMUv3Host"]),
         .library(name: "Endpoints", targets: ["Endpoints"]),
         .library(name: "Kernel", targets: ["Kernel"]),
+        .library(name: "IOMMU", targets: ["IOMMU"]),
         .library(name: "ArmSMMUv3", targets: ["ArmSMMUv3"]),
         .library(name: "Scenario", targets: ["Scenario"]),
         .executable(name: "smmuv3", targets: ["SMMUv3CLI"]),
@@ -35,18 +36,22 @@ let package = Package(
         .target(name: "Endpoints", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3"]),
         // Layer 4: the deterministic kernel environment the driver port runs in.
         .target(name: "Kernel", dependencies: ["Platform", "VMSA"]),
-        // Layer 5: the Swift port of the Linux arm-smmu-v3 driver (issue 8, started: its own
-        // definitions). It talks to the model only through the bus; it never imports SMMUv3.
-        .target(name: "ArmSMMUv3", dependencies: ["Platform", "Kernel"]),
+        // Layer 5: the IOMMU core (devices, domains, the fault report API, the IOPF queue, SVA,
+        // the PASID allocator), driver-independent.
+        .target(name: "IOMMU", dependencies: ["Kernel"]),
+        // Layer 5: the Swift port of the Linux arm-smmu-v3 driver and io-pgtable-arm. It talks
+        // to the model only through the bus; it never imports SMMUv3.
+        .target(name: "ArmSMMUv3", dependencies: ["Platform", "Kernel", "IOMMU"]),
         // Layer 6: scenarios — the driver on the model with endpoints, in one kernel world.
-        .target(name: "Scenario", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Endpoints", "Kernel", "ArmSMMUv3"]),
+        .target(name: "Scenario", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Endpoints", "Kernel", "IOMMU", "ArmSMMUv3"]),
         .executableTarget(name: "SMMUv3CLI", dependencies: ["Platform", "SMMUv3Layout", "SMMUv3", "SMMUv3Host", "Endpoints", "Scenario"]),
         // Throughput of the hot paths (`make bench`, release builds).
         .executableTarget(name: "SMMUv3Bench", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Kernel", "Endpoints", "ArmSMMUv3", "Scenario"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "VMSATests", dependencies: ["Platform", "VMSA"]),
         .testTarget(name: "KernelTests", dependencies: ["Platform", "VMSA", "Kernel"]),
-        .testTarget(name: "ArmSMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "Kernel", "SMMUv3", "SMMUv3Host", "Endpoints", "ArmSMMUv3", "Scenario"]),
+        .testTarget(name: "IOMMUTests", dependencies: ["Platform", "Kernel", "IOMMU"]),
+        .testTarget(name: "ArmSMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "Kernel", "SMMUv3", "SMMUv3Host", "Endpoints", "IOMMU", "ArmSMMUv3", "Scenario"]),
         .testTarget(name: "SMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Scenario"]),
         .testTarget(name: "EndpointsTests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Endpoints", "Scenario"]),
     ]

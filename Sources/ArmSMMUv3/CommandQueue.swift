@@ -1,4 +1,5 @@
 import Kernel
+import IOMMU
 
 /// `struct arm_smmu_cmdq_ent`: a command before encoding, with the fields each opcode uses.
 public struct arm_smmu_cmdq_ent: Sendable {

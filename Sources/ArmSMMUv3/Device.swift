@@ -1,5 +1,6 @@
 import Platform
 import Kernel
+import IOMMU
 
 // MARK: Features and options
 

@@ -1,54 +1,13 @@
 import Kernel
+import IOMMU
 
 // The IOMMU API side of the driver (domains, attach/detach, map/unmap, TLB maintenance
 // callbacks), ported from Linux v4.17, with the small part of the IOMMU core it is called by.
 
-/// `struct device` of a master behind the SMMU, with its `iommu_fwspec`.
-public final class device {
-    /// `dev_name`.
-    public let name: String
-    /// The log `dev_err` on it writes to.
-    public let log: KernelLog
-    /// `dev->iommu_fwspec`.
-    public var iommu_fwspec: iommu_fwspec?
-    /// The PCI function, for a PCI master (`dev_is_pci`, `to_pci_dev`).
-    public let pci: pci_dev?
-
-    /// A master named `name` whose StreamIDs are `ids`, behind the SMMU `smmu_pdev`; a PCI
-    /// function when `pci` is given, behind a root complex that supports ATS when
-    /// `rootComplexATS` (IORT's ATS attribute).
-    public init(name: String, log: KernelLog, smmu_pdev: platform_device, ids: [UInt32], pci: pci_dev? = nil, rootComplexATS: Bool = true) {
-        self.name = name
-        self.log = log
-        self.pci = pci
-        let fwspec = ArmSMMUv3.iommu_fwspec(iommu_fwnode: smmu_pdev, ids: ids)
-        if pci != nil && rootComplexATS { fwspec.flags |= IOMMU_FWSPEC_PCI_RC_ATS }
-        iommu_fwspec = fwspec
-    }
-
-    /// The `struct device` for `dev_err(dev, …)`.
-    var kernelDevice: KernelDevice { KernelDevice(driver: "", name: name, log: log) }
+extension iommu_fwspec {
+    /// `fwspec->iommu_priv` as the SMMU driver's master data.
+    var master: arm_smmu_master_data? { iommu_priv as? arm_smmu_master_data }
 }
-
-/// `struct iommu_fwspec`: the IOMMU a master is behind and its StreamIDs.
-public final class iommu_fwspec {
-    /// `iommu_fwnode`: the SMMU's platform device.
-    public let iommu_fwnode: platform_device
-    /// `ids`.
-    public var ids: [UInt32]
-    /// `iommu_priv`: the driver's per-master data.
-    public var iommu_priv: arm_smmu_master_data?
-    /// `flags`.
-    public var flags: UInt32 = 0
-
-    public init(iommu_fwnode: platform_device, ids: [UInt32]) {
-        self.iommu_fwnode = iommu_fwnode
-        self.ids = ids
-    }
-}
-
-/// `IOMMU_FWSPEC_PCI_RC_ATS`: the root complex supports ATS.
-public let IOMMU_FWSPEC_PCI_RC_ATS: UInt32 = 1 << 0
 
 /// `struct arm_smmu_master_data` (with Linux v5.2's `dev`, `domain` and ATS state).
 public final class arm_smmu_master_data {
@@ -64,14 +23,6 @@ public final class arm_smmu_master_data {
     }
 }
 
-/// `IOMMU_DOMAIN_*`.
-public enum iommu_domain_type: Sendable {
-    case IOMMU_DOMAIN_BLOCKED
-    case IOMMU_DOMAIN_IDENTITY
-    case IOMMU_DOMAIN_UNMANAGED
-    case IOMMU_DOMAIN_DMA
-}
-
 /// `enum arm_smmu_domain_stage`.
 public enum arm_smmu_domain_stage: Sendable {
     case ARM_SMMU_DOMAIN_S1
@@ -80,10 +31,8 @@ public enum arm_smmu_domain_stage: Sendable {
     case ARM_SMMU_DOMAIN_BYPASS
 }
 
-/// `struct arm_smmu_domain` (with its `struct iommu_domain`).
-public final class arm_smmu_domain {
-    /// `domain.type`.
-    public let type: iommu_domain_type
+/// `struct arm_smmu_domain`, an `iommu_domain` with the SMMU's state.
+public final class arm_smmu_domain: iommu_domain {
     public var smmu: arm_smmu_device?
     /// Protects `smmu`.
     public let init_mutex = KernelMutex("arm_smmu_domain.init_mutex")
@@ -91,8 +40,6 @@ public final class arm_smmu_domain {
     public var stage = arm_smmu_domain_stage.ARM_SMMU_DOMAIN_S1
     public let s1_cfg = arm_smmu_s1_cfg()
     public let s2_cfg = arm_smmu_s2_cfg()
-    /// `domain.pgsize_bitmap`.
-    public var pgsize_bitmap: UInt64 = 0
     /// `domain.geometry.aperture_end`.
     public var aperture_end: UInt64 = 0
     /// The masters attached (`devices`, under `devices_lock`).
@@ -100,9 +47,17 @@ public final class arm_smmu_domain {
     public let devices_lock = SpinLock("arm_smmu_domain.devices_lock")
 
     init(type: iommu_domain_type) {
-        self.type = type
+        super.init(type: type, ops: arm_smmu_ops)
     }
 }
+
+/// `arm_smmu_ops`: what the IOMMU core calls through a domain.
+public let arm_smmu_ops = iommu_ops(
+    attach_dev: { domain, dev in
+        guard let smmu_domain = domain as? arm_smmu_domain else { return -EINVAL }
+        return await arm_smmu_attach_dev(smmu_domain, dev)
+    },
+    detach_dev: { _, dev in await arm_smmu_detach_dev(dev) })
 
 /// `VA_BITS` of the CPU (arm64 with 4K pages and four levels).
 public let VA_BITS: UInt64 = 48
@@ -282,7 +237,7 @@ func arm_smmu_domain_finalise(_ smmu_domain: arm_smmu_domain) async -> Int32 {
 /// `arm_smmu_install_ste_for_dev`: writes the master's STE for each of its StreamIDs (once
 /// per distinct ID: bridged PCI devices may repeat one).
 func arm_smmu_install_ste_for_dev(_ fwspec: iommu_fwspec) async {
-    guard let master = fwspec.iommu_priv else { return }
+    guard let master = fwspec.master else { return }
     let smmu = master.smmu
     for (index, sid) in fwspec.ids.enumerated() where !fwspec.ids[..<index].contains(sid) {
         guard let step = arm_smmu_get_step_for_sid(smmu, sid) else { continue }
@@ -293,7 +248,7 @@ func arm_smmu_install_ste_for_dev(_ fwspec: iommu_fwspec) async {
 /// `arm_smmu_detach_dev`: the master leaves its domain's list, its STEs go back to
 /// bypass/abort, and ATS is disabled (after invalidating the device's whole ATC).
 public func arm_smmu_detach_dev(_ dev: device) async {
-    guard let fwspec = dev.iommu_fwspec, let master = fwspec.iommu_priv else { return }
+    guard let fwspec = dev.iommu_fwspec, let master = fwspec.master else { return }
     if let smmu_domain = master.domain {
         await smmu_domain.devices_lock.lock()
         smmu_domain.devices.removeAll { $0 === master }
@@ -377,7 +332,7 @@ func arm_smmu_disable_ats(_ master: arm_smmu_master_data) async {
 /// `arm_smmu_attach_dev`: detaches from any previous domain, finalises the domain on its
 /// first master (under its init mutex), writes the CD for stage 1, and installs the STEs.
 public func arm_smmu_attach_dev(_ smmu_domain: arm_smmu_domain, _ dev: device) async -> Int32 {
-    guard let fwspec = dev.iommu_fwspec, let master = fwspec.iommu_priv else { return -ENOENT }
+    guard let fwspec = dev.iommu_fwspec, let master = fwspec.master else { return -ENOENT }
     let smmu = master.smmu
 
     // Already attached to a different domain?
@@ -453,7 +408,7 @@ public func arm_smmu_iova_to_phys(_ smmu_domain: arm_smmu_domain, _ iova: UInt64
 public func arm_smmu_add_device(_ dev: device) async -> Int32 {
     guard let fwspec = dev.iommu_fwspec else { return -ENODEV }
     let master: arm_smmu_master_data
-    if let existing = fwspec.iommu_priv {
+    if let existing = fwspec.master {
         master = existing
     } else {
         guard let smmu = fwspec.iommu_fwnode.drvdata as? arm_smmu_device else { return -ENODEV }
@@ -476,7 +431,7 @@ public func arm_smmu_add_device(_ dev: device) async -> Int32 {
 
 /// `arm_smmu_remove_device`: detaches the master and forgets it.
 public func arm_smmu_remove_device(_ dev: device) async {
-    guard let fwspec = dev.iommu_fwspec, let master = fwspec.iommu_priv else { return }
+    guard let fwspec = dev.iommu_fwspec, let master = fwspec.master else { return }
     if master.ste.assigned { await arm_smmu_detach_dev(dev) }
     fwspec.iommu_priv = nil
     dev.iommu_fwspec = nil

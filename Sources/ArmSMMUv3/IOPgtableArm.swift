@@ -1,4 +1,5 @@
 import Kernel
+import IOMMU
 
 // A port of Linux's CPU-agnostic Arm page-table allocator (drivers/iommu/io-pgtable-arm.c,
 // v4.17): AArch64 LPAE stage-1 and stage-2 tables at 4K, 16K or 64K granules, with block

@@ -1,4 +1,5 @@
 import Kernel
+import IOMMU
 
 // IRQ and event handlers, and interrupt set-up (MSI or wired lines), ported from Linux v4.17.
 

@@ -1,4 +1,5 @@
 import Kernel
+import IOMMU
 
 // Probing, initialisation and reset (arm_smmu_device_probe and what it calls), ported from
 // Linux v4.17.

@@ -1,5 +1,6 @@
 import Platform
 import Kernel
+import IOMMU
 
 // Low-level queue manipulation (Linux's queue_* helpers): the driver's shadow PROD/CONS, the
 // index/wrap/overflow split by max_n_shift, and entries in coherent memory.

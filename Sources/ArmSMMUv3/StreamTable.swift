@@ -1,4 +1,5 @@
 import Kernel
+import IOMMU
 
 // Stream table and context descriptor manipulation (arm_smmu_write_ctx_desc,
 // arm_smmu_write_strtab_ent and the table set-up of arm_smmu_init_strtab), ported from Linux

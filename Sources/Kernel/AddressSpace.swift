@@ -47,6 +47,8 @@ public final class MMStruct: @unchecked Sendable {
     private var nextCallbackID = 0
     private var tablePages: [UInt64] = []
     private var dataPages: [UInt64] = []
+    /// `mmap_sem` (a mutex here: readers of one mm serialise, which only loses parallelism).
+    public let mmap_sem = KernelMutex("mm.mmap_sem")
     /// Whether ``exit()`` ran.
     public private(set) var isDead = false
 
@@ -84,6 +86,11 @@ public final class MMStruct: @unchecked Sendable {
         var reader = MemoryDescriptorReader(memory)
         guard case .leaf(let leaf) = walk(table, input: address, stage: .stage1, reader: &reader) else { return nil }
         return leaf.outputBase | (address & 0xFFF)
+    }
+
+    /// `find_vma`: the area covering `address` (nil once the process exited).
+    public func find_vma(_ address: UInt64) -> VMArea? {
+        isDead ? nil : areas.first { $0.contains(address) }
     }
 
     /// `handle_mm_fault`: maps a zeroed page at `address` if a VMA allows the access.

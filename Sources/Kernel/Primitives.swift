@@ -192,6 +192,9 @@ public struct KernelDevice: Sendable {
     /// The log it writes to.
     public let log: KernelLog
 
+    /// "driver device", or the device's name alone when no driver is bound.
+    var prefix: String { driver.isEmpty ? name : "\(driver) \(name)" }
+
     public init(driver: String, name: String, log: KernelLog) {
         self.driver = driver
         self.name = name
@@ -200,13 +203,13 @@ public struct KernelDevice: Sendable {
 }
 
 /// `dev_err`: "driver device: message" at KERN_ERR.
-public func dev_err(_ device: KernelDevice, _ message: String) { device.log.printk(.error, "\(device.driver) \(device.name): \(message)") }
+public func dev_err(_ device: KernelDevice, _ message: String) { device.log.printk(.error, "\(device.prefix): \(message)") }
 /// `dev_warn`.
-public func dev_warn(_ device: KernelDevice, _ message: String) { device.log.printk(.warning, "\(device.driver) \(device.name): \(message)") }
+public func dev_warn(_ device: KernelDevice, _ message: String) { device.log.printk(.warning, "\(device.prefix): \(message)") }
 /// `dev_notice`.
-public func dev_notice(_ device: KernelDevice, _ message: String) { device.log.printk(.notice, "\(device.driver) \(device.name): \(message)") }
+public func dev_notice(_ device: KernelDevice, _ message: String) { device.log.printk(.notice, "\(device.prefix): \(message)") }
 /// `dev_info`.
-public func dev_info(_ device: KernelDevice, _ message: String) { device.log.printk(.info, "\(device.driver) \(device.name): \(message)") }
+public func dev_info(_ device: KernelDevice, _ message: String) { device.log.printk(.info, "\(device.prefix): \(message)") }
 /// printk's `%0<width>x` (and `%0<width>llx`): `value` in lower-case hex, zero-padded to
 /// `width` digits (more when it needs them), without a prefix.
 public func printkHex(_ value: UInt64, width: Int) -> String {
@@ -230,7 +233,7 @@ public func BUG(_ log: KernelLog, _ location: String) {
 }
 /// `dev_err_ratelimited`: `dev_err`, at most 10 times in 5 s of virtual time per message.
 public func dev_err_ratelimited(_ device: KernelDevice, _ message: String) {
-    if device.log.ratelimit(message, prefix: "\(device.driver) \(device.name)") { dev_err(device, message) }
+    if device.log.ratelimit(message, prefix: device.prefix) { dev_err(device, message) }
 }
 /// `dev_dbg`.
-public func dev_dbg(_ device: KernelDevice, _ message: String) { device.log.printk(.debug, "\(device.driver) \(device.name): \(message)") }
+public func dev_dbg(_ device: KernelDevice, _ message: String) { device.log.printk(.debug, "\(device.prefix): \(message)") }

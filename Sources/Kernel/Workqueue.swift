@@ -26,6 +26,7 @@ public final class Workqueue: @unchecked Sendable {
     private let work: WaitQueue
     private let drained: WaitQueue
     private var running = 0
+    private var destroyed = false
 
     /// `alloc_workqueue(name, flags, max_active)`: `workers` worker contexts on `scheduler`
     /// (1: ordered; more: an unbound queue).
@@ -36,7 +37,8 @@ public final class Workqueue: @unchecked Sendable {
         for index in 0..<max(workers, 1) {
             scheduler.spawn("kworker/\(name):\(index)", daemon: true) { [self] in
                 while true {
-                    await work.waitEvent { !pending.isEmpty }
+                    await work.waitEvent { !pending.isEmpty || destroyed }
+                    if pending.isEmpty { return }
                     let item = pending.removeFirst()
                     item.isPending = false
                     item.isRunning = true
@@ -64,6 +66,13 @@ public final class Workqueue: @unchecked Sendable {
     /// `flush_workqueue`: waits until every item queued before the call has run.
     public func flush() async {
         await drained.waitEvent { pending.isEmpty && running == 0 }
+    }
+
+    /// `destroy_workqueue`: the workers finish what is queued, then exit (when the scheduler
+    /// next runs); nothing may be queued afterwards.
+    public func destroy() {
+        destroyed = true
+        work.wakeUp()
     }
 
     /// `cancel_work_sync`: removes the item if pending and waits for it if running; returns

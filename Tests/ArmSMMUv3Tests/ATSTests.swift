@@ -3,6 +3,7 @@ import Platform
 import Kernel
 import SMMUv3
 import Endpoints
+import IOMMU
 import ArmSMMUv3
 
 /// ATS through the driver (Linux v5.2's logic on the v4.17 driver): enabled at the PCI

@@ -2,6 +2,7 @@ import Testing
 import Platform
 import Kernel
 import SMMUv3
+import IOMMU
 import ArmSMMUv3
 
 /// Domains through the driver: attach, map, DMA through the model, unmap with TLB

@@ -2,6 +2,7 @@ import Testing
 import Platform
 import Kernel
 import SMMUv3
+import IOMMU
 import ArmSMMUv3
 
 /// The driver and the model under many interleavings: the same scenario ends in the same

@@ -1,6 +1,7 @@
 import Testing
 import Kernel
 import SMMUv3
+import IOMMU
 import ArmSMMUv3
 import Scenario
 
