@@ -64,9 +64,24 @@ public final class arm_smmu_evtq {
     public var max_stalls: UInt32 = 0
 }
 
-/// `struct arm_smmu_priq`.
+/// `struct arm_smmu_priq`, with seed 001's batch counter: the PRIQ thread counts every full
+/// queue's worth of entries it consumes, and every time it finds the queue empty, and wakes
+/// `wq`'s waiters (whose lock is `wq_lock`), so that a waiter knows when every entry that was
+/// in the queue when it started waiting has been handled.
 public final class arm_smmu_priq {
     public let q = arm_smmu_queue()
+    public var batch: UInt64 = 0
+    public let wq = WaitQueue("arm_smmu_priq.wq")
+    public let wq_lock = SpinLock("arm_smmu_priq.wq.lock")
+    /// The IOPF queue page requests go to (`priq.iopf`, from the SVA tree).
+    public var iopf: iopf_queue?
+    /// The PRIQ thread has taken an entry off the queue and is still reporting it (with the
+    /// wait-queue lock released). Not in the seed: its flush could see an empty queue in that
+    /// window and return before the request reached the fault queue (see
+    /// `arm_smmu_flush_priq`).
+    public internal(set) var handling = false
+    /// Test-only: wait as the seed does, ignoring `handling` (the race comes back).
+    var flushIgnoresEntryInFlight = false
 }
 
 /// `struct arm_smmu_strtab_l1_desc`.
@@ -117,6 +132,10 @@ public final class arm_smmu_device {
     public var ssid_bits: UInt32 = 0
     public var sid_bits: UInt32 = 0
     public var strtab_cfg = arm_smmu_strtab_cfg()
+    /// Masters by StreamID (`smmu->streams`, for the fault handlers).
+    public var streams: [UInt32: arm_smmu_master_data] = [:]
+    /// The PASID table SVA shares with device drivers (Linux's is global).
+    public let pasids = iommu_pasid_idr()
     /// The `disable_bypass` module parameter (default on): unattached streams abort instead of
     /// bypassing, and so does the SMMU when firmware gave no usable description.
     public var disable_bypass = true
@@ -190,6 +209,14 @@ public func arm_smmu_init_queues(_ smmu: arm_smmu_device) -> Int32 {
     ret = arm_smmu_init_one_queue(smmu, smmu.evtq.q, ARM_SMMU_EVTQ_PROD, ARM_SMMU_EVTQ_CONS, EVTQ_ENT_DWORDS, "evtq")
     if ret != 0 { return ret }
     guard smmu.features & ARM_SMMU_FEAT_PRI != 0 else { return 0 }
+    // Page requests go to an IOPF queue (the SVA tree), flushed through the PRIQ thread.
+    if let scheduler = KernelScheduler.current {
+        smmu.priq.iopf = iopf_queue_alloc(smmu.dev.name, { [weak smmu] _, _ in
+            guard let smmu else { return -ENODEV }
+            return await arm_smmu_flush_priq(smmu)
+        }, nil, on: scheduler, pasids: smmu.pasids, faults: smmu.pdev.faults)
+        if smmu.priq.iopf == nil { return -ENOMEM }
+    }
     return arm_smmu_init_one_queue(smmu, smmu.priq.q, ARM_SMMU_PRIQ_PROD, ARM_SMMU_PRIQ_CONS, PRIQ_ENT_DWORDS, "priq")
 }
 

@@ -57,7 +57,8 @@ public let arm_smmu_ops = iommu_ops(
         guard let smmu_domain = domain as? arm_smmu_domain else { return -EINVAL }
         return await arm_smmu_attach_dev(smmu_domain, dev)
     },
-    detach_dev: { _, dev in await arm_smmu_detach_dev(dev) })
+    detach_dev: { _, dev in await arm_smmu_detach_dev(dev) },
+    page_response: { dev, resp in await arm_smmu_page_response(dev, resp) })
 
 /// `VA_BITS` of the CPU (arm64 with 4K pages and four levels).
 public let VA_BITS: UInt64 = 48
@@ -420,6 +421,7 @@ public func arm_smmu_add_device(_ dev: device) async -> Int32 {
     // Check the SIDs are in range of the SMMU and the stream table.
     for sid in fwspec.ids {
         if !arm_smmu_sid_in_range(smmu, sid) { return -ERANGE }
+        smmu.streams[sid] = master
         // Ensure the L2 table is initialised.
         if smmu.features & ARM_SMMU_FEAT_2_LVL_STRTAB != 0 {
             let ret = await arm_smmu_init_l2_strtab(smmu, sid)
@@ -433,6 +435,7 @@ public func arm_smmu_add_device(_ dev: device) async -> Int32 {
 public func arm_smmu_remove_device(_ dev: device) async {
     guard let fwspec = dev.iommu_fwspec, let master = fwspec.master else { return }
     if master.ste.assigned { await arm_smmu_detach_dev(dev) }
+    for sid in fwspec.ids where master.smmu.streams[sid] === master { master.smmu.streams[sid] = nil }
     fwspec.iommu_priv = nil
     dev.iommu_fwspec = nil
 }

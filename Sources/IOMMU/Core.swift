@@ -18,7 +18,7 @@ public final class device {
     /// The PCI function, for a PCI master (`dev_is_pci`, `to_pci_dev`).
     public let pci: pci_dev?
     /// The domain attached (`iommu_get_domain_for_dev`).
-    public internal(set) weak var domain: iommu_domain?
+    public internal(set) var domain: iommu_domain?
     /// References taken by `get_device` and not yet dropped by `put_device`.
     public internal(set) var references = 0
     /// The driver bound to the device (`dev->driver`); see ``device_bind_driver(_:_:)``.

@@ -206,6 +206,9 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
         return nil
     }
 
+    /// The scheduler the calling kernel context runs on (nil outside one).
+    public static var current: KernelScheduler? { KernelContext.current?.scheduler }
+
     /// A scheduling point: another runnable context may run before this one continues.
     public static func schedule() async {
         await Task.yield()
@@ -340,6 +343,24 @@ public final class WaitQueue: @unchecked Sendable {
             }
             await lock.lock()
         }
+    }
+
+    /// `wait_event_interruptible_locked`: ``waitEventLocked(_:_:)`` that a signal ends: 0 when
+    /// the condition holds, -ERESTARTSYS when a signal is pending (the lock held either way).
+    public func waitEventInterruptibleLocked(_ lock: SpinLock, _ condition: () -> Bool) async -> Int32 {
+        let context = KernelContext.current
+        while !condition() {
+            if context?.signalPending == true { return -ERESTARTSYS }
+            let waiter = Waiter(context: context)
+            context?.interruptibleWaiter = waiter
+            await waiter.suspend(point: name) {
+                waiters.append(waiter)
+                lock.unlock()
+            }
+            context?.interruptibleWaiter = nil
+            await lock.lock()
+        }
+        return 0
     }
 
     /// `wait_event_timeout`: sleeps until `condition` holds or `ticks` of virtual time pass;

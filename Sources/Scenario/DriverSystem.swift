@@ -61,6 +61,7 @@ public final class DriverSystem {
     /// made stays parked once it is dropped.
     deinit {
         pdev.irqs.freeAll()
+        driver?.priq.iopf?.wq.destroy()
         agent.stop()
         scheduler.run()
         pdev.drvdata = nil

@@ -84,9 +84,9 @@ import Scenario
             #expect(result == 0, "past the last allocation")
             return
         }
-        // Allocations in order: the device, the three queues (which shrink rather than fail),
-        // sync_count, the linear stream table.
-        #expect(result == ([0, 4, 5].contains(attempt) ? -ENOMEM : 0))
+        // Allocations in order: the device, the command and event queues (which shrink rather
+        // than fail), the IOPF queue, the PRI queue, sync_count, the linear stream table.
+        #expect(result == ([0, 3, 5, 6].contains(attempt) ? -ENOMEM : 0))
         if result != 0 {
             #expect(rig.pdev.managedResources.isEmpty, "devres released")
             #expect(rig.pdev.dma.bytesInUse == 0)
