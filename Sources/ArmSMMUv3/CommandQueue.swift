@@ -16,6 +16,7 @@ public struct arm_smmu_cmdq_ent: Sendable {
     /// `cfgi`.
     public struct CFGI: Sendable {
         public var sid: UInt32 = 0
+        public var ssid: UInt32 = 0
         public var leaf = false
         public init() {}
     }
@@ -78,6 +79,10 @@ public func arm_smmu_cmdq_build_cmd(_ cmd: inout (UInt64, UInt64), _ ent: arm_sm
         cmd.0 |= FIELD_PREP(CMDQ_PREFETCH_0_SID, UInt64(ent.prefetch.sid))
         cmd.1 |= FIELD_PREP(CMDQ_PREFETCH_1_SIZE, UInt64(ent.prefetch.size))
         cmd.1 |= ent.prefetch.addr & CMDQ_PREFETCH_1_ADDR_MASK
+    case CMDQ_OP_CFGI_CD:
+        cmd.0 |= FIELD_PREP(CMDQ_CFGI_0_SSID, UInt64(ent.cfgi.ssid))
+        cmd.0 |= FIELD_PREP(CMDQ_CFGI_0_SID, UInt64(ent.cfgi.sid))
+        cmd.1 |= FIELD_PREP(CMDQ_CFGI_1_LEAF, ent.cfgi.leaf ? 1 : 0)
     case CMDQ_OP_CFGI_STE:
         cmd.0 |= FIELD_PREP(CMDQ_CFGI_0_SID, UInt64(ent.cfgi.sid))
         cmd.1 |= FIELD_PREP(CMDQ_CFGI_1_LEAF, ent.cfgi.leaf ? 1 : 0)

@@ -52,13 +52,24 @@ public final class arm_smmu_domain: iommu_domain {
 }
 
 /// `arm_smmu_ops`: what the IOMMU core calls through a domain.
-public let arm_smmu_ops = iommu_ops(
-    attach_dev: { domain, dev in
-        guard let smmu_domain = domain as? arm_smmu_domain else { return -EINVAL }
-        return await arm_smmu_attach_dev(smmu_domain, dev)
-    },
-    detach_dev: { _, dev in await arm_smmu_detach_dev(dev) },
-    page_response: { dev, resp in await arm_smmu_page_response(dev, resp) })
+public let arm_smmu_ops: iommu_ops = {
+    var ops = iommu_ops(
+        attach_dev: { domain, dev in
+            guard let smmu_domain = domain as? arm_smmu_domain else { return -EINVAL }
+            return await arm_smmu_attach_dev(smmu_domain, dev)
+        },
+        detach_dev: { _, dev in await arm_smmu_detach_dev(dev) },
+        page_response: { dev, resp in await arm_smmu_page_response(dev, resp) })
+    ops.sva_device_init = { dev, param in await arm_smmu_sva_device_init(dev, &param) }
+    ops.sva_device_shutdown = { dev in await arm_smmu_sva_device_shutdown(dev) }
+    ops.mm_attach = { domain, dev, io_mm in await arm_smmu_mm_attach(domain, dev, io_mm) }
+    ops.mm_detach = { domain, dev, io_mm in await arm_smmu_mm_detach(domain, dev, io_mm) }
+    return ops
+}()
+
+/// log2 of the PASIDs a stage-1 domain's CD table holds (Linux sizes it from the master's
+/// PASID width; 256 CDs here, 16 KB).
+public let ARM_SMMU_SVA_SSID_BITS: UInt32 = 8
 
 /// `VA_BITS` of the CPU (arm64 with 4K pages and four levels).
 public let VA_BITS: UInt64 = 48
@@ -166,7 +177,10 @@ func arm_smmu_domain_finalise_s1(_ smmu_domain: arm_smmu_domain, _ pgtbl_cfg: io
     let asid = arm_smmu_bitmap_alloc(smmu.asid_map, smmu.asid_bits)
     if asid < 0 { return Int32(asid) }
 
-    guard let cdptr = dmam_alloc_coherent(smmu.pdev, UInt64(CTXDESC_CD_DWORDS << 3), alignment: 64) else {
+    // A linear CD table when the SMMU has substreams (SVA binds processes at other indices).
+    cfg.s1cdmax = min(smmu.ssid_bits, ARM_SMMU_SVA_SSID_BITS)
+    let tableSize = UInt64(CTXDESC_CD_DWORDS << 3) << UInt64(cfg.s1cdmax)
+    guard let cdptr = dmam_alloc_coherent(smmu.pdev, tableSize, alignment: max(64, tableSize)) else {
         dev_warn(smmu.dev, "failed to allocate context descriptor")
         arm_smmu_bitmap_free(smmu.asid_map, asid)
         return -ENOMEM

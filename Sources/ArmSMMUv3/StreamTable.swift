@@ -13,11 +13,15 @@ public struct arm_smmu_ctx_desc {
     public var mair: UInt64 = 0
 }
 
-/// `struct arm_smmu_s1_cfg` (a class: STEs point at their domain's).
+/// `struct arm_smmu_s1_cfg` (a class: STEs point at their domain's). v4.17 has one CD; for
+/// SVA (the 2018 tree's arm-smmu-v3-context.c) the CDs form a linear table of 2^`s1cdmax`
+/// entries, CD 0 being the domain's own (`cdptr` is the table).
 public final class arm_smmu_s1_cfg {
     public var cdptr: LE64Pointer?
     public var cdptr_dma: UInt64 = 0
     public var cd = arm_smmu_ctx_desc()
+    /// log2 of the CDs in the table (0: a single CD).
+    public var s1cdmax: UInt32 = 0
     public init() {}
 }
 
@@ -138,8 +142,13 @@ public func arm_smmu_write_strtab_ent(_ smmu: arm_smmu_device, _ sid: UInt32?, _
         if smmu.features & ARM_SMMU_FEAT_STALLS != 0 && smmu.features & ARM_SMMU_FEAT_STALL_FORCE == 0 {
             word1 |= STRTAB_STE_1_S1STALLD
         }
+        if s1_cfg.s1cdmax > 0 {
+            // Transactions without a PASID use CD 0.
+            word1 |= FIELD_PREP(STRTAB_STE_1_S1DSS, STRTAB_STE_1_S1DSS_SSID0)
+        }
         dst[1] = word1
         val |= (s1_cfg.cdptr_dma & STRTAB_STE_0_S1CTXPTR_MASK) | FIELD_PREP(STRTAB_STE_0_CFG, STRTAB_STE_0_CFG_S1_TRANS)
+        val |= FIELD_PREP(STRTAB_STE_0_S1CDMAX, UInt64(s1_cfg.s1cdmax)) | FIELD_PREP(STRTAB_STE_0_S1FMT, STRTAB_STE_0_S1FMT_LINEAR)
     }
 
     if let s2_cfg = ste.s2_cfg {

@@ -74,6 +74,8 @@ public final class iommu_param {
     public var fault_param: iommu_fault_param?
     /// The IOPF queue the device reports to (`iopf_param`).
     public var iopf_param: iopf_device_param?
+    /// SVA state (`sva_param`).
+    public var sva_param: iommu_sva_param?
 
     init(name: String) {
         lock = KernelMutex("iommu_param(\(name)).lock")
@@ -94,6 +96,14 @@ public struct iommu_ops: Sendable {
     public var detach_dev: @Sendable (iommu_domain, device) async -> Void
     /// Sends a page response down to the device (nil: the IOMMU cannot).
     public var page_response: (@Sendable (device, page_response_msg) async -> Int32)?
+    /// SVA (the 2018 tree): prepare a device for binding address spaces (its PASID range
+    /// comes back), and undo it.
+    public var sva_device_init: (@Sendable (device, inout iommu_sva_param) async -> Int32)?
+    public var sva_device_shutdown: (@Sendable (device) async -> Void)?
+    /// SVA: make the device's accesses with `io_mm`'s PASID translate through its page
+    /// tables; and stop that.
+    public var mm_attach: (@Sendable (iommu_domain, device, io_mm) async -> Int32)?
+    public var mm_detach: (@Sendable (iommu_domain, device, io_mm) async -> Void)?
 
     public init(attach_dev: @escaping @Sendable (iommu_domain, device) async -> Int32, detach_dev: @escaping @Sendable (iommu_domain, device) async -> Void, page_response: (@Sendable (device, page_response_msg) async -> Int32)? = nil) {
         self.attach_dev = attach_dev

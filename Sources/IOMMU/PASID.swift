@@ -40,6 +40,8 @@ public final class io_mm {
     public let pasid: UInt32
     /// The address space (nil once the process exited).
     public private(set) var mm: MMStruct?
+    /// Its release notifier, while bound.
+    var notifier: Int?
 
     public init(pasid: UInt32, mm: MMStruct) {
         self.pasid = pasid

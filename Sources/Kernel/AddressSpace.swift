@@ -43,7 +43,7 @@ public final class MMStruct: @unchecked Sendable {
     private let memory: PhysicalMemory
     private let pages: CoherentMemory
     private var areas: [VMArea] = []
-    private var releaseCallbacks: [(id: Int, release: (MMStruct) -> Void)] = []
+    private var releaseCallbacks: [(id: Int, release: (MMStruct) async -> Void)] = []
     private var nextCallbackID = 0
     private var tablePages: [UInt64] = []
     private var dataPages: [UInt64] = []
@@ -68,9 +68,10 @@ public final class MMStruct: @unchecked Sendable {
         areas.append(area)
     }
 
-    /// `mmu_notifier_register`: `release` runs when the process exits (before its tables go).
+    /// `mmu_notifier_register`: `release` runs when the process exits (before its tables go);
+    /// it may block (an IOMMU driver waits for its device there).
     @discardableResult
-    public func registerNotifier(_ release: @escaping (MMStruct) -> Void) -> Int {
+    public func registerNotifier(_ release: @escaping (MMStruct) async -> Void) -> Int {
         nextCallbackID += 1
         releaseCallbacks.append((nextCallbackID, release))
         return nextCallbackID
@@ -122,12 +123,12 @@ public final class MMStruct: @unchecked Sendable {
 
     /// `exit_mmap`: runs the release callbacks (in registration order), then frees every page
     /// and table (cleared, so that a late walk finds nothing).
-    public func exit() {
+    public func exit() async {
         guard !isDead else { return }
         isDead = true
         let callbacks = releaseCallbacks
         releaseCallbacks.removeAll()
-        for callback in callbacks { callback.release(self) }
+        for callback in callbacks { await callback.release(self) }
         // Freed tables read as empty: a walk that comes too late finds nothing.
         for table in tablePages { memory.fill(0, at: table, count: 4096) }
         for page in dataPages + tablePages { pages.release(page) }

@@ -50,16 +50,17 @@ import Kernel
         #expect(mm.handleMMFault(0x40_0000, write: false) == .oom)
     }
 
-    @Test func exitRunsTheReleaseCallbacksBeforeTheTablesGo() {
+    @Test func exitRunsTheReleaseCallbacksBeforeTheTablesGo() async {
         let (mm, coherent, _) = Self.process()
         _ = mm.handleMMFault(0x40_0000, write: true)
-        var seen: [String] = []
-        mm.registerNotifier { process in seen.append("first sees \(process.translate(0x40_0000) != nil)") }
-        let removed = mm.registerNotifier { _ in seen.append("removed") }
-        mm.registerNotifier { _ in seen.append("second") }
+        final class Seen: @unchecked Sendable { var lines: [String] = [] }
+        let seen = Seen()
+        mm.registerNotifier { process in seen.lines.append("first sees \(process.translate(0x40_0000) != nil)") }
+        let removed = mm.registerNotifier { _ in seen.lines.append("removed") }
+        mm.registerNotifier { _ in seen.lines.append("second") }
         mm.unregisterNotifier(removed)
-        mm.exit()
-        #expect(seen == ["first sees true", "second"])
+        await mm.exit()
+        #expect(seen.lines == ["first sees true", "second"])
         #expect(mm.translate(0x40_0000) == nil, "a walk after exit finds nothing")
         #expect(coherent.bytesInUse == 0)
         #expect(mm.handleMMFault(0x40_0000, write: false) == .segv)

@@ -1,0 +1,117 @@
+import Testing
+import Platform
+import Kernel
+import SMMUv3
+import Endpoints
+import IOMMU
+import ArmSMMUv3
+
+/// SVA end to end (seed 002): a PCIe function with ATS and PRI does DMA with a process's
+/// PASID; the SMMU walks the process's own page tables; a missing page goes device -> PRIQ ->
+/// PRIQ thread -> IOPF queue -> handle_mm_fault -> iommu_page_response -> CMD_PRI_RESP ->
+/// device retry; unbind and process exit free the PASID only after the device is done.
+@Suite struct SVATests {
+    final class Exits: @unchecked Sendable {
+        var pasids: [UInt32] = []
+    }
+
+    struct World {
+        let rig: DriverRig
+        let rootComplex: RootComplex
+        let function: PCIeFunction
+        let dev: device
+        let registry: iommu_sva_registry
+        let pages: CoherentMemory
+        let exits: Exits
+    }
+
+    static func setUp(seed: UInt64? = nil) throws -> World {
+        let rig = try DriverRig(seed: seed)
+        #expect(rig.probe() == 0)
+        let smmu = try #require(rig.driver)
+        let rootComplex = RootComplex(smmu: rig.model)
+        let function = rootComplex.attach(requesterID: 0x10, ats: false, pri: true, pageRequestCredits: 32)
+        let pci = pci_dev(name: "0000:00:02.0", ats_cap: true)
+        pci.onATSControl = { enabled, _ in function.atsEnabled = enabled }
+        let dev = device(name: "0000:00:02.0", log: rig.log, smmu_pdev: rig.pdev, ids: [function.streamID], pci: pci)
+        let domain = try #require(arm_smmu_domain_alloc(rig.faults, .IOMMU_DOMAIN_UNMANAGED))
+        let exits = Exits()
+        var results: [Int32] = []
+        rig.run {
+            results.append(await arm_smmu_add_device(dev))
+            results.append(await iommu_attach_device(domain, dev))
+            results.append(await iommu_sva_device_init(dev, IOMMU_SVA_FEAT_IOPF, 0) { _, pasid, _ in
+                exits.pasids.append(pasid)
+                return 0
+            })
+        }
+        #expect(results == [0, 0, 0])
+        let pages = CoherentMemory(memory: rig.bus.memory, range: 0x9000_0000...0x90FF_FFFF)
+        return World(rig: rig, rootComplex: rootComplex, function: function, dev: dev, registry: iommu_sva_registry(pasids: smmu.pasids), pages: pages, exits: exits)
+    }
+
+    static func process(_ world: World, asid: UInt16 = 7) throws -> MMStruct {
+        let mm = try #require(MMStruct(asid: asid, memory: world.rig.bus.memory, pages: world.pages))
+        mm.map(VMArea(start: 0x40_0000, end: 0x80_0000))
+        return mm
+    }
+
+    @Test func aDeviceWritesIntoAProcessThroughItsOwnPageTablesFaultingPagesIn() throws {
+        let world = try Self.setUp()
+        let mm = try Self.process(world)
+        var bound: (Int32, UInt32) = (1, 0)
+        world.rig.run { bound = await iommu_sva_bind_device(world.dev, mm, nil, world.registry) }
+        #expect(bound.0 == 0 && bound.1 >= 1)
+        #expect(world.function.atsEnabled)
+        var handle: DMAHandle?
+        world.rig.run("device") { handle = world.function.write(0x40_1230, bytes: Array("hello, process".utf8), pasid: bound.1) }
+        let dma = try #require(handle)
+        #expect(world.function.state(of: dma) == .completed, "\(String(describing: world.function.state(of: dma)))")
+        let physical = try #require(mm.translate(0x40_1230), "the page was faulted into the process")
+        #expect((0..<14).map { world.rig.bus.memory.read8(at: physical + UInt64($0)) } == Array("hello, process".utf8))
+        #expect(world.function.responsesReceived.map(\.code) == [.success])
+        withExtendedLifetime(world) {}
+    }
+
+    @Test func oneProcessKeepsOnePASIDAndUnbindFreesItAfterTheDevice() throws {
+        let world = try Self.setUp()
+        let mm = try Self.process(world)
+        var pasids: [UInt32] = []
+        var results: [Int32] = []
+        world.rig.run {
+            pasids.append(await iommu_sva_bind_device(world.dev, mm, nil, world.registry).1)
+            pasids.append(await iommu_sva_bind_device(world.dev, mm, nil, world.registry).1)
+            results.append(await iommu_sva_unbind_device(world.dev, pasids[0], world.registry))
+            results.append(await iommu_sva_unbind_device(world.dev, pasids[0], world.registry))
+        }
+        #expect(pasids[0] == pasids[1])
+        #expect(results == [0, -ESRCH])
+        #expect(world.registry.pasids.count == 0, "the PASID is free again")
+        let smmu = try #require(world.rig.driver)
+        #expect(smmu.domainCD(for: world.dev, ssid: pasids[0])?[0] == 0, "the CD is cleared")
+        withExtendedLifetime(world) {}
+    }
+
+    @Test func processExitCallsTheDeviceDriverBeforeThePASIDIsReused() throws {
+        let world = try Self.setUp()
+        let mm = try Self.process(world)
+        var pasid: UInt32 = 0
+        world.rig.run { pasid = await iommu_sva_bind_device(world.dev, mm, nil, world.registry).1 }
+        world.rig.run { await mm.exit() }
+        #expect(world.exits.pasids == [pasid], "mm_exit told the device driver")
+        #expect(world.registry.pasids.count == 0)
+        let other = try Self.process(world, asid: 8)
+        var reused: UInt32 = 0
+        world.rig.run { reused = await iommu_sva_bind_device(world.dev, other, nil, world.registry).1 }
+        #expect(reused == pasid, "only now can the PASID serve another process")
+        withExtendedLifetime(world) {}
+    }
+}
+
+extension arm_smmu_device {
+    /// The CD at `ssid` of the domain `dev` is attached to (for tests).
+    func domainCD(for dev: device, ssid: UInt32) -> LE64Pointer? {
+        guard let domain = dev.domain as? arm_smmu_domain else { return nil }
+        return domain.s1_cfg.cdptr?.advanced(by: Int(ssid) * CTXDESC_CD_DWORDS)
+    }
+}
