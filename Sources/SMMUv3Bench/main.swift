@@ -3,6 +3,7 @@ import Platform
 import Kernel
 import SMMUv3
 import SMMUv3Host
+import IOMMU
 import ArmSMMUv3
 import Scenario
 
@@ -392,6 +393,54 @@ func priEndToEnd() throws -> Double {
             }
         }
         guard outcome == .completed else { fatalError("PRI round trips did not complete: \(outcome)") }
+    }
+}
+
+/// A page request through the IOPF queue and the mm fault handler: device -> PRIQ -> PRIQ
+/// thread -> iommu_report_device_fault -> IOPF workqueue -> handle_mm_fault ->
+/// iommu_page_response -> CMD_PRI_RESP -> device, over 2,048 pages of a process (present
+/// after the first round, so the mm fault handler finds them mapped).
+func iopfEndToEnd() throws -> Double {
+    let system = try DriverSystem()
+    system.bus.interrupts.recordCapacity = 0
+    guard system.probe() == 0, let smmu = system.driver, let queue = smmu.priq.iopf else { fatalError("probe failed: \(system.messages())") }
+    let dev = device(name: "0000:00:02.0", log: system.log, smmu_pdev: system.pdev, ids: [0x10])
+    guard let domain = arm_smmu_domain_alloc(system.faults, .IOMMU_DOMAIN_UNMANAGED),
+          let mm = MMStruct(asid: 7, memory: system.bus.memory, pages: CoherentMemory(memory: system.bus.memory, range: 0x9000_0000...0x93FF_FFFF)) else { fatalError("set-up") }
+    mm.map(VMArea(start: 0x4000_0000, end: 0x8000_0000))
+    _ = smmu.pasids.idr_alloc(io_mm(pasid: 1, mm: mm), 1, 2)
+    let setUp = system.run {
+        _ = await arm_smmu_add_device(dev)
+        _ = await iommu_attach_device(domain, dev)
+        _ = await iopf_queue_add_device(queue, dev)
+        _ = await iommu_register_device_fault_handler(dev, iommu_queue_iopf, dev)
+    }
+    guard setUp == .completed else { fatalError("set-up: \(setUp)") }
+    let responses = ResponseCounter()
+    system.model.onPRGResponse { response in
+        if response.code == .success { responses.count &+= 1 }
+        responses.arrived.wakeUp()
+    }
+    let requestsPerCall = 1024
+    var page: UInt64 = 0
+    return measure(operationsPerCall: requestsPerCall) {
+        let outcome = system.run("device") { [model = system.model] in
+            for index in 0..<requestsPerCall {
+                let before = responses.count
+                _ = model.receivePageRequest(PageRequest(streamID: 0x10, substreamID: 1, prgIndex: UInt16(index % 512), last: true, read: true, write: true, address: 0x4000_0000 + (page % 2048) << 12))
+                page &+= 1
+                await responses.arrived.waitEvent { responses.count != before }
+            }
+        }
+        guard outcome == .completed else { fatalError("IOPF round trips did not complete: \(outcome)") }
+    }
+}
+
+if selected("iopf_page_request_end_to_end") {
+    do {
+        report("iopf_page_request_end_to_end", try iopfEndToEnd(), unit: "requests")
+    } catch {
+        print("BENCH iopf_page_request_end_to_end failed: \(error)")
     }
 }
 
