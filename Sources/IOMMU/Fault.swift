@@ -66,7 +66,9 @@ public typealias iommu_dev_fault_handler_t = (iommu_fault_event, AnyObject?) asy
 /// and not yet answered.
 public final class iommu_fault_param {
     public let handler: iommu_dev_fault_handler_t
-    public let data: AnyObject?
+    /// The handler's data (weak: it is often the device itself, which owns this; the device
+    /// reference the registration takes is counted in `device.references`).
+    public private(set) weak var data: AnyObject?
     /// Last requests of groups awaiting `iommu_page_response`.
     public var faults: [iommu_fault_event] = []
     public let lock = KernelMutex("iommu_fault_param.lock")

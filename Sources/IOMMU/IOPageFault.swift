@@ -19,8 +19,11 @@ public final class iopf_queue {
     let flush_arg: AnyObject?
     /// Producers plus the queue's own reference (`refs`).
     public private(set) var refs = 1
-    /// The devices reporting to it (for discarding partial faults on overflow).
-    public internal(set) var devices: [device] = []
+    /// The devices reporting to it (for discarding partial faults on overflow; weak: a device
+    /// owns its link to the queue).
+    var producers: [WeakDevice] = []
+    /// The devices reporting to it.
+    public var devices: [device] { producers.compactMap(\.device) }
     /// Where the mm of a PASID is found (Linux: the global PASID idr).
     public let pasids: iommu_pasid_idr
     /// Guards `devices`.
@@ -35,6 +38,11 @@ public final class iopf_queue {
 
     func retain() { refs += 1 }
     func release() { refs -= 1 }
+}
+
+/// A weak reference to a device.
+struct WeakDevice {
+    weak var device: device?
 }
 
 /// `struct iopf_device_param`: a device's link to its queue and its partial groups.
@@ -164,7 +172,7 @@ public func iopf_queue_add_device(_ queue: iopf_queue, _ dev: device, faults: Al
     if param.iopf_param == nil {
         queue.retain()
         param.iopf_param = iopf_param
-        queue.devices.append(dev)
+        queue.producers.append(WeakDevice(device: dev))
         ret = 0
     }
     param.lock.unlock()
@@ -185,7 +193,7 @@ public func iopf_queue_remove_device(_ dev: device) async -> Int32 {
     guard let iopf_param else { return -EINVAL }
     let queue = iopf_param.queue
     await queue.lock.lock()
-    queue.devices.removeAll { $0 === dev }
+    queue.producers.removeAll { $0.device === dev || $0.device == nil }
     queue.release()
     queue.lock.unlock()
     iopf_param.partial.removeAll()

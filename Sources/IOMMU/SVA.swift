@@ -25,7 +25,8 @@ public struct iommu_sva_param {
 /// `struct iommu_bond`: one device bound to one io_mm.
 public final class iommu_bond {
     public let io_mm: io_mm
-    public unowned let dev: device
+    /// The bound device (the registry must not keep it alive).
+    public private(set) weak var dev: device?
     public let drvdata: AnyObject?
     init(io_mm: io_mm, dev: device, drvdata: AnyObject?) {
         self.io_mm = io_mm
@@ -153,9 +154,10 @@ func iommu_notifier_release(_ bound: io_mm, _ registry: iommu_sva_registry) asyn
     let bonds = registry.bonds(of: bound)
     registry.lock.unlock()
     for bond in bonds {
-        if let mm_exit = bond.dev.iommu_param?.sva_param?.mm_exit { _ = await mm_exit(bond.dev, bound.pasid, bond.drvdata) }
-        if let domain = iommu_get_domain_for_dev(bond.dev) { await domain.ops.mm_detach?(domain, bond.dev, bound) }
-        _ = await iopf_queue_flush_dev(bond.dev)
+        guard let dev = bond.dev else { continue }
+        if let mm_exit = dev.iommu_param?.sva_param?.mm_exit { _ = await mm_exit(dev, bound.pasid, bond.drvdata) }
+        if let domain = iommu_get_domain_for_dev(dev) { await domain.ops.mm_detach?(domain, dev, bound) }
+        _ = await iopf_queue_flush_dev(dev)
     }
     await registry.lock.lock()
     for bond in bonds { registry.remove(bond) }

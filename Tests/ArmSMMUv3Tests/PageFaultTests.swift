@@ -55,13 +55,15 @@ import ArmSMMUv3
     }
 
     @Test func aRequestOutsideTheProcessIsAnsweredInvalidRequest() throws {
-        let (rig, _, _, responses) = try Self.setUp()
+        let (rig, dev, _, responses) = try Self.setUp()
+        defer { withExtendedLifetime(dev) {} }
         rig.run("device") { [model = rig.model] in _ = model.receivePageRequest(Self.request(6, last: true, 0x1000)) }
         #expect(responses.received.map(\.code) == [.invalidRequest])
     }
 
     @Test func withoutAHandlerTheLastRequestIsAnsweredWithFailure() throws {
-        let (rig, _, _, responses) = try Self.setUp(iopf: false)
+        let (rig, dev, _, responses) = try Self.setUp(iopf: false)
+        defer { withExtendedLifetime(dev) {} }
         rig.run("device") { [model = rig.model] in _ = model.receivePageRequest(Self.request(7, last: true, 0x40_0000)) }
         #expect(responses.received.map(\.code) == [.responseFailure])
     }
