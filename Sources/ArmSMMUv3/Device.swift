@@ -136,6 +136,10 @@ public final class arm_smmu_device {
     public var streams: [UInt32: arm_smmu_master_data] = [:]
     /// The PASID table SVA shares with device drivers (Linux's is global).
     public let pasids = iommu_pasid_idr()
+    /// Test-only: seed 004's first bug (a request with no handler counts as reported).
+    var prqReportUninitialisedRet = false
+    /// Test-only: seed 004's second bug (a request handled by the driver is reported again).
+    var prqReportTwice = false
     /// The `disable_bypass` module parameter (default on): unattached streams abort instead of
     /// bypassing, and so does the SMMU when firmware gave no usable description.
     public var disable_bypass = true

@@ -73,18 +73,52 @@ public func arm_smmu_handle_ppr(_ smmu: arm_smmu_device, _ evt: [UInt64]) async 
         return
     }
 
-    let ret = await iommu_report_device_fault(dev, fault)
-    if ret < 0 && last {
+    // Reported to a registered handler (the IOPF queue, or a VFIO-like relay to a guest that
+    // owns the PASID's tables), which answers later; otherwise the driver handles it itself.
+    if await arm_smmu_prq_report(smmu, dev, fault) >= 0 { return }
+    await arm_smmu_handle_fault_internal(smmu, dev, fault)
+    if smmu.prqReportTwice {
+        // Seed 004's second bug, for tests: the request is reported again after handling.
+        _ = await arm_smmu_prq_report(smmu, dev, fault)
+    }
+}
+
+/// `intel_svm_prq_report`, ported (seed 004): reports the request to the device's fault
+/// handler if it has one; -EINVAL when it has none, so that the driver handles the request
+/// itself (the review's first bug: an uninitialised result made "no handler" look reported,
+/// and the request was never answered).
+func arm_smmu_prq_report(_ smmu: arm_smmu_device, _ dev: device, _ fault: iommu_fault_event) async -> Int32 {
+    var ret: Int32 = smmu.prqReportUninitialisedRet ? 0 : -EINVAL
+    if iommu_has_device_fault_handler(dev) {
+        ret = await iommu_report_device_fault(dev, fault)
+    }
+    return ret
+}
+
+/// The driver's own handling of a page request nobody else takes: the mm bound to the PASID
+/// (if any) faults the page in on the fault workqueue, and a Last request is answered
+/// directly (Success, InvalidRequest when the mm cannot, ResponseFailure without a PASID's
+/// process).
+func arm_smmu_handle_fault_internal(_ smmu: arm_smmu_device, _ dev: device, _ fault: iommu_fault_event) async {
+    var resp = page_response_msg()
+    resp.addr = fault.addr
+    resp.pasid = fault.pasid
+    resp.pasid_present = fault.pasid_valid
+    resp.page_req_group_id = fault.page_req_group_id
+    resp.private_data = fault.iommu_private
+    guard fault.pasid_valid, iommu_sva_find(smmu.pasids, fault.pasid) != nil, let wq = smmu.priq.iopf?.wq else {
         // Nobody cared: abort the access.
-        var resp = page_response_msg()
-        resp.addr = fault.addr
-        resp.pasid = fault.pasid
-        resp.pasid_present = fault.pasid_valid
-        resp.page_req_group_id = fault.page_req_group_id
-        resp.private_data = fault.iommu_private
+        guard fault.last_req else { return }
         resp.resp_code = IOMMU_PAGE_RESP_FAILURE
         _ = await arm_smmu_page_response(dev, resp)
+        return
     }
+    wq.queue(WorkItem("arm_smmu_handle_fault") { [pasids = smmu.pasids] in
+        let status = await iopf_handle_single(iopf_context(dev: dev, evt: fault), pasids)
+        guard fault.last_req else { return }
+        resp.resp_code = status
+        _ = await arm_smmu_page_response(dev, resp)
+    })
 }
 
 /// `arm_smmu_page_response`: CMD_PRI_RESP to the StreamID the request came from (carried in

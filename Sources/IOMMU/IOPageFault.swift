@@ -60,6 +60,11 @@ public final class iopf_device_param {
 public struct iopf_context {
     public let dev: device
     public let evt: iommu_fault_event
+
+    public init(dev: device, evt: iommu_fault_event) {
+        self.dev = dev
+        self.evt = evt
+    }
 }
 
 /// `struct iopf_group`.
@@ -89,7 +94,7 @@ func iopf_complete(_ dev: device, _ evt: iommu_fault_event, _ status: Int32) asy
 
 /// `iopf_handle_single`: one fault through the mm fault handler: INVALID without a PASID, an
 /// mm for it, a VMA at the address, or the access rights; SUCCESS once the page is in.
-func iopf_handle_single(_ fault: iopf_context, _ pasids: iommu_pasid_idr) async -> Int32 {
+public func iopf_handle_single(_ fault: iopf_context, _ pasids: iommu_pasid_idr) async -> Int32 {
     let evt = fault.evt
     guard evt.pasid_valid, let mm = iommu_sva_find(pasids, evt.pasid) else { return IOMMU_PAGE_RESP_INVALID }
     await mm.mmap_sem.lock()

@@ -61,10 +61,18 @@ import ArmSMMUv3
         #expect(responses.received.map(\.code) == [.invalidRequest])
     }
 
-    @Test func withoutAHandlerTheLastRequestIsAnsweredWithFailure() throws {
-        let (rig, dev, _, responses) = try Self.setUp(iopf: false)
+    @Test func withoutAHandlerTheDriverHandlesTheRequestItself() throws {
+        let (rig, dev, mm, responses) = try Self.setUp(iopf: false)
         defer { withExtendedLifetime(dev) {} }
         rig.run("device") { [model = rig.model] in _ = model.receivePageRequest(Self.request(7, last: true, 0x40_0000)) }
+        #expect(responses.received.map(\.code) == [.success])
+        #expect(mm.translate(0x40_0000) != nil)
+    }
+
+    @Test func withoutAHandlerOrAProcessTheRequestIsAnsweredWithFailure() throws {
+        let (rig, dev, _, responses) = try Self.setUp(iopf: false)
+        defer { withExtendedLifetime(dev) {} }
+        rig.run("device") { [model = rig.model] in _ = model.receivePageRequest(Self.request(8, last: true, 0x40_0000, pasid: 5)) }
         #expect(responses.received.map(\.code) == [.responseFailure])
     }
 
