@@ -136,6 +136,12 @@ public final class arm_smmu_device {
     public var streams: [UInt32: arm_smmu_master_data] = [:]
     /// The PASID table SVA shares with device drivers (Linux's is global).
     public let pasids = iommu_pasid_idr()
+    /// Guards every master's contexts (`contexts_lock`).
+    public let contexts_lock = SpinLock("arm_smmu_device.contexts_lock")
+    /// `system_long_wq`, where sweepers run (created at probe).
+    public var system_long_wq: Workqueue?
+    /// Test-only: seed 001's design broken on purpose: unbind frees the PASID at once.
+    var releaseAtUnbind = false
     /// Test-only: seed 004's first bug (a request with no handler counts as reported).
     var prqReportUninitialisedRet = false
     /// Test-only: seed 004's second bug (a request handled by the driver is reported again).
@@ -212,6 +218,7 @@ public func arm_smmu_init_queues(_ smmu: arm_smmu_device) -> Int32 {
     if ret != 0 { return ret }
     ret = arm_smmu_init_one_queue(smmu, smmu.evtq.q, ARM_SMMU_EVTQ_PROD, ARM_SMMU_EVTQ_CONS, EVTQ_ENT_DWORDS, "evtq")
     if ret != 0 { return ret }
+    if let scheduler = KernelScheduler.current { smmu.system_long_wq = Workqueue("events_long", on: scheduler) }
     guard smmu.features & ARM_SMMU_FEAT_PRI != 0 else { return 0 }
     // Page requests go to an IOPF queue (the SVA tree), flushed through the PRIQ thread.
     if let scheduler = KernelScheduler.current {

@@ -17,11 +17,27 @@ public final class arm_smmu_master_data {
     public var ste = arm_smmu_strtab_ent()
     /// The domain attached (`master->domain`).
     public weak var domain: arm_smmu_domain?
+    /// Seed 001: the master's SVA contexts by PASID (an rb-tree in Linux), under the SMMU's
+    /// `contexts_lock`.
+    public var contexts: [UInt32: arm_smmu_context] = [:]
+    /// The master sends page requests (PRI), so stale PASIDs may still be in the pipe.
+    public var can_fault = false
+    /// PASIDs the master can use.
+    public var avail_contexts: UInt32 = 0
+    /// Contexts unbound but not yet known to be clean.
+    public var stale_contexts: UInt32 = 0
+    /// `sweep_contexts`.
+    public private(set) lazy var sweep_contexts = WorkItem("arm_smmu_sweep_contexts") { [weak self] in
+        if let self { await arm_smmu_sweep_contexts(self) }
+    }
     init(smmu: arm_smmu_device, dev: device) {
         self.smmu = smmu
         self.dev = dev
     }
 }
+
+/// `STALE_CONTEXTS_LIMIT(master)`: the sweeper runs when a fourth of the contexts are stale.
+func STALE_CONTEXTS_LIMIT(_ master: arm_smmu_master_data) -> UInt32 { master.avail_contexts / 4 }
 
 /// `enum arm_smmu_domain_stage`.
 public enum arm_smmu_domain_stage: Sendable {
@@ -63,7 +79,7 @@ public let arm_smmu_ops: iommu_ops = {
     ops.sva_device_init = { dev, param in await arm_smmu_sva_device_init(dev, &param) }
     ops.sva_device_shutdown = { dev in await arm_smmu_sva_device_shutdown(dev) }
     ops.mm_attach = { domain, dev, io_mm in await arm_smmu_mm_attach(domain, dev, io_mm) }
-    ops.mm_detach = { domain, dev, io_mm in await arm_smmu_mm_detach(domain, dev, io_mm) }
+    ops.mm_detach = { domain, dev, io_mm, flags in await arm_smmu_mm_detach(domain, dev, io_mm, flags) }
     return ops
 }()
 
@@ -264,6 +280,8 @@ func arm_smmu_install_ste_for_dev(_ fwspec: iommu_fwspec) async {
 /// bypass/abort, and ATS is disabled (after invalidating the device's whole ATC).
 public func arm_smmu_detach_dev(_ dev: device) async {
     guard let fwspec = dev.iommu_fwspec, let master = fwspec.master else { return }
+    // Seed 001: SVA contexts go stale first (their CDs live in the domain's table).
+    if !master.contexts.isEmpty { await arm_smmu_detach_contexts(master) }
     if let smmu_domain = master.domain {
         await smmu_domain.devices_lock.lock()
         smmu_domain.devices.removeAll { $0 === master }
@@ -449,6 +467,7 @@ public func arm_smmu_add_device(_ dev: device) async -> Int32 {
 public func arm_smmu_remove_device(_ dev: device) async {
     guard let fwspec = dev.iommu_fwspec, let master = fwspec.master else { return }
     if master.ste.assigned { await arm_smmu_detach_dev(dev) }
+    await arm_smmu_remove_contexts(master)
     for sid in fwspec.ids where master.smmu.streams[sid] === master { master.smmu.streams[sid] = nil }
     fwspec.iommu_priv = nil
     dev.iommu_fwspec = nil

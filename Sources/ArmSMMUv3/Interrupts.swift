@@ -73,6 +73,28 @@ public func arm_smmu_handle_ppr(_ smmu: arm_smmu_device, _ evt: [UInt64]) async 
         return
     }
 
+    // Seed 001: a Stop Marker invalidates its PASID's context (no reply); a request for a
+    // stale context is answered with failure, never handed to the process that may reuse the
+    // PASID.
+    if ssv, let context = master.contexts[ssid] {
+        if last && evt[0] & (PRIQ_0_PERM_READ | PRIQ_0_PERM_WRITE) == 0 {
+            await arm_smmu_handle_stop_marker(master, ssid)
+            return
+        }
+        if await context.state.read() & ARM_SMMU_CONTEXT_STALE != 0 {
+            if last {
+                var resp = page_response_msg()
+                resp.pasid = ssid
+                resp.pasid_present = true
+                resp.page_req_group_id = fault.page_req_group_id
+                resp.private_data = fault.iommu_private
+                resp.resp_code = IOMMU_PAGE_RESP_FAILURE
+                _ = await arm_smmu_page_response(dev, resp)
+            }
+            return
+        }
+    }
+
     // Reported to a registered handler (the IOPF queue, or a VFIO-like relay to a guest that
     // owns the PASID's tables), which answers later; otherwise the driver handles it itself.
     if await arm_smmu_prq_report(smmu, dev, fault) >= 0 { return }

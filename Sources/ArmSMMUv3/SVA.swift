@@ -66,10 +66,12 @@ func arm_smmu_sva_device_init(_ dev: device, _ param: inout iommu_sva_param) asy
     let smmu = master.smmu
     param.min_pasid = max(param.min_pasid, 1)
     param.max_pasid = param.max_pasid == 0 ? (1 << smmu_domain.s1_cfg.s1cdmax) - 1 : min(param.max_pasid, (1 << smmu_domain.s1_cfg.s1cdmax) - 1)
+    master.avail_contexts = param.max_pasid - param.min_pasid + 1
     if param.features & IOMMU_SVA_FEAT_IOPF != 0 {
         guard smmu.features & ARM_SMMU_FEAT_PRI != 0, let queue = smmu.priq.iopf else { return -ENODEV }
         let ret = await iopf_queue_add_device(queue, dev, faults: smmu.pdev.faults)
         if ret != 0 { return ret }
+        master.can_fault = true
     }
     return 0
 }
@@ -79,10 +81,21 @@ func arm_smmu_sva_device_shutdown(_ dev: device) async {
     _ = await iopf_queue_remove_device(dev)
 }
 
-/// `arm_smmu_mm_attach`: the CD at the process's PASID points at its page tables with its
-/// ASID (shared with the CPU, so not ASET).
+/// `arm_smmu_mm_attach` (seed 001's `arm_smmu_bind_task`): a context for the master at the
+/// process's PASID (holding a reference to it), and the CD pointing at the process's page
+/// tables with its ASID (shared with the CPU, so not ASET).
 func arm_smmu_mm_attach(_ domain: iommu_domain, _ dev: device, _ io_mm: io_mm) async -> Int32 {
-    guard let smmu_domain = domain as? arm_smmu_domain, let mm = io_mm.mm else { return -EINVAL }
+    guard let smmu_domain = domain as? arm_smmu_domain, let mm = io_mm.mm, let master = dev.iommu_fwspec?.master else { return -EINVAL }
+    let smmu = master.smmu
+    await smmu.contexts_lock.lock()
+    if master.contexts[io_mm.pasid] != nil {
+        smmu.contexts_lock.unlock()
+        return -EEXIST
+    }
+    let context = arm_smmu_context(ssid: io_mm.pasid, master: master, io_mm: io_mm)
+    io_mm.get()
+    master.contexts[io_mm.pasid] = context
+    smmu.contexts_lock.unlock()
     var cd = arm_smmu_ctx_desc()
     cd.asid = mm.asid
     cd.ttbr = mm.table.base
@@ -91,14 +104,21 @@ func arm_smmu_mm_attach(_ domain: iommu_domain, _ dev: device, _ io_mm: io_mm) a
     return await arm_smmu_write_ctx_desc_ssid(smmu_domain, io_mm.pasid, cd)
 }
 
-/// `arm_smmu_mm_detach`: clears the PASID's CD, then invalidates the process's TLB entries
-/// (TLBI_NH_ASID) and the PASID in the devices' ATCs.
-func arm_smmu_mm_detach(_ domain: iommu_domain, _ dev: device, _ io_mm: io_mm) async {
-    guard let smmu_domain = domain as? arm_smmu_domain, let smmu = smmu_domain.smmu else { return }
-    _ = await arm_smmu_write_ctx_desc_ssid(smmu_domain, io_mm.pasid, nil)
+/// `arm_smmu_detach_task`: clears the PASID's CD, then invalidates the process's TLB
+/// entries (TLBI_NH_ASID) and the PASID in the devices' ATCs.
+func arm_smmu_detach_task(_ context: arm_smmu_context) async {
+    guard !context.detached, let master = context.master, let smmu_domain = master.domain, let smmu = smmu_domain.smmu else { return }
+    context.detached = true
+    _ = await arm_smmu_write_ctx_desc_ssid(smmu_domain, context.ssid, nil)
     var cmd = arm_smmu_cmdq_ent(opcode: CMDQ_OP_TLBI_NH_ASID)
-    cmd.tlbi.asid = io_mm.mm?.asid ?? 0
+    cmd.tlbi.asid = context.asid
     await arm_smmu_cmdq_issue_cmd(smmu, cmd)
     await arm_smmu_cmdq_issue_sync(smmu)
-    _ = await arm_smmu_atc_inv_domain(smmu_domain, io_mm.pasid, 0, 0)
+    _ = await arm_smmu_atc_inv_domain(smmu_domain, context.ssid, 0, 0)
+}
+
+/// `arm_smmu_mm_detach`: seed 001's `arm_smmu_unbind_task`.
+func arm_smmu_mm_detach(_ domain: iommu_domain, _ dev: device, _ io_mm: io_mm, _ flags: UInt32) async -> Int32 {
+    guard let master = dev.iommu_fwspec?.master else { return -EINVAL }
+    return await arm_smmu_unbind_task(master, io_mm.pasid, flags)
 }

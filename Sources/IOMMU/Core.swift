@@ -76,6 +76,8 @@ public final class iommu_param {
     public var iopf_param: iopf_device_param?
     /// SVA state (`sva_param`).
     public var sva_param: iommu_sva_param?
+    /// The device driver's PASID operations (`iommu_set_svm_ops`).
+    public var svm_ops: iommu_svm_ops?
 
     init(name: String) {
         lock = KernelMutex("iommu_param(\(name)).lock")
@@ -103,7 +105,7 @@ public struct iommu_ops: Sendable {
     /// SVA: make the device's accesses with `io_mm`'s PASID translate through its page
     /// tables; and stop that.
     public var mm_attach: (@Sendable (iommu_domain, device, io_mm) async -> Int32)?
-    public var mm_detach: (@Sendable (iommu_domain, device, io_mm) async -> Void)?
+    public var mm_detach: (@Sendable (iommu_domain, device, io_mm, UInt32) async -> Int32)?
 
     public init(attach_dev: @escaping @Sendable (iommu_domain, device) async -> Int32, detach_dev: @escaping @Sendable (iommu_domain, device) async -> Void, page_response: (@Sendable (device, page_response_msg) async -> Int32)? = nil) {
         self.attach_dev = attach_dev

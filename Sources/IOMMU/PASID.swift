@@ -42,6 +42,25 @@ public final class io_mm {
     public private(set) var mm: MMStruct?
     /// Its release notifier, while bound.
     var notifier: Int?
+    /// References: the core's (while bonds exist) and each IOMMU context using the PASID; the
+    /// PASID is freed when the last goes (seed 001: not before the IOMMU says so).
+    public private(set) var users = 1
+    /// Where the PASID goes back.
+    weak var idr: iommu_pasid_idr?
+    /// Times the PASID was freed (tests check it happens once).
+    public private(set) var frees = 0
+
+    /// Takes a reference for an IOMMU context.
+    public func get() { users += 1 }
+
+    /// Drops a reference; the last one frees the PASID.
+    public func put() {
+        users -= 1
+        if users == 0 {
+            frees += 1
+            idr?.idr_remove(pasid)
+        }
+    }
 
     public init(pasid: UInt32, mm: MMStruct) {
         self.pasid = pasid

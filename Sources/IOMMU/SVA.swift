@@ -108,6 +108,7 @@ public func iommu_sva_bind_device(_ dev: device, _ mm: MMStruct, _ drvdata: AnyO
         if id < 0 { return (id, 0) }
         registry.pasids.idr_remove(UInt32(id))
         bound = IOMMU.io_mm(pasid: UInt32(id), mm: mm)
+        bound.idr = registry.pasids
         _ = registry.pasids.idr_alloc(bound, UInt32(id), UInt32(id) + 1)
         fresh = true
     }
@@ -126,9 +127,34 @@ public func iommu_sva_bind_device(_ dev: device, _ mm: MMStruct, _ drvdata: AnyO
     return (0, bound.pasid)
 }
 
-/// `iommu_sva_unbind_device`: the device stops translating with the PASID, its pending
-/// faults for it are flushed, and the PASID is freed with the last bond.
-public func iommu_sva_unbind_device(_ dev: device, _ pasid: UInt32, _ registry: iommu_sva_registry) async -> Int32 {
+/// `IOMMU_PASID_FLUSHED` (seed 001): the device stopped using the PASID and sends a Stop
+/// Marker for it (outstanding page requests may still be on their way).
+public let IOMMU_PASID_FLUSHED: UInt32 = 1 << 0
+/// `IOMMU_PASID_CLEAN`: the device stopped using the PASID and waited for every page request
+/// to come back: it can be reused at once.
+public let IOMMU_PASID_CLEAN: UInt32 = 1 << 1
+
+/// `struct iommu_svm_ops`: what the device driver tells the IOMMU about its PASIDs.
+public struct iommu_svm_ops {
+    /// Stops the device using `pasid`: IOMMU_PASID_FLUSHED or IOMMU_PASID_CLEAN as the device
+    /// did, or 0 when the PASID is still in use.
+    public var invalidate_pasid: (device, UInt32, AnyObject?) async -> UInt32
+
+    public init(invalidate_pasid: @escaping (device, UInt32, AnyObject?) async -> UInt32) {
+        self.invalidate_pasid = invalidate_pasid
+    }
+}
+
+/// `iommu_set_svm_ops`.
+public func iommu_set_svm_ops(_ dev: device, _ ops: iommu_svm_ops?) {
+    dev.iommu_param?.svm_ops = ops
+}
+
+/// `iommu_sva_unbind_device`: the IOMMU stops the device translating with the PASID (it may
+/// refuse with -EBUSY while the device still uses it: see `flags`), faults for it still
+/// queued are flushed, and the core's reference to the PASID goes with the last bond (the
+/// IOMMU may hold the PASID longer, until it knows no page request for it is in flight).
+public func iommu_sva_unbind_device(_ dev: device, _ pasid: UInt32, _ registry: iommu_sva_registry, flags: UInt32 = IOMMU_PASID_CLEAN) async -> Int32 {
     guard let domain = iommu_get_domain_for_dev(dev) else { return -ENODEV }
     await registry.lock.lock()
     guard let bond = registry.bonds(of: dev).first(where: { $0.io_mm.pasid == pasid }) else {
@@ -136,7 +162,8 @@ public func iommu_sva_unbind_device(_ dev: device, _ pasid: UInt32, _ registry: 
         return -ESRCH
     }
     registry.lock.unlock()
-    await domain.ops.mm_detach?(domain, dev, bond.io_mm)
+    let ret = await domain.ops.mm_detach?(domain, dev, bond.io_mm, flags) ?? 0
+    if ret != 0 { return ret }
     // Faults for this PASID still queued must not outlive the bond.
     _ = await iopf_queue_flush_dev(dev)
     await registry.lock.lock()
@@ -156,7 +183,8 @@ func iommu_notifier_release(_ bound: io_mm, _ registry: iommu_sva_registry) asyn
     for bond in bonds {
         guard let dev = bond.dev else { continue }
         if let mm_exit = dev.iommu_param?.sva_param?.mm_exit { _ = await mm_exit(dev, bound.pasid, bond.drvdata) }
-        if let domain = iommu_get_domain_for_dev(dev) { await domain.ops.mm_detach?(domain, dev, bound) }
+        // mm_exit returned: the device no longer uses the PASID (it may still send a Stop Marker).
+        if let domain = iommu_get_domain_for_dev(dev) { _ = await domain.ops.mm_detach?(domain, dev, bound, IOMMU_PASID_FLUSHED) }
         _ = await iopf_queue_flush_dev(dev)
     }
     await registry.lock.lock()
@@ -166,12 +194,13 @@ func iommu_notifier_release(_ bound: io_mm, _ registry: iommu_sva_registry) asyn
     registry.lock.unlock()
 }
 
-/// Frees the io_mm's PASID and drops its notifier.
+/// Drops the core's reference to the io_mm (the PASID goes when the IOMMU's contexts let it)
+/// and its notifier; faults can no longer find the process through it.
 func iommu_io_mm_free(_ bound: io_mm, _ registry: iommu_sva_registry) {
     if let notifier = bound.notifier, let mm = bound.mm { mm.unregisterNotifier(notifier) }
     bound.notifier = nil
-    registry.pasids.idr_remove(bound.pasid)
     bound.detachMM()
+    bound.put()
 }
 
 /// `-ESRCH`.

@@ -92,14 +92,20 @@ import ArmSMMUv3
         withExtendedLifetime(world) {}
     }
 
-    @Test func processExitCallsTheDeviceDriverBeforeThePASIDIsReused() throws {
+    @Test func processExitCallsTheDeviceDriverAndThePASIDWaitsForTheStopMarker() throws {
         let world = try Self.setUp()
         let mm = try Self.process(world)
         var pasid: UInt32 = 0
         world.rig.run { pasid = await iommu_sva_bind_device(world.dev, mm, nil, world.registry).1 }
         world.rig.run { await mm.exit() }
         #expect(world.exits.pasids == [pasid], "mm_exit told the device driver")
-        #expect(world.registry.pasids.count == 0)
+        #expect(world.registry.pasids.count == 1, "stale: page requests for it may still be in flight")
+        // The device's Stop Marker for the PASID.
+        world.rig.run("device") { [model = world.rig.model] in
+            _ = model.receivePageRequest(PageRequest(streamID: world.function.streamID, substreamID: pasid, prgIndex: 0, last: true, read: false, write: false, address: 0))
+        }
+        #expect(world.registry.pasids.count == 0, "the Stop Marker completed the pair")
+        #expect(world.function.responsesReceived.isEmpty, "no reply to a Stop Marker")
         let other = try Self.process(world, asid: 8)
         var reused: UInt32 = 0
         world.rig.run { reused = await iommu_sva_bind_device(world.dev, other, nil, world.registry).1 }
