@@ -102,7 +102,7 @@ func arm_smmu_unbind_task(_ master: arm_smmu_master_data, _ pasid: UInt32, _ fla
     if put_context {
         await _arm_smmu_put_context(context)
     } else {
-        master.stale_contexts += 1
+        master.stale_contexts &+= 1
         if master.stale_contexts >= STALE_CONTEXTS_LIMIT(master) { smmu.system_long_wq?.queue(master.sweep_contexts) }
     }
     smmu.contexts_lock.unlock()
@@ -123,7 +123,9 @@ func arm_smmu_handle_stop_marker(_ master: arm_smmu_master_data, _ pasid: UInt32
     if val == ARM_SMMU_CONTEXT_STALE {
         await smmu.contexts_lock.lock()
         await _arm_smmu_put_context(context)
-        master.stale_contexts -= 1
+        // Wrapping, as Linux's u32: the marker can complete a context between unbind's STALE
+        // and its count of it, so this may run before the matching increment.
+        master.stale_contexts &-= 1
         smmu.contexts_lock.unlock()
     }
 }
@@ -155,7 +157,7 @@ func arm_smmu_sweep_contexts(_ master: arm_smmu_master_data) async {
 
     await smmu.contexts_lock.lock()
     for context in flush_list { await _arm_smmu_put_context(context) }
-    master.stale_contexts -= UInt32(flush_list.count)
+    master.stale_contexts &-= UInt32(flush_list.count)
     smmu.contexts_lock.unlock()
 }
 
@@ -191,7 +193,7 @@ func arm_smmu_detach_contexts(_ master: arm_smmu_master_data) async {
         await _arm_smmu_put_context(context)
         new_stale_contexts -= 1
     }
-    master.stale_contexts = UInt32(max(0, Int(master.stale_contexts) + new_stale_contexts))
+    master.stale_contexts &+= UInt32(truncatingIfNeeded: new_stale_contexts)
     if master.stale_contexts > 0 { smmu.system_long_wq?.queue(master.sweep_contexts) }
     smmu.contexts_lock.unlock()
 }

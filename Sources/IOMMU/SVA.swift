@@ -73,6 +73,9 @@ public func iommu_sva_device_shutdown(_ dev: device, _ registry: iommu_sva_regis
 public final class iommu_sva_registry: @unchecked Sendable {
     public let pasids: iommu_pasid_idr
     private var allBonds: [iommu_bond] = []
+    /// Test-only: unbind without flushing the device's faults (with the IOMMU's own wait
+    /// also removed, a PASID can then be reused while requests for its old bond are queued).
+    var unbindSkipsFlush = false
     let lock = KernelMutex("iommu_sva_lock")
 
     public init(pasids: iommu_pasid_idr) {
@@ -165,7 +168,7 @@ public func iommu_sva_unbind_device(_ dev: device, _ pasid: UInt32, _ registry: 
     let ret = await domain.ops.mm_detach?(domain, dev, bond.io_mm, flags) ?? 0
     if ret != 0 { return ret }
     // Faults for this PASID still queued must not outlive the bond.
-    _ = await iopf_queue_flush_dev(dev)
+    if !registry.unbindSkipsFlush { _ = await iopf_queue_flush_dev(dev) }
     await registry.lock.lock()
     registry.remove(bond)
     if registry.bonds(of: bond.io_mm).isEmpty { iommu_io_mm_free(bond.io_mm, registry) }

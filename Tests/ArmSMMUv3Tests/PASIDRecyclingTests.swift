@@ -1,0 +1,168 @@
+import Testing
+import Platform
+import Kernel
+import SMMUv3
+import Endpoints
+@testable import IOMMU
+@testable import ArmSMMUv3
+
+/// Seed 001: a PASID is reused only once no page request for its previous bond can be in
+/// flight: the USED/STALE/INVALIDATED/FREE context states, Stop Markers, the device driver's
+/// invalidate_pasid, the sweeper, and the race between unbind and the Stop Marker explored
+/// over 1,000 interleavings (with the design broken on purpose, the exploration finds the
+/// violation).
+@Suite struct PASIDRecyclingTests {
+    final class InUse: @unchecked Sendable {
+        var answer: UInt32 = 0
+    }
+
+    static func bound(_ world: SVATests.World) throws -> (MMStruct, UInt32) {
+        let mm = try SVATests.process(world)
+        var result: (Int32, UInt32) = (1, 0)
+        world.rig.run { result = await iommu_sva_bind_device(world.dev, mm, nil, world.registry) }
+        #expect(result.0 == 0)
+        return (mm, result.1)
+    }
+
+    static func stopMarker(_ world: SVATests.World, _ pasid: UInt32) -> PageRequest {
+        PageRequest(streamID: world.function.streamID, substreamID: pasid, prgIndex: 0, last: true, read: false, write: false, address: 0)
+    }
+
+    static func master(_ world: SVATests.World) throws -> arm_smmu_master_data {
+        try #require(world.dev.iommu_fwspec?.iommu_priv as? arm_smmu_master_data)
+    }
+
+    @Test func unbindingACleanPASIDFreesItAtOnce() throws {
+        let world = try SVATests.setUp()
+        let (_, pasid) = try Self.bound(world)
+        let context = try #require(Self.master(world).contexts[pasid])
+        var ret: Int32 = 1
+        world.rig.run { ret = await iommu_sva_unbind_device(world.dev, pasid, world.registry, flags: IOMMU_PASID_CLEAN) }
+        #expect(ret == 0 && world.registry.pasids.count == 0 && context.releases == 1 && context.io_mm.frees == 1)
+        withExtendedLifetime(world) {}
+    }
+
+    @Test func aPASIDTheDeviceStillUsesCannotBeUnbound() throws {
+        let world = try SVATests.setUp()
+        let (_, pasid) = try Self.bound(world)
+        let inUse = InUse()
+        iommu_set_svm_ops(world.dev, iommu_svm_ops { _, _, _ in inUse.answer })
+        var results: [Int32] = []
+        world.rig.run { results.append(await iommu_sva_unbind_device(world.dev, pasid, world.registry, flags: 0)) }
+        #expect(results == [-EBUSY] && world.registry.pasids.count == 1)
+        inUse.answer = IOMMU_PASID_CLEAN
+        world.rig.run { results.append(await iommu_sva_unbind_device(world.dev, pasid, world.registry, flags: 0)) }
+        #expect(results == [-EBUSY, 0] && world.registry.pasids.count == 0)
+        withExtendedLifetime(world) {}
+    }
+
+    @Test func aFlushedPASIDFailsItsLateRequestsAndWaitsForItsStopMarker() throws {
+        let world = try SVATests.setUp()
+        let (mm, pasid) = try Self.bound(world)
+        let master = try Self.master(world)
+        world.rig.run { _ = await iommu_sva_unbind_device(world.dev, pasid, world.registry, flags: IOMMU_PASID_FLUSHED) }
+        #expect(world.registry.pasids.count == 1 && master.stale_contexts == 1)
+        world.rig.run("device") { [model = world.rig.model] in
+            _ = model.receivePageRequest(PageRequest(streamID: world.function.streamID, substreamID: pasid, prgIndex: 4, last: true, read: true, write: false, address: 0x40_0000))
+        }
+        #expect(world.function.responsesReceived.map(\.code) == [.responseFailure], "a late request is failed")
+        #expect(mm.translate(0x40_0000) == nil, "and never handed to the process")
+        world.rig.run("device") { [model = world.rig.model] in _ = model.receivePageRequest(Self.stopMarker(world, pasid)) }
+        #expect(world.registry.pasids.count == 0 && master.stale_contexts == 0)
+        #expect(world.function.responsesReceived.count == 1, "no reply to the Stop Marker")
+        withExtendedLifetime(world) {}
+    }
+
+    @Test func aStopMarkerBeforeUnbindLetsUnbindFreeAtOnce() throws {
+        let world = try SVATests.setUp()
+        let (_, pasid) = try Self.bound(world)
+        world.rig.run("device") { [model = world.rig.model] in _ = model.receivePageRequest(Self.stopMarker(world, pasid)) }
+        #expect(world.registry.pasids.count == 1, "a Stop Marker alone does not unbind")
+        world.rig.run { _ = await iommu_sva_unbind_device(world.dev, pasid, world.registry, flags: IOMMU_PASID_FLUSHED) }
+        #expect(world.registry.pasids.count == 0)
+        withExtendedLifetime(world) {}
+    }
+
+    @Test func theSweeperFreesStaleContextsAtTheWatermark() throws {
+        let world = try SVATests.setUp()
+        let master = try Self.master(world)
+        let limit = Int(STALE_CONTEXTS_LIMIT(master))
+        #expect(limit == 63)
+        let mm = try SVATests.process(world)
+        world.rig.run {
+            for _ in 0..<(limit - 1) {
+                let pasid = await iommu_sva_bind_device(world.dev, mm, nil, world.registry).1
+                _ = await iommu_sva_unbind_device(world.dev, pasid, world.registry, flags: IOMMU_PASID_FLUSHED)
+            }
+        }
+        #expect(master.stale_contexts == UInt32(limit - 1) && world.registry.pasids.count == limit - 1, "below the watermark nothing is swept")
+        world.rig.run {
+            let pasid = await iommu_sva_bind_device(world.dev, mm, nil, world.registry).1
+            _ = await iommu_sva_unbind_device(world.dev, pasid, world.registry, flags: IOMMU_PASID_FLUSHED)
+        }
+        #expect(master.stale_contexts == 0 && world.registry.pasids.count == 0, "the sweeper freed them all")
+        #expect(master.contexts.isEmpty)
+        withExtendedLifetime(world) {}
+    }
+
+    @Test func detachingWithABoundPASIDWarnsAndTheSweeperReleasesIt() throws {
+        let world = try SVATests.setUp()
+        let (_, pasid) = try Self.bound(world)
+        let master = try Self.master(world)
+        let context = try #require(master.contexts[pasid])
+        iommu_set_svm_ops(world.dev, iommu_svm_ops { _, _, _ in 0 })
+        world.rig.run { await arm_smmu_detach_dev(world.dev) }
+        #expect(world.rig.messages(atMost: .warning).contains("0000:00:02.0: PASID \(pasid) was still bound!"))
+        #expect(context.detached && context.releases == 1, "swept once the PRI queue was seen through")
+        #expect(master.contexts.isEmpty && master.stale_contexts == 0)
+        withExtendedLifetime(world) {}
+    }
+
+    /// Unbind (FLUSHED) and an immediate rebind race the device's Stop Marker for the old
+    /// bond. Returns a description of what went wrong, or nil.
+    static func unbindAgainstStopMarker(seed: UInt64, broken: Bool) throws -> String? {
+        let world = try SVATests.setUp(seed: seed)
+        world.rig.expectsStaleEntries = true
+        // Broken on purpose: the PASID is freed at unbind without waiting for anything.
+        world.rig.driver?.releaseAtUnbind = broken
+        world.registry.unbindSkipsFlush = broken
+        let (mm, pasid) = try Self.bound(world)
+        let master = try Self.master(world)
+        let old = try #require(master.contexts[pasid])
+        var rebound: UInt32 = 0
+        world.rig.scheduler.spawn("device") { [model = world.rig.model] in
+            _ = model.receivePageRequest(Self.stopMarker(world, pasid))
+        }
+        world.rig.run("driver") {
+            _ = await iommu_sva_unbind_device(world.dev, pasid, world.registry, flags: IOMMU_PASID_FLUSHED)
+            rebound = await iommu_sva_bind_device(world.dev, mm, nil, world.registry).1
+        }
+        defer { withExtendedLifetime(world) {} }
+        if old.releases != 1 { return "the old context was released \(old.releases) times" }
+        if old.io_mm.frees != 1 { return "the old PASID was freed \(old.io_mm.frees) times" }
+        guard let new = master.contexts[rebound] else { return "the new bond has no context" }
+        var state: Int64 = 0
+        world.rig.run { state = await new.state.read() }
+        if state != 0 { return "PASID \(rebound) was handed out while the old bond's Stop Marker was still in the PRI queue: it invalidated the new bond" }
+        return nil
+    }
+
+    static func explore(_ scheduler: KernelScheduler, broken: Bool) -> String? {
+        do {
+            return try Self.unbindAgainstStopMarker(seed: scheduler.seed ?? 0, broken: broken)
+        } catch {
+            return "set-up failed: \(error)"
+        }
+    }
+
+    @Test func unbindAgainstTheStopMarkerHoldsUnder1000Interleavings() throws {
+        let failure = KernelScheduler.sweep(seeds: 1...1000) { scheduler in Self.explore(scheduler, broken: false) }
+        #expect(failure == nil, "\(failure?.failure ?? "")")
+    }
+
+    @Test func freeingThePASIDAtUnbindIsCaughtByTheExploration() throws {
+        let failure = KernelScheduler.sweep(seeds: 1...1000) { scheduler in Self.explore(scheduler, broken: true) }
+        #expect(failure != nil, "the broken design must be caught")
+        #expect(failure?.failure.contains("was handed out while the old bond's Stop Marker was still in the PRI queue") == true, "\(failure?.failure ?? "")")
+    }
+}
