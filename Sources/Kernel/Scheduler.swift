@@ -61,6 +61,9 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) public private(set) var switches = 0
     /// The processors' event register, set by SEV and waited for by WFE.
     let events = EventRegister()
+    /// Called after every scheduling step (every job run): where tests check invariants that
+    /// must hold at every point of an interleaving.
+    public var afterEachStep: (() -> Void)?
     /// The hardware agents, kicked by register writes.
     private(set) var hardwareAgents: [HardwareAgent] = []
 
@@ -127,6 +130,7 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
             }
             switches &+= 1
             job.runSynchronously(on: executor)
+            afterEachStep?()
         }
         ready.removeAll(keepingCapacity: true)
         readyHead = 0

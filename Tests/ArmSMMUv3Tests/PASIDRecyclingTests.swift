@@ -166,3 +166,71 @@ import Endpoints
         #expect(failure?.failure.contains("was handed out while the old bond's Stop Marker was still in the PRI queue") == true, "\(failure?.failure ?? "")")
     }
 }
+
+/// Unbind against page requests of the old bond still in the PRI queue (race B) or the fault
+/// queue (race C), with the invariants checked after every scheduling step.
+@Suite struct StaleRequestTests {
+    /// The old bond's process has a page request in flight while the device driver unbinds it
+    /// (FLUSHED, its Stop Marker following the request) and binds another process. Checked at
+    /// every step: the new process never gets a page faulted in by the old bond's request, and
+    /// the PASID is never bound to the new process while the old bond's request or marker is
+    /// still queued. Returns the first violation.
+    static func scenario(seed: UInt64, broken: Bool) throws -> String? {
+        let world = try SVATests.setUp(seed: seed)
+        world.rig.expectsStaleEntries = true
+        world.rig.driver?.releaseAtUnbind = broken
+        world.registry.unbindSkipsFlush = broken
+        let (_, pasid) = try PASIDRecyclingTests.bound(world)
+        let other = try SVATests.process(world, asid: 9)
+        var violation: String?
+        var oldRequestsPending = true
+        world.rig.scheduler.afterEachStep = { [registry = world.registry, smmu = world.rig.driver] in
+            guard violation == nil, let smmu else { return }
+            // The old bond's request reached the new process.
+            if other.translate(0x40_5000) != nil { violation = "a page request of the old bond was handled in the new process" }
+            // The PASID belongs to the new process while an old request may still be queued.
+            let priqPending = !queue_empty(smmu.priq.q) || smmu.priq.handling
+            if oldRequestsPending, priqPending, (registry.pasids.idr_find(pasid) as? io_mm)?.mm === other {
+                violation = "PASID \(pasid) was bound to a new process with the old bond's requests still queued"
+            }
+        }
+        world.rig.scheduler.spawn("device") { [model = world.rig.model] in
+            _ = model.receivePageRequest(PageRequest(streamID: world.function.streamID, substreamID: pasid, prgIndex: 1, last: true, read: true, write: true, address: 0x40_5000))
+            _ = model.receivePageRequest(PageRequestTests.stopMarker(world.function.streamID, pasid))
+        }
+        world.rig.run("driver") {
+            _ = await iommu_sva_unbind_device(world.dev, pasid, world.registry, flags: IOMMU_PASID_FLUSHED)
+            _ = await iommu_sva_bind_device(world.dev, other, nil, world.registry)
+        }
+        // Let everything drain, then nothing is pending any more.
+        world.rig.run {}
+        oldRequestsPending = false
+        withExtendedLifetime(world) {}
+        return violation
+    }
+
+    static func explore(_ scheduler: KernelScheduler, broken: Bool) -> String? {
+        do {
+            return try scenario(seed: scheduler.seed ?? 0, broken: broken)
+        } catch {
+            return "set-up failed: \(error)"
+        }
+    }
+
+    @Test func oldRequestsNeverReachTheNextProcessUnder1000Interleavings() {
+        let failure = KernelScheduler.sweep(seeds: 1...1000) { Self.explore($0, broken: false) }
+        #expect(failure == nil, "\(failure?.failure ?? "")")
+    }
+
+    @Test func withoutWaitingTheExplorationFindsAnOldRequestInTheNextProcess() {
+        let failure = KernelScheduler.sweep(seeds: 1...1000) { Self.explore($0, broken: true) }
+        #expect(failure != nil, "the broken design must be caught")
+    }
+}
+
+/// Page request helpers shared by the exploration tests.
+enum PageRequestTests {
+    static func stopMarker(_ streamID: UInt32, _ pasid: UInt32) -> PageRequest {
+        PageRequest(streamID: streamID, substreamID: pasid, prgIndex: 0, last: true, read: false, write: false, address: 0)
+    }
+}
