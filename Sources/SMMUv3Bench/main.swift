@@ -68,6 +68,13 @@ func selected(_ name: String) -> Bool {
     return filter.map { name.contains($0) } ?? true
 }
 
+/// Like ``report(_:_:unit:)`` for rates in the thousands: `BENCH <name> <value> k<unit>/s`.
+func reportThousands(_ name: String, _ perSecond: Double, unit: String) {
+    let thousands = (perSecond / 1e3 * 100).rounded() / 100
+    print("BENCH \(name) \(thousands) k\(unit)/s")
+    fflush(nil)
+}
+
 func report(_ name: String, _ perSecond: Double, unit: String) {
     let millions = (perSecond / 1e6 * 100).rounded() / 100
     print("BENCH \(name) \(millions) M\(unit)/s")
@@ -433,6 +440,60 @@ func iopfEndToEnd() throws -> Double {
             }
         }
         guard outcome == .completed else { fatalError("IOPF round trips did not complete: \(outcome)") }
+    }
+}
+
+/// Bind a process to a device and unbind it (CLEAN), through the core and the SMMU driver:
+/// the CD written and invalidated, the PASID allocated and freed.
+func bindUnbind() throws -> Double {
+    let sva = try SVASystem()
+    sva.system.bus.interrupts.recordCapacity = 0
+    let mm = try sva.process()
+    let cyclesPerCall = 256
+    return measure(operationsPerCall: cyclesPerCall) {
+        let outcome = sva.system.run {
+            for _ in 0..<cyclesPerCall {
+                let (ret, pasid) = await iommu_sva_bind_device(sva.dev, mm, nil, sva.registry)
+                guard ret == 0 else { fatalError("bind: \(ret)") }
+                _ = await iommu_sva_unbind_device(sva.dev, pasid, sva.registry, flags: IOMMU_PASID_CLEAN)
+            }
+        }
+        guard outcome == .completed, sva.registry.pasids.count == 0 else { fatalError("bind/unbind: \(outcome)") }
+    }
+}
+
+/// Interleavings of the unbind-versus-Stop-Marker race explored per second, each a fresh
+/// system (probe included) under its own seed.
+func unbindStopMarkerInterleavings() throws -> Double {
+    var seed: UInt64 = 1
+    return measure(operationsPerCall: 16) {
+        for _ in 0..<16 {
+            guard let sva = try? SVASystem(seed: seed), let mm = try? sva.process() else { fatalError("set-up") }
+            seed &+= 1
+            var pasid: UInt32 = 0
+            sva.system.run { pasid = await iommu_sva_bind_device(sva.dev, mm, nil, sva.registry).1 }
+            sva.system.scheduler.spawn("device") { [model = sva.system.model, marker = sva.stopMarker(pasid)] in _ = model.receivePageRequest(marker) }
+            sva.system.run("driver") {
+                _ = await iommu_sva_unbind_device(sva.dev, pasid, sva.registry, flags: IOMMU_PASID_FLUSHED)
+                _ = await iommu_sva_bind_device(sva.dev, mm, nil, sva.registry)
+            }
+        }
+    }
+}
+
+if selected("sva_bind_unbind") {
+    do {
+        reportThousands("sva_bind_unbind", try bindUnbind(), unit: "cycles")
+    } catch {
+        print("BENCH sva_bind_unbind failed: \(error)")
+    }
+}
+
+if selected("unbind_stop_marker_interleavings") {
+    do {
+        reportThousands("unbind_stop_marker_interleavings", try unbindStopMarkerInterleavings(), unit: "interleavings")
+    } catch {
+        print("BENCH unbind_stop_marker_interleavings failed: \(error)")
     }
 }
 

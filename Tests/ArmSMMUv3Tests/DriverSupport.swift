@@ -21,6 +21,13 @@ final class DriverRig {
         createdAt = sourceLocation
     }
 
+    /// A rig around an existing system.
+    init(system: DriverSystem, sourceLocation: SourceLocation = #_sourceLocation) {
+        self.system = system
+        system.model.checkedMode = true
+        createdAt = sourceLocation
+    }
+
     subscript<Value>(dynamicMember keyPath: KeyPath<DriverSystem, Value>) -> Value { system[keyPath: keyPath] }
 
     @discardableResult

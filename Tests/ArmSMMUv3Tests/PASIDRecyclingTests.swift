@@ -3,6 +3,7 @@ import Platform
 import Kernel
 import SMMUv3
 import Endpoints
+import Scenario
 @testable import IOMMU
 @testable import ArmSMMUv3
 
@@ -22,10 +23,6 @@ import Endpoints
         world.rig.run { result = await iommu_sva_bind_device(world.dev, mm, nil, world.registry) }
         #expect(result.0 == 0)
         return (mm, result.1)
-    }
-
-    static func stopMarker(_ world: SVATests.World, _ pasid: UInt32) -> PageRequest {
-        PageRequest(streamID: world.function.streamID, substreamID: pasid, prgIndex: 0, last: true, read: false, write: false, address: 0)
     }
 
     static func master(_ world: SVATests.World) throws -> arm_smmu_master_data {
@@ -67,7 +64,7 @@ import Endpoints
         }
         #expect(world.function.responsesReceived.map(\.code) == [.responseFailure], "a late request is failed")
         #expect(mm.translate(0x40_0000) == nil, "and never handed to the process")
-        world.rig.run("device") { [model = world.rig.model] in _ = model.receivePageRequest(Self.stopMarker(world, pasid)) }
+        world.rig.run("device") { [model = world.rig.model] in _ = model.receivePageRequest(world.sva.stopMarker(pasid)) }
         #expect(world.registry.pasids.count == 0 && master.stale_contexts == 0)
         #expect(world.function.responsesReceived.count == 1, "no reply to the Stop Marker")
         withExtendedLifetime(world) {}
@@ -76,7 +73,7 @@ import Endpoints
     @Test func aStopMarkerBeforeUnbindLetsUnbindFreeAtOnce() throws {
         let world = try SVATests.setUp()
         let (_, pasid) = try Self.bound(world)
-        world.rig.run("device") { [model = world.rig.model] in _ = model.receivePageRequest(Self.stopMarker(world, pasid)) }
+        world.rig.run("device") { [model = world.rig.model] in _ = model.receivePageRequest(world.sva.stopMarker(pasid)) }
         #expect(world.registry.pasids.count == 1, "a Stop Marker alone does not unbind")
         world.rig.run { _ = await iommu_sva_unbind_device(world.dev, pasid, world.registry, flags: IOMMU_PASID_FLUSHED) }
         #expect(world.registry.pasids.count == 0)
@@ -131,7 +128,7 @@ import Endpoints
         let old = try #require(master.contexts[pasid])
         var rebound: UInt32 = 0
         world.rig.scheduler.spawn("device") { [model = world.rig.model] in
-            _ = model.receivePageRequest(Self.stopMarker(world, pasid))
+            _ = model.receivePageRequest(world.sva.stopMarker(pasid))
         }
         world.rig.run("driver") {
             _ = await iommu_sva_unbind_device(world.dev, pasid, world.registry, flags: IOMMU_PASID_FLUSHED)
@@ -196,7 +193,7 @@ import Endpoints
         }
         world.rig.scheduler.spawn("device") { [model = world.rig.model] in
             _ = model.receivePageRequest(PageRequest(streamID: world.function.streamID, substreamID: pasid, prgIndex: 1, last: true, read: true, write: true, address: 0x40_5000))
-            _ = model.receivePageRequest(PageRequestTests.stopMarker(world.function.streamID, pasid))
+            _ = model.receivePageRequest(world.sva.stopMarker(pasid))
         }
         world.rig.run("driver") {
             _ = await iommu_sva_unbind_device(world.dev, pasid, world.registry, flags: IOMMU_PASID_FLUSHED)
@@ -225,12 +222,5 @@ import Endpoints
     @Test func withoutWaitingTheExplorationFindsAnOldRequestInTheNextProcess() {
         let failure = KernelScheduler.sweep(seeds: 1...1000) { Self.explore($0, broken: true) }
         #expect(failure != nil, "the broken design must be caught")
-    }
-}
-
-/// Page request helpers shared by the exploration tests.
-enum PageRequestTests {
-    static func stopMarker(_ streamID: UInt32, _ pasid: UInt32) -> PageRequest {
-        PageRequest(streamID: streamID, substreamID: pasid, prgIndex: 0, last: true, read: false, write: false, address: 0)
     }
 }

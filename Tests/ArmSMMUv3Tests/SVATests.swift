@@ -5,55 +5,30 @@ import SMMUv3
 import Endpoints
 import IOMMU
 import ArmSMMUv3
+import Scenario
 
 /// SVA end to end (seed 002): a PCIe function with ATS and PRI does DMA with a process's
 /// PASID; the SMMU walks the process's own page tables; a missing page goes device -> PRIQ ->
 /// PRIQ thread -> IOPF queue -> handle_mm_fault -> iommu_page_response -> CMD_PRI_RESP ->
 /// device retry; unbind and process exit free the PASID only after the device is done.
 @Suite struct SVATests {
-    final class Exits: @unchecked Sendable {
-        var pasids: [UInt32] = []
-    }
-
+    /// An SVA-ready system (Scenario's SVASystem) with the driver tests' checked rig.
     struct World {
+        let sva: SVASystem
         let rig: DriverRig
-        let rootComplex: RootComplex
-        let function: PCIeFunction
-        let dev: device
-        let registry: iommu_sva_registry
-        let pages: CoherentMemory
-        let exits: Exits
+        var function: PCIeFunction { sva.function }
+        var dev: device { sva.dev }
+        var registry: iommu_sva_registry { sva.registry }
+        var exits: [UInt32] { sva.exits }
     }
 
     static func setUp(seed: UInt64? = nil) throws -> World {
-        let rig = try DriverRig(seed: seed)
-        #expect(rig.probe() == 0)
-        let smmu = try #require(rig.driver)
-        let rootComplex = RootComplex(smmu: rig.model)
-        let function = rootComplex.attach(requesterID: 0x10, ats: false, pri: true, pageRequestCredits: 32)
-        let pci = pci_dev(name: "0000:00:02.0", ats_cap: true)
-        pci.onATSControl = { enabled, _ in function.atsEnabled = enabled }
-        let dev = device(name: "0000:00:02.0", log: rig.log, smmu_pdev: rig.pdev, ids: [function.streamID], pci: pci)
-        let domain = try #require(arm_smmu_domain_alloc(rig.faults, .IOMMU_DOMAIN_UNMANAGED))
-        let exits = Exits()
-        var results: [Int32] = []
-        rig.run {
-            results.append(await arm_smmu_add_device(dev))
-            results.append(await iommu_attach_device(domain, dev))
-            results.append(await iommu_sva_device_init(dev, IOMMU_SVA_FEAT_IOPF, 0) { _, pasid, _ in
-                exits.pasids.append(pasid)
-                return 0
-            })
-        }
-        #expect(results == [0, 0, 0])
-        let pages = CoherentMemory(memory: rig.bus.memory, range: 0x9000_0000...0x90FF_FFFF)
-        return World(rig: rig, rootComplex: rootComplex, function: function, dev: dev, registry: iommu_sva_registry(pasids: smmu.pasids), pages: pages, exits: exits)
+        let sva = try SVASystem(seed: seed)
+        return World(sva: sva, rig: DriverRig(system: sva.system))
     }
 
     static func process(_ world: World, asid: UInt16 = 7) throws -> MMStruct {
-        let mm = try #require(MMStruct(asid: asid, memory: world.rig.bus.memory, pages: world.pages))
-        mm.map(VMArea(start: 0x40_0000, end: 0x80_0000))
-        return mm
+        try world.sva.process(asid: asid)
     }
 
     @Test func aDeviceWritesIntoAProcessThroughItsOwnPageTablesFaultingPagesIn() throws {
@@ -98,11 +73,11 @@ import ArmSMMUv3
         var pasid: UInt32 = 0
         world.rig.run { pasid = await iommu_sva_bind_device(world.dev, mm, nil, world.registry).1 }
         world.rig.run { await mm.exit() }
-        #expect(world.exits.pasids == [pasid], "mm_exit told the device driver")
+        #expect(world.exits == [pasid], "mm_exit told the device driver")
         #expect(world.registry.pasids.count == 1, "stale: page requests for it may still be in flight")
         // The device's Stop Marker for the PASID.
         world.rig.run("device") { [model = world.rig.model] in
-            _ = model.receivePageRequest(PageRequest(streamID: world.function.streamID, substreamID: pasid, prgIndex: 0, last: true, read: false, write: false, address: 0))
+            _ = model.receivePageRequest(world.sva.stopMarker(pasid))
         }
         #expect(world.registry.pasids.count == 0, "the Stop Marker completed the pair")
         #expect(world.function.responsesReceived.isEmpty, "no reply to a Stop Marker")
