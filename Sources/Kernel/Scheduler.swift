@@ -71,11 +71,51 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
         hardwareAgents.append(agent)
     }
 
-    /// A scheduler; `seed` picks a reproducible pseudo-random interleaving.
-    public init(seed: UInt64? = nil, clock: VirtualClock = VirtualClock()) {
+    /// How a seeded scheduler picks the next job.
+    public enum Strategy: Sendable, Equatable {
+        /// Any runnable job, uniformly at random (the default).
+        case uniform
+        /// Probabilistic concurrency testing (PCT): each context gets a distinct random priority
+        /// when spawned and the highest-priority runnable job runs; at `changePoints` random
+        /// steps (among the first `steps`) the running context drops below every other. A context
+        /// can so be stopped in the middle of what it does and starved for as long as others
+        /// can run, which uniform choice makes exponentially unlikely.
+        case priorities(changePoints: Int, steps: Int = 4096)
+    }
+
+    /// The strategy of a seeded scheduler.
+    public let strategy: Strategy
+
+    /// A scheduler; `seed` picks a reproducible pseudo-random interleaving, drawn as
+    /// `strategy` says.
+    public init(seed: UInt64? = nil, strategy: Strategy = .uniform, clock: VirtualClock = VirtualClock()) {
         self.seed = seed
+        self.strategy = strategy
         self.clock = clock
         random = seed.map { $0 == 0 ? 0x9E37_79B9_7F4A_7C15 : $0 } ?? 0
+        if seed != nil, case .priorities(let count, let steps) = strategy {
+            for _ in 0..<max(count, 0) { changePoints.insert(Int(nextRandom() % UInt64(max(steps, 1)))) }
+        }
+    }
+
+    /// PCT: the effective priority of each context, by its job priority (distinct per
+    /// context), and the steps where the running context is demoted.
+    private var effectivePriority: [UInt8: Int] = [:]
+    private var changePoints: Set<Int> = []
+    private var lowestPriority = 0
+
+    private var usesPriorities: Bool {
+        if case .priorities = strategy { return seed != nil }
+        return false
+    }
+
+    /// A distinct random job priority for a new context (nil: no priorities, or all 255 taken).
+    private func contextPriority() -> TaskPriority? {
+        guard usesPriorities, effectivePriority.count < 255 else { return nil }
+        var value = UInt8(1 + nextRandom() % 255)
+        while effectivePriority[value] != nil { value = value == 255 ? 1 : value + 1 }
+        effectivePriority[value] = Int(value)
+        return TaskPriority(rawValue: value)
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {
@@ -92,7 +132,10 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
         let context = KernelContext(name: name, scheduler: self, daemon: daemon)
         contexts.append(context)
         let work = SingleThreaded(body)
-        Task(executorPreference: self) {
+        // With priorities, the job priority carries the context's (1...255; Swift propagates
+        // it to every job of the task).
+        let priority = contextPriority()
+        Task(executorPreference: self, priority: priority) {
             await KernelContext.$current.withValue(context) {
                 await work.value()
             }
@@ -117,6 +160,19 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
             if seed == nil {
                 job = ready[readyHead]
                 readyHead += 1
+            } else if usesPriorities {
+                func effective(_ job: UnownedJob) -> Int { effectivePriority[job.priority.rawValue] ?? Int(job.priority.rawValue) }
+                var pick = readyHead
+                for index in readyHead..<ready.count where effective(ready[index]) > effective(ready[pick]) { pick = index }
+                let chosen = ready.remove(at: pick)
+                ready.insert(chosen, at: readyHead)
+                job = chosen
+                readyHead += 1
+                if changePoints.contains(switches) {
+                    // Demote the running context below every other.
+                    lowestPriority -= 1
+                    effectivePriority[chosen.priority.rawValue] = lowestPriority
+                }
             } else {
                 let runnable = ready.count - readyHead
                 let pick = readyHead + Int(nextRandom() % UInt64(runnable))

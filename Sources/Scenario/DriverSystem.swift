@@ -36,11 +36,11 @@ public final class DriverSystem {
     /// A system with an SMMU of `configuration`; `seed` picks the interleaving. Without `msi`
     /// the platform has no MSI domain and the wired lines are used, ORed into one "combined"
     /// interrupt when `combinedIRQ` (as on Cavium ThunderX2).
-    public init(configuration: SMMUConfiguration = .default, seed: UInt64? = nil, msi: Bool = true, combinedIRQ: Bool = false, trace: TraceCategory = [], faults: AllocationFaults = AllocationFaults()) throws {
+    public init(configuration: SMMUConfiguration = .default, seed: UInt64? = nil, strategy: KernelScheduler.Strategy = .uniform, msi: Bool = true, combinedIRQ: Bool = false, trace: TraceCategory = [], faults: AllocationFaults = AllocationFaults()) throws {
         bus = Bus(traceCategories: trace)
         model = try SMMU(configuration: configuration, bus: bus, base: 0x0900_0000)
         model.commandProcessing = .stepped
-        scheduler = KernelScheduler(seed: seed, clock: bus.clock)
+        scheduler = KernelScheduler(seed: seed, strategy: strategy, clock: bus.clock)
         self.faults = faults
         (pdev, log) = makePlatformDevice(bus: bus, scheduler: scheduler, faults: faults)
         pdev.hasMSIDomain = msi

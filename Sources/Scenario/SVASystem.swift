@@ -24,8 +24,8 @@ public final class SVASystem {
         public let description: String
     }
 
-    public init(seed: UInt64? = nil) throws {
-        system = try DriverSystem(seed: seed)
+    public init(seed: UInt64? = nil, strategy: KernelScheduler.Strategy = .uniform) throws {
+        system = try DriverSystem(seed: seed, strategy: strategy)
         guard system.probe() == 0, let smmu = system.driver else { throw SetUpError(description: "probe: \(system.messages())") }
         rootComplex = RootComplex(smmu: system.model)
         let function = rootComplex.attach(requesterID: 0x10, ats: false, pri: true, pageRequestCredits: 32)

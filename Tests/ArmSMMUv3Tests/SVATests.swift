@@ -22,8 +22,8 @@ import Scenario
         var exits: [UInt32] { sva.exits }
     }
 
-    static func setUp(seed: UInt64? = nil) throws -> World {
-        let sva = try SVASystem(seed: seed)
+    static func setUp(seed: UInt64? = nil, strategy: KernelScheduler.Strategy = .uniform) throws -> World {
+        let sva = try SVASystem(seed: seed, strategy: strategy)
         return World(sva: sva, rig: DriverRig(system: sva.system))
     }
 

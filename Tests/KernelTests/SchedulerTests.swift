@@ -155,3 +155,41 @@ final class UnsafeFlag: @unchecked Sendable {
         #expect((UInt64(1)...100).contains { scenario(KernelScheduler(seed: $0)) == nil }, "and some interleaving does not lose")
     }
 }
+
+/// The priority (PCT) strategy of a seeded scheduler.
+@Suite struct PriorityStrategyTests {
+    static func order(seed: UInt64, changePoints: Int) -> [String] {
+        let scheduler = KernelScheduler(seed: seed, strategy: .priorities(changePoints: changePoints, steps: 8))
+        let log = Log()
+        for name in ["a", "b"] {
+            scheduler.spawn(name) {
+                for _ in 0..<3 {
+                    log.append(name)
+                    await KernelScheduler.schedule()
+                }
+            }
+        }
+        #expect(scheduler.run() == .completed)
+        return log.entries
+    }
+
+    @Test func withoutChangePointsTheHigherPriorityContextRunsUntilItIsDone() {
+        var orders = Set<[String]>()
+        for seed in UInt64(1)...20 {
+            let order = Self.order(seed: seed, changePoints: 0)
+            #expect(order == ["a", "a", "a", "b", "b", "b"] || order == ["b", "b", "b", "a", "a", "a"], "no interleaving: \(order)")
+            #expect(Self.order(seed: seed, changePoints: 0) == order, "the same seed replays")
+            orders.insert(order)
+        }
+        #expect(orders.count == 2, "seeds pick either context first")
+    }
+
+    @Test func aChangePointStopsTheRunningContextMidway() {
+        var interleaved = false
+        for seed in UInt64(1)...20 where !interleaved {
+            let order = Self.order(seed: seed, changePoints: 3)
+            interleaved = order != ["a", "a", "a", "b", "b", "b"] && order != ["b", "b", "b", "a", "a", "a"]
+        }
+        #expect(interleaved, "some seed demotes a context in the middle of its work")
+    }
+}
