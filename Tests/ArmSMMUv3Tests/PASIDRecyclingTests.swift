@@ -181,8 +181,15 @@ import Scenario
         let other = try SVATests.process(world, asid: 9)
         var violation: String?
         var oldRequestsPending = true
+        // PRG responses the device received, by PRG index (1: the Last request; 0: the marker).
+        var responses: [UInt16: Int] = [:]
+        world.sva.rootComplex.smmu.onPRGResponse { response in
+            if response.substreamID == pasid || response.substreamID == nil { responses[response.prgIndex, default: 0] += 1 }
+        }
         world.rig.scheduler.afterEachStep = { [registry = world.registry, smmu = world.rig.driver] in
             guard violation == nil, let smmu else { return }
+            if responses[1, default: 0] > 1 { violation = "PRG 1 was answered \(responses[1, default: 0]) times" }
+            if responses[0, default: 0] > 0 { violation = "the Stop Marker was answered" }
             // The old bond's request reached the new process.
             if other.translate(0x40_5000) != nil { violation = "a page request of the old bond was handled in the new process" }
             // The PASID belongs to the new process while an old request may still be queued.
@@ -206,6 +213,16 @@ import Scenario
         // Let everything drain, then nothing is pending any more.
         world.rig.run {}
         oldRequestsPending = false
+        if violation == nil, responses[1, default: 0] != 1 { violation = "PRG 1 was answered \(responses[1, default: 0]) times, not once" }
+        // Nothing leaks once the device goes: unbind the new process, remove the device.
+        let master = try PASIDRecyclingTests.master(world)
+        world.rig.run {
+            for bond in world.registry.bonds(of: world.dev) { _ = await iommu_sva_unbind_device(world.dev, bond.io_mm.pasid, world.registry, flags: IOMMU_PASID_CLEAN) }
+            await arm_smmu_remove_device(world.dev)
+        }
+        if violation == nil, !master.contexts.isEmpty || world.registry.pasids.count != 0 {
+            violation = "left behind after remove_device: \(master.contexts.count) contexts, \(world.registry.pasids.count) PASIDs"
+        }
         withExtendedLifetime(world) {}
         return violation
     }
@@ -286,5 +303,31 @@ import Scenario
     @Test func theSeedsWaitIsCaughtByTheExploration() {
         let failure = KernelScheduler.sweep(seeds: 1...1000) { Self.explore($0, seedsWait: true) }
         #expect(failure?.failure.contains("was still being reported") == true, "\(failure?.failure ?? "no violation found")")
+    }
+}
+
+/// A PRI queue overflow discards a Stop Marker (seed 001: "Stop Markers only allow to speed up
+/// the freeing process"): the context stays stale, holding its PASID, until the sweeper.
+@Suite struct LostStopMarkerTests {
+    @Test func aStopMarkerLostToAnOverflowLeavesTheSweeperToFreeThePASID() throws {
+        let world = try SVATests.setUp()
+        let (_, pasid) = try PASIDRecyclingTests.bound(world)
+        let master = try PASIDRecyclingTests.master(world)
+        let smmu = try #require(world.rig.driver)
+        let entries = 1 << Int(smmu.priq.q.max_n_shift)
+        world.rig.run { _ = await iommu_sva_unbind_device(world.dev, pasid, world.registry, flags: IOMMU_PASID_FLUSHED) }
+        world.rig.run("device") { [model = world.rig.model] in
+            // A burst fills the queue (requests without a PASID), then the Stop Marker is lost.
+            for index in 0..<entries {
+                _ = model.receivePageRequest(PageRequest(streamID: world.function.streamID, prgIndex: UInt16(index % 512), last: false, read: true, write: false, address: 0x40_0000))
+            }
+            _ = model.receivePageRequest(world.sva.stopMarker(pasid))
+        }
+        #expect(world.rig.messages(atMost: .error).contains("PRIQ overflow detected -- requests lost"))
+        #expect(world.registry.pasids.count == 1 && master.stale_contexts == 1, "without its marker the context stays stale")
+        // The sweeper (queued here as the watermark would) frees it once the PRI queue is seen through.
+        world.rig.run { smmu.system_long_wq?.queue(master.sweep_contexts) }
+        #expect(world.registry.pasids.count == 0 && master.stale_contexts == 0 && master.contexts.isEmpty)
+        withExtendedLifetime(world) {}
     }
 }
