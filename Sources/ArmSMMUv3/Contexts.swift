@@ -153,7 +153,7 @@ func arm_smmu_sweep_contexts(_ master: arm_smmu_master_data) async {
         smmu.contexts_lock.unlock()
         return
     }
-    await smmu.priq.iopf?.wq.flush()
+    for queue in smmu.iopf_queues { await queue.wq.flush() }
 
     await smmu.contexts_lock.lock()
     for context in flush_list { await _arm_smmu_put_context(context) }

@@ -84,6 +84,21 @@ public final class arm_smmu_priq {
     var flushIgnoresEntryInFlight = false
 }
 
+/// IOPF queue policies (seed 000: "one global workqueue, one per IOMMU device, one per
+/// low-level fault queue, one per domain"). An SMMUv3 has one low-level fault queue for page
+/// requests, its PRI queue, so per IOMMU and per fault queue are the same queue here.
+public enum iopf_queue_policy {
+    /// One queue shared by every IOMMU (made by the platform).
+    case global(iopf_queue)
+    /// The PRI queue's own (the default).
+    case perFaultQueue
+    /// A queue per domain, made when its first device is initialised for SVA.
+    case perDomain
+
+    /// The same as ``perFaultQueue`` on an SMMUv3.
+    public static var perIOMMU: iopf_queue_policy { .perFaultQueue }
+}
+
 /// `struct arm_smmu_strtab_l1_desc`.
 public struct arm_smmu_strtab_l1_desc {
     public var span: UInt8 = 0
@@ -136,6 +151,26 @@ public final class arm_smmu_device {
     public var streams: [UInt32: arm_smmu_master_data] = [:]
     /// The PASID table SVA shares with device drivers (Linux's is global).
     public let pasids = iommu_pasid_idr()
+    /// Which IOPF queue a device's page faults go to (seed 000: a driver chooses).
+    public var iopf_policy = iopf_queue_policy.perFaultQueue
+    /// Every IOPF queue the PRI queue feeds (the per-fault-queue one, per-domain ones, a
+    /// global one), for discarding partial faults after an overflow and for the sweeper's
+    /// flush.
+    public var iopf_queues: [iopf_queue] {
+        var queues: [iopf_queue] = priq.iopf.map { [$0] } ?? []
+        if case .global(let queue) = iopf_policy, !queues.contains(where: { $0 === queue }) { queues.append(queue) }
+        for queue in domain_iopf_queues where !queues.contains(where: { $0 === queue }) { queues.append(queue) }
+        return queues
+    }
+    /// Per-domain IOPF queues made so far.
+    var domain_iopf_queues: [iopf_queue] = []
+
+    /// Stops the workers of the IOPF queues the driver made (not a global one, which belongs
+    /// to the platform): the driver is going away.
+    public func destroyOwnIOPFQueues() {
+        priq.iopf?.wq.destroy()
+        for queue in domain_iopf_queues { queue.wq.destroy() }
+    }
     /// Guards every master's contexts (`contexts_lock`).
     public let contexts_lock = SpinLock("arm_smmu_device.contexts_lock")
     /// `system_long_wq`, where sweepers run (created at probe).

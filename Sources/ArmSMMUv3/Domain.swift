@@ -58,6 +58,8 @@ public final class arm_smmu_domain: iommu_domain {
     public let s2_cfg = arm_smmu_s2_cfg()
     /// `domain.geometry.aperture_end`.
     public var aperture_end: UInt64 = 0
+    /// The domain's IOPF queue under the per-domain policy.
+    public var iopf: iopf_queue?
     /// The masters attached (`devices`, under `devices_lock`).
     public var devices: [arm_smmu_master_data] = []
     public let devices_lock = SpinLock("arm_smmu_domain.devices_lock")

@@ -128,7 +128,7 @@ func arm_smmu_handle_fault_internal(_ smmu: arm_smmu_device, _ dev: device, _ fa
     resp.pasid_present = fault.pasid_valid
     resp.page_req_group_id = fault.page_req_group_id
     resp.private_data = fault.iommu_private
-    guard fault.pasid_valid, iommu_sva_find(smmu.pasids, fault.pasid) != nil, let wq = smmu.priq.iopf?.wq else {
+    guard fault.pasid_valid, iommu_sva_find(smmu.pasids, fault.pasid) != nil, let wq = smmu.iopf_queues.first?.wq else {
         // Nobody cared: abort the access.
         guard fault.last_req else { return }
         resp.resp_code = IOMMU_PAGE_RESP_FAILURE
@@ -198,9 +198,9 @@ public func arm_smmu_priq_thread(_ smmu: arm_smmu_device) async -> IRQReturn {
 
     // What the overflow lost came after every entry now handled: a group started by any of
     // them may have lost its Last request, so every partial group goes.
-    if overflowed, let iopf = priq.iopf {
+    if overflowed {
         priq.wq_lock.unlock()
-        await iopf_queue_discard_partial(iopf)
+        for iopf in smmu.iopf_queues { await iopf_queue_discard_partial(iopf) }
         await priq.wq_lock.lock()
     }
 

@@ -68,12 +68,33 @@ func arm_smmu_sva_device_init(_ dev: device, _ param: inout iommu_sva_param) asy
     param.max_pasid = param.max_pasid == 0 ? (1 << smmu_domain.s1_cfg.s1cdmax) - 1 : min(param.max_pasid, (1 << smmu_domain.s1_cfg.s1cdmax) - 1)
     master.avail_contexts = param.max_pasid - param.min_pasid + 1
     if param.features & IOMMU_SVA_FEAT_IOPF != 0 {
-        guard smmu.features & ARM_SMMU_FEAT_PRI != 0, let queue = smmu.priq.iopf else { return -ENODEV }
+        guard smmu.features & ARM_SMMU_FEAT_PRI != 0, let queue = arm_smmu_iopf_queue(smmu, smmu_domain) else { return -ENODEV }
         let ret = await iopf_queue_add_device(queue, dev, faults: smmu.pdev.faults)
         if ret != 0 { return ret }
         master.can_fault = true
     }
     return 0
+}
+
+/// The IOPF queue a device of `smmu_domain` reports to, by the SMMU's policy (a domain's
+/// own is made on first use).
+func arm_smmu_iopf_queue(_ smmu: arm_smmu_device, _ smmu_domain: arm_smmu_domain) -> iopf_queue? {
+    switch smmu.iopf_policy {
+    case .global(let queue):
+        return queue
+    case .perFaultQueue:
+        return smmu.priq.iopf
+    case .perDomain:
+        if let queue = smmu_domain.iopf { return queue }
+        guard let scheduler = KernelScheduler.current,
+              let queue = iopf_queue_alloc("\(smmu.dev.name)-domain\(smmu.domain_iopf_queues.count)", { [weak smmu] _, _ in
+                  guard let smmu else { return -ENODEV }
+                  return await arm_smmu_flush_priq(smmu)
+              }, nil, on: scheduler, pasids: smmu.pasids, faults: smmu.pdev.faults) else { return nil }
+        smmu_domain.iopf = queue
+        smmu.domain_iopf_queues.append(queue)
+        return queue
+    }
 }
 
 /// `arm_smmu_sva_device_shutdown`.

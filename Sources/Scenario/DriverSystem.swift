@@ -61,7 +61,7 @@ public final class DriverSystem {
     /// made stays parked once it is dropped.
     deinit {
         pdev.irqs.freeAll()
-        driver?.priq.iopf?.wq.destroy()
+        driver?.destroyOwnIOPFQueues()
         agent.stop()
         scheduler.run()
         pdev.drvdata = nil

@@ -93,7 +93,7 @@ public final class SMMUSystem {
     /// threads are stopped, so that nothing keeps the system alive once the test drops it).
     private static func leaveToTheTest(_ bus: Bus, _ pdev: platform_device, _ scheduler: KernelScheduler) {
         pdev.irqs.freeAll()
-        (pdev.drvdata as? arm_smmu_device)?.priq.iopf?.wq.destroy()
+        (pdev.drvdata as? arm_smmu_device)?.destroyOwnIOPFQueues()
         scheduler.run()
         bus.interrupts.onWiredInterrupt = nil
         bus.interrupts.onMSI = nil
