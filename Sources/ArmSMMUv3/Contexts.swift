@@ -188,8 +188,15 @@ func arm_smmu_detach_contexts(_ master: arm_smmu_master_data) async {
             // Its PASID might still be waiting in the pipe.
             continue
         }
-        val = await context.state.fetchOr(ARM_SMMU_CONTEXT_INVALIDATED)
-        if val == ARM_SMMU_CONTEXT_FREE { continue }
+        if val & ARM_SMMU_CONTEXT_INVALIDATED != 0 && !smmu.detachAsTheSeed {
+            // Not in the seed: a Stop Marker had invalidated the context, and the STALE set
+            // above completed the pair, so this detach releases it. The seed went on to set
+            // INVALIDATED again, saw FREE and skipped the release, leaving the context stale
+            // for ever (no Stop Marker and no sweep can free it any more).
+        } else {
+            val = await context.state.fetchOr(ARM_SMMU_CONTEXT_INVALIDATED)
+            if val == ARM_SMMU_CONTEXT_FREE { continue }
+        }
         await _arm_smmu_put_context(context)
         new_stale_contexts -= 1
     }

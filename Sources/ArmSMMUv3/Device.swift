@@ -175,6 +175,9 @@ public final class arm_smmu_device {
     public let contexts_lock = SpinLock("arm_smmu_device.contexts_lock")
     /// `system_long_wq`, where sweepers run (created at probe).
     public var system_long_wq: Workqueue?
+    /// Test-only: seed 001's detach code as posted (it leaks a context a Stop Marker had
+    /// invalidated).
+    var detachAsTheSeed = false
     /// Test-only: seed 001's design broken on purpose: unbind frees the PASID at once.
     var releaseAtUnbind = false
     /// Test-only: seed 004's first bug (a request with no handler counts as reported).

@@ -385,3 +385,108 @@ import Scenario
         #expect(failure == nil, "\(failure?.failure ?? "")")
     }
 }
+
+/// Two more races of seed 001, each over 1,000 PCT interleavings with the invariants checked
+/// at every step: a PRI queue overflow losing the Stop Marker of a bond being unbound (the
+/// sweeper must free the PASID, and only after the old requests are through), and detaching a
+/// device with a bound PASID while its page requests are in flight.
+@Suite struct OverflowAndDetachRaceTests {
+    /// Answers per PRG index, and a violation when a group is answered twice.
+    final class Answers: @unchecked Sendable {
+        var count: [UInt16: Int] = [:]
+    }
+
+    static func overflowScenario(seed: UInt64) throws -> String? {
+        let world = try SVATests.setUp(seed: seed, strategy: .priorities(changePoints: 3, steps: 4096))
+        world.rig.expectsStaleEntries = true
+        let (_, pasid) = try PASIDRecyclingTests.bound(world)
+        let master = try PASIDRecyclingTests.master(world)
+        master.avail_contexts = 4  // every unbind queues the sweeper
+        let smmu = try #require(world.rig.driver)
+        let entries = 1 << Int(smmu.priq.q.max_n_shift)
+        let other = try SVATests.process(world, asid: 9)
+        let answers = Answers()
+        world.sva.rootComplex.smmu.onPRGResponse { answers.count[$0.prgIndex, default: 0] += 1 }
+        var violation: String?
+        world.rig.scheduler.afterEachStep = {
+            guard violation == nil else { return }
+            if other.translate(0x40_7000) != nil { violation = "the old bond's request faulted a page into the next process" }
+            if let twice = answers.count.first(where: { $0.value > 1 }) { violation = "PRG \(twice.key) answered \(twice.value) times" }
+        }
+        let stopped = Completion("device stopped")
+        world.rig.scheduler.spawn("device") { [model = world.rig.model] in
+            _ = model.receivePageRequest(PageRequest(streamID: world.function.streamID, substreamID: pasid, prgIndex: 7, last: true, read: true, write: true, address: 0x40_7000))
+            // A burst without PASID overflows the queue; the Stop Marker is lost.
+            for index in 0..<entries { _ = model.receivePageRequest(PageRequest(streamID: world.function.streamID, prgIndex: UInt16(8 + index % 400), last: false, read: true, write: false, address: 0)) }
+            stopped.complete()
+            _ = model.receivePageRequest(world.sva.stopMarker(pasid))
+        }
+        world.rig.run("driver") {
+            await stopped.wait()
+            _ = await iommu_sva_unbind_device(world.dev, pasid, world.registry, flags: IOMMU_PASID_FLUSHED)
+            await smmu.system_long_wq?.flush()
+            _ = await iommu_sva_bind_device(world.dev, other, nil, world.registry)
+        }
+        world.rig.run {}
+        withExtendedLifetime(world) {}
+        if let violation { return violation }
+        if master.stale_contexts != 0 || master.contexts.count != 1 { return "stale \(master.stale_contexts), contexts \(master.contexts.count) at the end" }
+        return nil
+    }
+
+    static func detachScenario(seed: UInt64, asTheSeed: Bool = false) throws -> String? {
+        let world = try SVATests.setUp(seed: seed, strategy: .priorities(changePoints: 3, steps: 4096))
+        world.rig.expectsStaleEntries = true
+        world.rig.driver?.detachAsTheSeed = asTheSeed
+        let (_, pasid) = try PASIDRecyclingTests.bound(world)
+        let master = try PASIDRecyclingTests.master(world)
+        iommu_set_svm_ops(world.dev, iommu_svm_ops { _, _, _ in IOMMU_PASID_FLUSHED })
+        let answers = Answers()
+        world.sva.rootComplex.smmu.onPRGResponse { answers.count[$0.prgIndex, default: 0] += 1 }
+        var violation: String?
+        world.rig.scheduler.afterEachStep = {
+            guard violation == nil else { return }
+            if let twice = answers.count.first(where: { $0.value > 1 }) { violation = "PRG \(twice.key) answered \(twice.value) times" }
+        }
+        world.rig.scheduler.spawn("device") { [model = world.rig.model] in
+            for index in 0..<3 {
+                _ = model.receivePageRequest(PageRequest(streamID: world.function.streamID, substreamID: pasid, prgIndex: UInt16(1 + index), last: true, read: true, write: false, address: 0x40_0000 + UInt64(index) << 12))
+                await KernelScheduler.schedule()
+            }
+            _ = model.receivePageRequest(world.sva.stopMarker(pasid))
+        }
+        world.rig.run("driver") { await arm_smmu_detach_dev(world.dev) }
+        world.rig.run {}
+        defer { withExtendedLifetime(world) {} }
+        if let violation { return violation }
+        if (1...3).contains(where: { answers.count[UInt16($0), default: 0] != 1 }) { return "a group was not answered exactly once: \(answers.count)" }
+        // The Stop Marker completed the stale context.
+        if !master.contexts.isEmpty || master.stale_contexts != 0 { return "left: \(master.contexts.count) contexts, stale \(master.stale_contexts)" }
+        return nil
+    }
+
+    static func explore(_ scenario: (UInt64) throws -> String?) -> (seed: UInt64, failure: String)? {
+        KernelScheduler.sweep(seeds: 1...1000) { scheduler in
+            do {
+                return try scenario(scheduler.seed ?? 0)
+            } catch {
+                return "set-up failed: \(error)"
+            }
+        }
+    }
+
+    @Test func aLostStopMarkerHoldsUnder1000Interleavings() {
+        let failure = Self.explore(Self.overflowScenario)
+        #expect(failure == nil, "\(failure?.failure ?? "")")
+    }
+
+    @Test func detachingWithABoundPASIDHoldsUnder1000Interleavings() {
+        let failure = Self.explore { try Self.detachScenario(seed: $0) }
+        #expect(failure == nil, "\(failure?.failure ?? "")")
+    }
+
+    @Test func theSeedsDetachLeavesAnInvalidatedContextStaleForEver() {
+        let failure = Self.explore { try Self.detachScenario(seed: $0, asTheSeed: true) }
+        #expect(failure?.failure.hasPrefix("left: 1 contexts, stale 1") == true, "\(failure?.failure ?? "no violation found")")
+    }
+}
