@@ -173,7 +173,9 @@ import Scenario
     /// the PASID is never bound to the new process while the old bond's request or marker is
     /// still queued. Returns the first violation.
     static func scenario(seed: UInt64, broken: Bool) throws -> String? {
-        let world = try SVATests.setUp(seed: seed)
+        // PCT: the PRIQ thread, a fault worker or the driver can be stopped mid-way, so the
+        // old request may be in the PRI queue (race B) or in the fault queue (race C).
+        let world = try SVATests.setUp(seed: seed, strategy: .priorities(changePoints: 3, steps: 4096))
         world.rig.expectsStaleEntries = true
         world.rig.driver?.releaseAtUnbind = broken
         world.registry.unbindSkipsFlush = broken

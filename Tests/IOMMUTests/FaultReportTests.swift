@@ -78,3 +78,24 @@ import IOMMU
         #expect(rig.responses.messages.first?.page_req_group_id == 4)
     }
 }
+
+/// The PASID allocator SVA shares with device drivers (seed 002).
+@Suite struct PASIDAllocatorTests {
+    final class DriverContext {}
+
+    @Test func aDeviceDriversOwnPASIDIsSkippedBySVAAndReusableOnceRemoved() {
+        let idr = iommu_pasid_idr()
+        let mine = DriverContext()
+        #expect(idr.idr_alloc(mine, 1, 16) == 1, "the device driver takes PASID 1 for its own use")
+        let rig = CoreRig()
+        guard let mm = MMStruct(asid: 1, memory: rig.bus.memory, pages: rig.pages) else {
+            Issue.record("no memory")
+            return
+        }
+        #expect(idr.idr_alloc(io_mm(pasid: 2, mm: mm), 1, 16) == 2, "the next allocation skips it")
+        #expect(idr.idr_find(1) === mine && iommu_sva_find(idr, 2) === mm && iommu_sva_find(idr, 1) == nil)
+        #expect(idr.idr_remove(1) === mine)
+        #expect(idr.idr_alloc(DriverContext(), 1, 16) == 1, "freed, the lowest PASID is handed out again")
+        #expect(idr.idr_alloc(DriverContext(), 16, 17) == 16 && idr.idr_alloc(DriverContext(), 16, 17) == -ENOSPC)
+    }
+}
