@@ -27,6 +27,8 @@ public final class Workqueue: @unchecked Sendable {
     private let drained: WaitQueue
     private var running = 0
     private var destroyed = false
+    /// The worker contexts (to signal one, say).
+    public private(set) var workerContexts: [KernelContext] = []
 
     /// `alloc_workqueue(name, flags, max_active)`: `workers` worker contexts on `scheduler`
     /// (1: ordered; more: an unbound queue).
@@ -35,7 +37,7 @@ public final class Workqueue: @unchecked Sendable {
         work = WaitQueue("worker_thread(\(name))")
         drained = WaitQueue("flush_workqueue(\(name))")
         for index in 0..<max(workers, 1) {
-            scheduler.spawn("kworker/\(name):\(index)", daemon: true) { [self] in
+            let worker = scheduler.spawn("kworker/\(name):\(index)", daemon: true) { [self] in
                 while true {
                     await work.waitEvent { !pending.isEmpty || destroyed }
                     if pending.isEmpty { return }
@@ -50,6 +52,7 @@ public final class Workqueue: @unchecked Sendable {
                     drained.wakeUp()
                 }
             }
+            workerContexts.append(worker)
         }
     }
 

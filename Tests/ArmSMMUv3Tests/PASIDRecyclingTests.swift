@@ -492,3 +492,43 @@ import Scenario
         #expect(failure?.failure.hasPrefix("left: 1 contexts, stale 1") == true, "\(failure?.failure ?? "no violation found")")
     }
 }
+
+/// The sweeper's wait interrupted (seed 001: "Woops, rollback"): the contexts it had claimed
+/// go back to STALE and stay for a later sweep.
+@Suite struct SweeperRollbackTests {
+    @Test func anInterruptedSweepPutsItsContextsBackToStale() throws {
+        let world = try SVATests.setUp()
+        let smmu = try #require(world.rig.driver)
+        let master = try PASIDRecyclingTests.master(world)
+        let (_, stale) = try PASIDRecyclingTests.bound(world)
+        let busy = try SVATests.process(world, asid: 9)
+        var busyPASID: UInt32 = 0
+        world.rig.run {
+            busyPASID = await iommu_sva_bind_device(world.dev, busy, nil, world.registry).1
+            _ = await iommu_sva_unbind_device(world.dev, stale, world.registry, flags: IOMMU_PASID_FLUSHED)
+        }
+        #expect(master.stale_contexts == 1)
+        let param = try #require(world.dev.iommu_param)
+        let wq = try #require(smmu.system_long_wq)
+        world.rig.run("test") { [model = world.rig.model] in
+            // The PRIQ thread will be stuck reporting a request: the device's IOMMU lock is held.
+            await param.lock.lock()
+            _ = model.receivePageRequest(PageRequest(streamID: world.function.streamID, substreamID: busyPASID, prgIndex: 1, last: true, read: true, write: false, address: 0x40_0000))
+            wq.queue(master.sweep_contexts)
+            // Once the sweeper waits for the PRIQ thread, interrupt it.
+            while smmu.priq.wq.sleepers == 0 { await KernelScheduler.schedule() }
+            for worker in wq.workerContexts { worker.sendSignal() }
+            while master.sweep_contexts.isRunning { await KernelScheduler.schedule() }
+            param.lock.unlock()
+        }
+        let context = try #require(master.contexts[stale])
+        var state: Int64 = 0
+        world.rig.run { state = await context.state.read() }
+        #expect(state == ARM_SMMU_CONTEXT_STALE, "rolled back")
+        #expect(master.stale_contexts == 1 && world.registry.pasids.count == 2)
+        for worker in wq.workerContexts { worker.clearSignal() }
+        world.rig.run { wq.queue(master.sweep_contexts) }
+        #expect(master.contexts[stale] == nil && master.stale_contexts == 0, "a later sweep frees it")
+        withExtendedLifetime(world) {}
+    }
+}
