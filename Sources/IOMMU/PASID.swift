@@ -23,6 +23,20 @@ public final class iommu_pasid_idr: @unchecked Sendable {
         return -ENOSPC
     }
 
+    /// `idr_alloc` for an object that records its own id: the lowest free id in `[min, max)`
+    /// now bound to `make(id)`, or -ENOSPC.
+    public func idr_alloc(_ min: UInt32, _ max: UInt32, _ make: (UInt32) -> AnyObject) -> Int32 {
+        var id = min
+        while id < max {
+            if entries[id] == nil {
+                entries[id] = make(id)
+                return Int32(bitPattern: id)
+            }
+            id += 1
+        }
+        return -ENOSPC
+    }
+
     /// `idr_find`.
     public func idr_find(_ id: UInt32) -> AnyObject? { entries[id] }
 

@@ -106,13 +106,15 @@ public func iommu_sva_bind_device(_ dev: device, _ mm: MMStruct, _ drvdata: AnyO
         if bound.pasid < sva.min_pasid || bound.pasid > sva.max_pasid { return (-ENOSPC, 0) }
         if registry.bonds(of: dev).contains(where: { $0.io_mm === existing }) { return (0, existing.pasid) }
     } else {
-        let placeholder = IOMMU.io_mm(pasid: 0, mm: mm)
-        let id = registry.pasids.idr_alloc(placeholder, sva.min_pasid, sva.max_pasid &+ 1)
-        if id < 0 { return (id, 0) }
-        registry.pasids.idr_remove(UInt32(id))
-        bound = IOMMU.io_mm(pasid: UInt32(id), mm: mm)
+        var made: IOMMU.io_mm?
+        let id = registry.pasids.idr_alloc(sva.min_pasid, sva.max_pasid &+ 1) { pasid in
+            let new = IOMMU.io_mm(pasid: pasid, mm: mm)
+            made = new
+            return new
+        }
+        guard id >= 0, let made else { return (id < 0 ? id : -ENOSPC, 0) }
+        bound = made
         bound.idr = registry.pasids
-        _ = registry.pasids.idr_alloc(bound, UInt32(id), UInt32(id) + 1)
         fresh = true
     }
     let ret = await mm_attach(domain, dev, bound)
