@@ -175,6 +175,11 @@ public func arm_smmu_domain_free(_ smmu_domain: arm_smmu_domain) async {
     await free_io_pgtable_ops(smmu_domain.pgtbl_ops)
     smmu_domain.pgtbl_ops = nil
     guard let smmu = smmu_domain.smmu else { return }
+    // Its IOPF queue (per-domain policy) goes with it, once no device reports to it.
+    if let queue = smmu_domain.iopf, iopf_queue_free(queue) {
+        smmu.domain_iopf_queues.removeAll { $0 === queue }
+        smmu_domain.iopf = nil
+    }
     // Free the CD and ASID, if they were allocated.
     if smmu_domain.stage == .ARM_SMMU_DOMAIN_S1 {
         let cfg = smmu_domain.s1_cfg

@@ -255,7 +255,9 @@ func arm_smmu_init_strtab_2lvl(_ smmu: arm_smmu_device) -> Int32 {
 
 /// `arm_smmu_init_strtab_linear`: one STE per SID of SIDSIZE, all bypass/abort.
 func arm_smmu_init_strtab_linear(_ smmu: arm_smmu_device) async -> Int32 {
-    let size = (UInt64(1) << UInt64(smmu.sid_bits)) * UInt64(STRTAB_STE_DWORDS << 3)
+    // IDR1.SIDSIZE is 6 bits: a hostile value makes this wrap to a size no allocation meets
+    // (-ENOMEM), not a trap.
+    let size = (UInt64(1) << UInt64(smmu.sid_bits)) &* UInt64(STRTAB_STE_DWORDS << 3)
     guard let strtab = dmam_alloc_coherent(smmu.pdev, size, alignment: max(size, 64)) else {
         dev_err(smmu.dev, "failed to allocate linear stream table (\(size) bytes)")
         return -ENOMEM

@@ -45,11 +45,19 @@ struct WeakDevice {
     weak var device: device?
 }
 
+/// The partial faults one device may have waiting. A device (or a guest driving it) that sends
+/// non-Last requests and never the Last one would otherwise grow the list for ever; beyond
+/// the limit new partial faults are dropped (the group then fails when its Last arrives, as a
+/// group that lost a request to an overflow does).
+public let IOPF_PARTIAL_LIMIT = 4096
+
 /// `struct iopf_device_param`: a device's link to its queue and its partial groups.
 public final class iopf_device_param {
     public let queue: iopf_queue
-    /// Non-Last requests waiting for their group's Last one.
+    /// Non-Last requests waiting for their group's Last one (at most ``IOPF_PARTIAL_LIMIT``).
     public var partial: [iopf_context] = []
+    /// Partial faults dropped at the limit.
+    public internal(set) var dropped = 0
 
     init(queue: iopf_queue) {
         self.queue = queue
@@ -130,6 +138,10 @@ public func iommu_queue_iopf(_ evt: iommu_fault_event, _ cookie: AnyObject?) asy
     guard let iopf_param = param.iopf_param else { return -ENODEV }
 
     if !evt.last_req {
+        if iopf_param.partial.count >= IOPF_PARTIAL_LIMIT {
+            iopf_param.dropped += 1
+            return -ENOSPC
+        }
         // Non-last request of a group: postponed until the last one.
         iopf_param.partial.append(iopf_context(dev: dev, evt: evt))
         return IOMMU_PAGE_RESP_HANDLED

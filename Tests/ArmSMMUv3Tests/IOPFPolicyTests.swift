@@ -11,7 +11,7 @@ import Scenario
 @Suite struct IOPFPolicyTests {
     /// Two devices at StreamIDs 0x10 and 0x11, each in its own stage-1 domain, initialised for
     /// SVA under `policy`, with a process bound to each.
-    static func setUp(_ policy: (DriverRig) -> iopf_queue_policy) throws -> (DriverRig, [device], [MMStruct], [UInt32]) {
+    static func setUp(_ policy: (DriverRig) -> iopf_queue_policy) throws -> (DriverRig, [device], [MMStruct], [UInt32], iommu_sva_registry) {
         let rig = try DriverRig()
         #expect(rig.probe() == 0)
         let smmu = try #require(rig.driver)
@@ -39,19 +39,19 @@ import Scenario
             processes.append(mm)
             pasids.append(pasid)
         }
-        return (rig, devices, processes, pasids)
+        return (rig, devices, processes, pasids, registry)
     }
 
     static func queues(_ devices: [device]) -> [iopf_queue?] { devices.map { $0.iommu_param?.iopf_param?.queue } }
 
     @Test func perFaultQueueBothDevicesShareThePRIQueuesQueue() throws {
-        let (rig, devices, _, _) = try Self.setUp { _ in .perFaultQueue }
+        let (rig, devices, _, _, _) = try Self.setUp { _ in .perFaultQueue }
         let queues = Self.queues(devices)
         #expect(queues[0] != nil && queues[0] === queues[1] && queues[0] === rig.driver?.priq.iopf)
     }
 
     @Test func perDomainEachDomainHasItsOwnAndBothServeFaults() throws {
-        let (rig, devices, processes, pasids) = try Self.setUp { _ in .perDomain }
+        let (rig, devices, processes, pasids, _) = try Self.setUp { _ in .perDomain }
         let queues = Self.queues(devices)
         #expect(queues[0] != nil && queues[1] != nil && queues[0] !== queues[1])
         rig.run("device") { [model = rig.model] in
@@ -64,7 +64,7 @@ import Scenario
 
     @Test func aGlobalQueueIsSharedAcrossDomains() throws {
         var global: iopf_queue?
-        let (_, devices, _, _) = try Self.setUp { rig in
+        let (_, devices, _, _, _) = try Self.setUp { rig in
             global = iopf_queue_alloc("global", { _, _ in 0 }, nil, on: rig.scheduler, pasids: rig.driver!.pasids)
             return .global(global!)
         }
@@ -73,7 +73,7 @@ import Scenario
     }
 
     @Test func anOverflowDiscardsPartialFaultsInEveryQueueThePRIQueueFeeds() throws {
-        let (rig, devices, _, pasids) = try Self.setUp { _ in .perDomain }
+        let (rig, devices, _, pasids, _) = try Self.setUp { _ in .perDomain }
         let entries = 1 << Int(try #require(rig.driver).priq.q.max_n_shift)
         rig.run("device") { [model = rig.model] in
             _ = model.receivePageRequest(PageRequest(streamID: 0x10, substreamID: pasids[0], prgIndex: 3, last: false, read: true, write: false, address: 0x40_3000))
@@ -81,5 +81,23 @@ import Scenario
             for index in 0..<entries { _ = model.receivePageRequest(PageRequest(streamID: 0x10, prgIndex: UInt16(100 + index % 300), last: false, read: true, write: false, address: 0)) }
         }
         #expect(devices.allSatisfy { $0.iommu_param?.iopf_param?.partial.isEmpty == true })
+    }
+
+    @Test func aDomainsOwnQueueGoesWithTheDomain() throws {
+        let (rig, devices, _, pasids, registry) = try Self.setUp { _ in .perDomain }
+        let smmu = try #require(rig.driver)
+        #expect(smmu.iopf_queues.count == 3, "the PRI queue's and one per domain")
+        let dev = devices[0]
+        let domain = try #require(dev.domain as? arm_smmu_domain)
+        var results: [Int32] = []
+        rig.run {
+            results.append(await iommu_sva_unbind_device(dev, pasids[0], registry, flags: IOMMU_PASID_CLEAN))
+            results.append(await iommu_sva_device_shutdown(dev, registry))
+            await iommu_detach_device(domain, dev)
+            await arm_smmu_domain_free(domain)
+        }
+        #expect(results == [0, 0])
+        #expect(smmu.iopf_queues.count == 2 && domain.iopf == nil)
+        withExtendedLifetime(devices) {}
     }
 }

@@ -145,4 +145,20 @@ import Scenario
         #expect(log.texts(atMost: .warning) == ["arm-smmu-v3 arm-smmu-v3.0.auto: SMMU currently enabled! Resetting..."])
         #expect(rig.model.peek(.cr0Ack) == CR0_SMMUEN | CR0_ATSCHK | CR0_EVTQEN | CR0_PRIQEN | CR0_CMDQEN)
     }
+
+    @Test func aHugeStreamIDSizeFailsTheLinearTableAllocationInsteadOfTrapping() throws {
+        let bus = Bus()
+        let registers = HardwareProbeTests.IDRegisters()
+        registers.idr0 = HardwareProbeTests.usableIDR0
+        registers.idr1 = UInt32(FIELD_PREP(IDR1_CMDQS, 8) | FIELD_PREP(IDR1_EVTQS, 7) | FIELD_PREP(IDR1_SIDSIZE, 63))
+        registers.idr5 = UInt32(IDR5_GRAN4K | FIELD_PREP(IDR5_OAS, IDR5_OAS_48_BIT))
+        try bus.map(registers, at: 0x0900_0000, size: 0x2_0000)
+        let scheduler = KernelScheduler()
+        let (pdev, log) = makePlatformDevice(bus: bus, scheduler: scheduler)
+        var result: Int32 = 1
+        scheduler.spawn("modprobe") { result = await driver_probe_device(pdev, arm_smmu_device_probe) }
+        scheduler.run()
+        #expect(result == -ENOMEM)
+        #expect(log.texts(atMost: .error).last?.hasSuffix("failed to allocate linear stream table (0 bytes)") == true, "\(log.texts())")
+    }
 }

@@ -116,3 +116,19 @@ import IOMMU
         #expect(flushes.count == 1 && pagedInAtFlush == true)
     }
 }
+
+/// A device that never ends its groups cannot grow its partial faults without bound.
+@Suite struct PartialFaultLimitTests {
+    @Test func partialFaultsBeyondTheLimitAreDroppedAndCounted() {
+        let (rig, dev, _) = IOPageFaultTests.setUp()
+        var last: Int32 = 0
+        rig.run {
+            for index in 0...IOPF_PARTIAL_LIMIT {
+                last = await iommu_report_device_fault(dev, CoreRig.pageRequest(group: UInt32(index % 512), last: false, address: 0x40_0000))
+            }
+        }
+        #expect(last == -ENOSPC)
+        #expect(dev.iommu_param?.iopf_param?.partial.count == IOPF_PARTIAL_LIMIT)
+        #expect(dev.iommu_param?.iopf_param?.dropped == 1)
+    }
+}
