@@ -82,15 +82,7 @@ public func arm_smmu_handle_ppr(_ smmu: arm_smmu_device, _ evt: [UInt64]) async 
             return
         }
         if await context.state.read() & ARM_SMMU_CONTEXT_STALE != 0 {
-            if last {
-                var resp = page_response_msg()
-                resp.pasid = ssid
-                resp.pasid_present = true
-                resp.page_req_group_id = fault.page_req_group_id
-                resp.private_data = fault.iommu_private
-                resp.resp_code = IOMMU_PAGE_RESP_FAILURE
-                _ = await arm_smmu_page_response(dev, resp)
-            }
+            if last { _ = await arm_smmu_page_response(dev, page_response_msg(answering: fault, IOMMU_PAGE_RESP_FAILURE)) }
             return
         }
     }
@@ -122,24 +114,14 @@ func arm_smmu_prq_report(_ smmu: arm_smmu_device, _ dev: device, _ fault: iommu_
 /// directly (Success, InvalidRequest when the mm cannot, ResponseFailure without a PASID's
 /// process).
 func arm_smmu_handle_fault_internal(_ smmu: arm_smmu_device, _ dev: device, _ fault: iommu_fault_event) async {
-    var resp = page_response_msg()
-    resp.addr = fault.addr
-    resp.pasid = fault.pasid
-    resp.pasid_present = fault.pasid_valid
-    resp.page_req_group_id = fault.page_req_group_id
-    resp.private_data = fault.iommu_private
     guard fault.pasid_valid, iommu_sva_find(smmu.pasids, fault.pasid) != nil, let wq = smmu.iopf_queues.first?.wq else {
         // Nobody cared: abort the access.
-        guard fault.last_req else { return }
-        resp.resp_code = IOMMU_PAGE_RESP_FAILURE
-        _ = await arm_smmu_page_response(dev, resp)
+        if fault.last_req { _ = await arm_smmu_page_response(dev, page_response_msg(answering: fault, IOMMU_PAGE_RESP_FAILURE)) }
         return
     }
     wq.queue(WorkItem("arm_smmu_handle_fault") { [pasids = smmu.pasids] in
         let status = await iopf_handle_single(iopf_context(dev: dev, evt: fault), pasids)
-        guard fault.last_req else { return }
-        resp.resp_code = status
-        _ = await arm_smmu_page_response(dev, resp)
+        if fault.last_req { _ = await arm_smmu_page_response(dev, page_response_msg(answering: fault, status)) }
     })
 }
 

@@ -57,6 +57,16 @@ public struct page_response_msg: Sendable, Equatable {
     public var private_data: UInt64 = 0
 
     public init() {}
+
+    /// The response to the page request group `evt` belongs to, with `code`.
+    public init(answering evt: iommu_fault_event, _ code: Int32) {
+        addr = evt.addr
+        pasid = evt.pasid
+        pasid_present = evt.pasid_valid
+        page_req_group_id = evt.page_req_group_id
+        private_data = evt.iommu_private
+        resp_code = code
+    }
 }
 
 /// `iommu_dev_fault_handler_t`: a fault handler and its data.
@@ -173,14 +183,5 @@ public func device_bind_driver(_ dev: device, _ driver: String?) async {
     param.lock.unlock()
     put_device(dev)
     guard let domain = iommu_get_domain_for_dev(dev), let page_response = domain.ops.page_response else { return }
-    for evt in fparam.faults {
-        var msg = page_response_msg()
-        msg.addr = evt.addr
-        msg.pasid = evt.pasid
-        msg.pasid_present = evt.pasid_valid
-        msg.page_req_group_id = evt.page_req_group_id
-        msg.private_data = evt.iommu_private
-        msg.resp_code = IOMMU_PAGE_RESP_FAILURE
-        _ = await page_response(dev, msg)
-    }
+    for evt in fparam.faults { _ = await page_response(dev, page_response_msg(answering: evt, IOMMU_PAGE_RESP_FAILURE)) }
 }

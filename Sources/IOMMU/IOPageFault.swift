@@ -90,14 +90,7 @@ final class iopf_group {
 
 /// `iopf_complete`: the group's one response.
 func iopf_complete(_ dev: device, _ evt: iommu_fault_event, _ status: Int32) async -> Int32 {
-    var resp = page_response_msg()
-    resp.addr = evt.addr
-    resp.pasid = evt.pasid
-    resp.pasid_present = evt.pasid_valid
-    resp.page_req_group_id = evt.page_req_group_id
-    resp.private_data = evt.iommu_private
-    resp.resp_code = status
-    return await iommu_page_response(dev, resp)
+    await iommu_page_response(dev, page_response_msg(answering: evt, status))
 }
 
 /// `iopf_handle_single`: one fault through the mm fault handler: INVALID without a PASID, an
