@@ -2,6 +2,7 @@ import Testing
 import Platform
 import Kernel
 import SMMUv3
+import IOMMU
 import ArmSMMUv3
 import Scenario
 
@@ -160,5 +161,49 @@ import Scenario
         scheduler.run()
         #expect(result == -ENOMEM)
         #expect(log.texts(atMost: .error).last?.hasSuffix("failed to allocate linear stream table (0 bytes)") == true, "\(log.texts())")
+    }
+}
+
+/// Firmware description checks and the driver's BUG() on a corrupt STE.
+@Suite struct FirmwareAndCorruptionTests {
+    @Test func firmwareOptionsAndABadIOMMUCellsValueAreReported() throws {
+        let rig = try DriverRig(trace: .command)
+        rig.pdev.iommuCells = 2
+        rig.pdev.properties = ["hisilicon,broken-prefetch-cmd"]
+        #expect(rig.probe() == 0, "disable_bypass: the SMMU is enabled anyway")
+        #expect(rig.messages(atMost: .notice).prefix(2) == ["invalid #iommu-cells value (2)", "option hisilicon,broken-prefetch-cmd"])
+        let smmu = try #require(rig.driver)
+        #expect(smmu.options & ARM_SMMU_OPT_SKIP_PREFETCH != 0)
+        let dev = device(name: "0000:00:02.0", log: rig.log, smmu_pdev: rig.pdev, ids: [0x10])
+        let domain = try #require(arm_smmu_domain_alloc(rig.faults, .IOMMU_DOMAIN_UNMANAGED))
+        rig.run { _ = await arm_smmu_add_device(dev); _ = await arm_smmu_attach_dev(domain, dev) }
+        #expect(!rig.bus.trace.texts().contains { $0.contains("PREFETCH_CFG") }, "the broken prefetch is never issued")
+    }
+
+    @Test func aTooSmallRegisterRegionIsRefused() throws {
+        let bus = Bus()
+        let scheduler = KernelScheduler()
+        let log = KernelLog(clock: scheduler.clock)
+        let irqs = KernelIRQs(bus: bus, scheduler: scheduler, msiDoorbell: 0x0800_0040)
+        let pdev = platform_device(driver: "arm-smmu-v3", name: "arm-smmu-v3.0.auto", log: log, resource: KernelResource(start: 0x0900_0000, size: 0x1_0000), bus: bus, irqs: irqs, dma: CoherentMemory(memory: bus.memory, range: 0x8000_0000...0x80FF_FFFF))
+        var result: Int32 = 1
+        scheduler.spawn("modprobe") { result = await driver_probe_device(pdev, arm_smmu_device_probe) }
+        scheduler.run()
+        #expect(result == -EINVAL)
+        #expect(log.texts(atMost: .error) == ["arm-smmu-v3 arm-smmu-v3.0.auto: MMIO region too small (0x9000000-0x900ffff)"])
+    }
+
+    @Test func aCorruptLiveSTEIsABugNotACrash() throws {
+        let rig = try DriverRig()
+        #expect(rig.probe() == 0)
+        let smmu = try #require(rig.driver)
+        let dev = device(name: "0000:00:02.0", log: rig.log, smmu_pdev: rig.pdev, ids: [0x10])
+        let domain = try #require(arm_smmu_domain_alloc(rig.faults, .IOMMU_DOMAIN_UNMANAGED))
+        rig.run { _ = await arm_smmu_add_device(dev) }
+        let ste = try #require(arm_smmu_get_step_for_sid(smmu, 0x10))
+        ste[0] = STRTAB_STE_0_V | FIELD_PREP(STRTAB_STE_0_CFG, 0b111)  // a reserved Config
+        rig.run { _ = await arm_smmu_attach_dev(domain, dev) }
+        #expect(rig.log.lines.contains { $0.level == .emergency && $0.text == "kernel BUG at arm_smmu_write_strtab_ent (STE corruption, SID 16)!" })
+        #expect(ste[0] == STRTAB_STE_0_V | FIELD_PREP(STRTAB_STE_0_CFG, 0b111), "the STE is left alone")
     }
 }

@@ -148,3 +148,30 @@ import Kernel
         #expect(printkHex(value, width: width) == String(repeating: "0", count: max(0, width - String(value, radix: 16).count)) + String(value, radix: 16))
     }
 }
+
+/// dev_err_ratelimited and the bitmap the driver allocates identifiers from.
+@Suite struct RatelimitAndBitmapTests {
+    @Test func tenLinesPer5SecondsThenTheSuppressedCountIsReported() {
+        let clock = VirtualClock()
+        let log = KernelLog(clock: clock)
+        let dev = KernelDevice(driver: "drv", name: "dev0", log: log)
+        for _ in 0..<12 { dev_err_ratelimited(dev, "CMD_SYNC timeout") }
+        #expect(log.texts() == Array(repeating: "drv dev0: CMD_SYNC timeout", count: 10))
+        clock.advance(by: 5_000_000_000)
+        dev_err_ratelimited(dev, "CMD_SYNC timeout")
+        #expect(log.texts().suffix(2) == ["drv dev0: 2 callbacks suppressed", "drv dev0: CMD_SYNC timeout"])
+    }
+
+    @Test func theFirstZeroBitIsFoundAcrossWordsAndAFullMapReportsItsSize() {
+        let map = KernelBitmap(bits: 130)
+        for bit in 0..<70 { #expect(!map.test_and_set_bit(bit)) }
+        #expect(map.test_and_set_bit(3), "already set")
+        #expect(map.find_first_zero_bit(130) == 70)
+        #expect(map.find_first_zero_bit(64) == 64, "none below the size asked")
+        map.clear_bit(5)
+        #expect(map.find_first_zero_bit(130) == 5 && !map.test_bit(5))
+        for bit in 0..<130 { map.set_bit(bit) }
+        #expect(map.find_first_zero_bit(130) == 130)
+        #expect(map.test_and_set_bit(500) && !map.test_bit(-1), "out of range: never set")
+    }
+}
