@@ -41,11 +41,21 @@ public final class arm_smmu_queue {
     /// The *_BASE register value.
     public var q_base: UInt64 = 0
     /// log2 of the entries the driver uses (capped below the hardware's maximum).
-    public var max_n_shift: UInt32 = 0
+    ///
+    /// The index fields are read at every queue operation of the hot paths; they are only
+    /// touched by one kernel context at a time (the scheduler runs one job at a time), so
+    /// their dynamic exclusivity checks are off (the debug build of `make test` checks the
+    /// rest of the driver's accesses).
+    @exclusivity(unchecked) public var max_n_shift: UInt32 = 0
+    /// 64-bit words per entry.
     public var ent_dwords = 0
-    public var prod: UInt32 = 0
-    public var cons: UInt32 = 0
+    /// The driver's copy of PROD (index and wrap; overflow flag for queues it consumes).
+    @exclusivity(unchecked) public var prod: UInt32 = 0
+    /// The driver's copy of CONS.
+    @exclusivity(unchecked) public var cons: UInt32 = 0
+    /// The PROD register.
     public var prod_reg: IOMem?
+    /// The CONS register.
     public var cons_reg: IOMem?
 
     /// An unallocated queue.

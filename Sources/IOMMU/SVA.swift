@@ -72,7 +72,14 @@ public func iommu_sva_device_shutdown(_ dev: device, _ registry: iommu_sva_regis
 /// over the shared PASID allocator.
 public final class iommu_sva_registry: @unchecked Sendable {
     public let pasids: iommu_pasid_idr
-    private var allBonds: [iommu_bond] = []
+    /// Bonds indexed by device, io_mm and process (each list in bind order), so that a
+    /// lookup costs the bonds of one device or process, not of the whole world. Keys are taken
+    /// when a bond is made; every lookup still checks identity, so a key left by an object
+    /// that went away (a device dropped with bonds left) cannot match another one.
+    private var byDevice: [ObjectIdentifier: [iommu_bond]] = [:]
+    private var byIOMM: [ObjectIdentifier: [iommu_bond]] = [:]
+    private var byProcess: [ObjectIdentifier: [iommu_bond]] = [:]
+    private var keys: [ObjectIdentifier: (device: ObjectIdentifier, process: ObjectIdentifier?)] = [:]
     /// Test-only: unbind without flushing the device's faults (with the IOMMU's own wait
     /// also removed, a PASID can then be reused while requests for its old bond are queued).
     var unbindSkipsFlush = false
@@ -83,13 +90,36 @@ public final class iommu_sva_registry: @unchecked Sendable {
     }
 
     /// The device's bonds.
-    public func bonds(of dev: device) -> [iommu_bond] { allBonds.filter { $0.dev === dev } }
+    public func bonds(of dev: device) -> [iommu_bond] { (byDevice[ObjectIdentifier(dev)] ?? []).filter { $0.dev === dev } }
     /// The io_mm's bonds.
-    func bonds(of io_mm: io_mm) -> [iommu_bond] { allBonds.filter { $0.io_mm === io_mm } }
-    func add(_ bond: iommu_bond) { allBonds.append(bond) }
-    func remove(_ bond: iommu_bond) { allBonds.removeAll { $0 === bond } }
+    func bonds(of io_mm: io_mm) -> [iommu_bond] { byIOMM[ObjectIdentifier(io_mm)] ?? [] }
+    /// Bonds in the registry.
+    public var count: Int { keys.count }
+
+    func add(_ bond: iommu_bond) {
+        guard let dev = bond.dev else { return }
+        let device = ObjectIdentifier(dev)
+        let process = bond.io_mm.mm.map(ObjectIdentifier.init)
+        keys[ObjectIdentifier(bond)] = (device, process)
+        byDevice[device, default: []].append(bond)
+        byIOMM[ObjectIdentifier(bond.io_mm), default: []].append(bond)
+        if let process { byProcess[process, default: []].append(bond) }
+    }
+
+    func remove(_ bond: iommu_bond) {
+        guard let key = keys.removeValue(forKey: ObjectIdentifier(bond)) else { return }
+        Self.remove(bond, under: key.device, from: &byDevice)
+        Self.remove(bond, under: ObjectIdentifier(bond.io_mm), from: &byIOMM)
+        if let process = key.process { Self.remove(bond, under: process, from: &byProcess) }
+    }
+
+    private static func remove(_ bond: iommu_bond, under key: ObjectIdentifier, from index: inout [ObjectIdentifier: [iommu_bond]]) {
+        index[key]?.removeAll { $0 === bond }
+        if index[key]?.isEmpty == true { index[key] = nil }
+    }
+
     /// The io_mm of a live process already bound somewhere.
-    func io_mm(for mm: MMStruct) -> IOMMU.io_mm? { allBonds.first { $0.io_mm.mm === mm }?.io_mm }
+    func io_mm(for mm: MMStruct) -> IOMMU.io_mm? { byProcess[ObjectIdentifier(mm)]?.first { $0.io_mm.mm === mm }?.io_mm }
 }
 
 /// `iommu_sva_bind_device`: binds `mm` to the device, returning its PASID (the process's

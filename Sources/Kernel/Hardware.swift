@@ -8,10 +8,10 @@ public final class HardwareAgent: @unchecked Sendable {
     /// The agent's name (its context is `hw/<name>`).
     public let name: String
     private let wake: WaitQueue
-    private var kicked = false
-    private var stopped = false
+    @exclusivity(unchecked) private var kicked = false
+    @exclusivity(unchecked) private var stopped = false
     /// Steps that did work.
-    public private(set) var steps = 0
+    @exclusivity(unchecked) public private(set) var steps = 0
 
     /// Starts the agent on `scheduler`.
     public init(_ name: String, on scheduler: KernelScheduler, step: @escaping () -> Bool) {

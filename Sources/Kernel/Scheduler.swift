@@ -65,7 +65,7 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
     /// must hold at every point of an interleaving.
     public var afterEachStep: (() -> Void)?
     /// The hardware agents, kicked by register writes.
-    private(set) var hardwareAgents: [HardwareAgent] = []
+    @exclusivity(unchecked) private(set) var hardwareAgents: [HardwareAgent] = []
 
     func register(_ agent: HardwareAgent) {
         hardwareAgents.append(agent)
@@ -361,7 +361,8 @@ final class Waiter {
 
 /// A wait queue (`wait_queue_head_t`): contexts sleep on it until woken.
 public final class WaitQueue: @unchecked Sendable {
-    private var waiters: [Waiter] = []
+    /// Unchecked exclusivity: touched on every wait and wake, by one job at a time.
+    @exclusivity(unchecked) private var waiters: [Waiter] = []
     /// The name shown as the wait point of its sleepers.
     public let name: String
 
@@ -456,8 +457,8 @@ public final class WaitQueue: @unchecked Sendable {
 public final class KernelMutex: @unchecked Sendable {
     private let queue: WaitQueue
     /// The holder, if any.
-    public private(set) var owner: KernelContext?
-    private var held = false
+    @exclusivity(unchecked) public private(set) var owner: KernelContext?
+    @exclusivity(unchecked) private var held = false
 
     /// `mutex_init`.
     public init(_ name: String) {

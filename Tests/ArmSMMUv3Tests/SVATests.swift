@@ -67,6 +67,31 @@ import Scenario
         withExtendedLifetime(world) {}
     }
 
+    @Test func bondsAreFoundPerDeviceAndProcessInBindOrder() throws {
+        let world = try Self.setUp()
+        let first = try Self.process(world, asid: 7)
+        let second = try Self.process(world, asid: 8)
+        var pasids: [UInt32] = []
+        var again: UInt32 = 0
+        var results: [Int32] = []
+        world.rig.run {
+            pasids.append(await iommu_sva_bind_device(world.dev, first, nil, world.registry).1)
+            pasids.append(await iommu_sva_bind_device(world.dev, second, nil, world.registry).1)
+            results.append(await iommu_sva_unbind_device(world.dev, pasids[0], world.registry, flags: IOMMU_PASID_CLEAN))
+            // The second process's bond is still found by its process: binding again returns its PASID.
+            again = await iommu_sva_bind_device(world.dev, second, nil, world.registry).1
+        }
+        #expect(pasids.count == 2 && pasids[0] != pasids[1])
+        #expect(results == [0])
+        #expect(again == pasids[1])
+        #expect(world.registry.bonds(of: world.dev).map(\.io_mm.pasid) == [pasids[1]])
+        #expect(world.registry.count == 1)
+        world.rig.run { results.append(await iommu_sva_unbind_device(world.dev, pasids[1], world.registry, flags: IOMMU_PASID_CLEAN)) }
+        #expect(results == [0, 0])
+        #expect(world.registry.count == 0 && world.registry.bonds(of: world.dev).isEmpty)
+        withExtendedLifetime(world) {}
+    }
+
     @Test func processExitCallsTheDeviceDriverAndThePASIDWaitsForTheStopMarker() throws {
         let world = try Self.setUp()
         let mm = try Self.process(world)
