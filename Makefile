@@ -12,9 +12,9 @@ test:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-# The main job on a bundled scenario.
+# The main job on a bundled fixture: the SVA story, step by step.
 run:
-	$(SWIFT) run --quiet smmuv3 demo
+	$(SWIFT) run --quiet smmuv3 run --story Fixtures/sva-demo.fixture
 
 # Throughput of the hot paths, release build: one "BENCH <name> <value> <unit>" line each.
 bench:

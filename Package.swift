@@ -53,6 +53,7 @@ let package = Package(
         .testTarget(name: "IOMMUTests", dependencies: ["Platform", "Kernel", "IOMMU"]),
         .testTarget(name: "ArmSMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "Kernel", "SMMUv3", "SMMUv3Host", "Endpoints", "IOMMU", "ArmSMMUv3", "Scenario"]),
         .testTarget(name: "SMMUv3Tests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Scenario"]),
+        .testTarget(name: "ScenarioTests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Endpoints", "Kernel", "IOMMU", "ArmSMMUv3", "Scenario"]),
         .testTarget(name: "EndpointsTests", dependencies: ["Platform", "SMMUv3Layout", "VMSA", "SMMUv3", "SMMUv3Host", "Endpoints", "Scenario"]),
     ]
 )

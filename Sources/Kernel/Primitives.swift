@@ -52,6 +52,10 @@ public final class KernelAtomic<Value: FixedWidthInteger & Sendable>: @unchecked
         self.value = value
     }
 
+    /// The value, read from outside the kernel (a test or a tool inspecting a settled
+    /// system): no scheduling point.
+    public var snapshot: Value { value }
+
     /// `atomic_read`.
     public func read() async -> Value {
         await KernelScheduler.schedule()

@@ -9,6 +9,8 @@ enum CLI {
     usage: smmuv3 <command> [options]
 
     commands:
+      run FIXTURE... [--seed N | --seeds A..B] [--trace CATEGORIES] [--story]
+                                  run fixtures and check their expectations
       demo [--trace CATEGORIES]   bring an SMMU up through the bus, run commands, provoke
                                   errors and events, and print the trace
       decode cmd DW0 DW1          decode a command queue entry
@@ -30,6 +32,7 @@ enum CLI {
         do {
             switch command {
             case "demo": return try Demo.run(arguments)
+            case "run": return try Run.run(arguments)
             case "decode": return try Decode.run(arguments)
             case "help", "--help", "-h":
                 print(usage)

@@ -15,6 +15,7 @@ struct ClientHandlers {
     var prgResponse: [(id: Int, handler: (PRGResponse) -> Void)] = []
     var atcInvalidation: [(id: Int, handler: (ATCInvalidation) -> ATCInvalidationResponse?)] = []
     var stallResolved: [(id: Int, handler: (InboundTransaction, TransactionOutcome) -> Void)] = []
+    var event: [(id: Int, handler: (EventRecord, EventQueueOutcome) -> Void)] = []
 
     mutating func register() -> SMMUHandlerRegistration {
         nextID += 1
@@ -25,6 +26,7 @@ struct ClientHandlers {
         prgResponse.removeAll { $0.id == registration.id }
         atcInvalidation.removeAll { $0.id == registration.id }
         stallResolved.removeAll { $0.id == registration.id }
+        event.removeAll { $0.id == registration.id }
     }
 }
 
@@ -55,6 +57,21 @@ extension SMMU {
         let registration = clientHandlers.register()
         clientHandlers.stallResolved.append((registration.id, handler))
         return registration
+    }
+
+    /// Calls `handler` with every event record the SMMU produces and what became of it
+    /// (written to the Event queue, held, or discarded, §7.2) — an observer for tools, such as
+    /// fixture expectations; the driver sees only what reaches the queue.
+    @discardableResult
+    public func onEvent(_ handler: @escaping (EventRecord, EventQueueOutcome) -> Void) -> SMMUHandlerRegistration {
+        let registration = clientHandlers.register()
+        clientHandlers.event.append((registration.id, handler))
+        return registration
+    }
+
+    /// Tells every event observer about a record.
+    func deliverEvent(_ record: EventRecord, _ outcome: EventQueueOutcome) {
+        for entry in clientHandlers.event { entry.handler(record, outcome) }
     }
 
     /// Removes a handler; the others stay.

@@ -72,6 +72,7 @@ extension SMMU {
             statistics.eventsDiscarded &+= 1
         }
         trace.record(.event, "\(names.evtq): \(record) -> \(outcome)")
+        if !clientHandlers.event.isEmpty { deliverEvent(record, outcome) }
         return outcome
     }
 
@@ -121,6 +122,7 @@ extension SMMU {
             if !pendingStallRecords.isEmpty { pendingStallRecords.removeFirst() }
             if case .written = outcome { statistics.eventsWritten &+= 1 } else { statistics.eventsDiscarded &+= 1 }
             trace.record(.event, "\(names.evtq): held \(record) -> \(outcome)")
+            if !clientHandlers.event.isEmpty { deliverEvent(record, outcome) }
         }
     }
 

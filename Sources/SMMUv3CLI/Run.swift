@@ -1,0 +1,114 @@
+import Foundation
+import Platform
+import Scenario
+
+/// `smmuv3 run FIXTURE... [--seed N | --seeds A..B] [--trace CATEGORIES] [--story] [--quiet]`:
+/// runs fixtures, printing each check with its line; on a failure, the trace around it and the
+/// seed that replays it.
+enum Run {
+    static let usage = """
+    usage: smmuv3 run FIXTURE... [options]
+
+    Runs each fixture (Fixtures/README.md) under its seeds and prints every check with its
+    line: "PASS file:line: text" or "FAIL file:line: text: what was found". On the first
+    failing seed, prints the model's trace and the kernel log around the failure and the
+    command that replays it.
+
+    options:
+      --seed N           run under seed N only (overrides the fixture's seed/seeds)
+      --seeds A..B       run under seeds A to B (inclusive)
+      --trace CATS       print the model's trace as it runs (categories as for demo)
+      --story            print what each step did (kernel log, events, responses)
+      --quiet            print failures and the summary only
+      -h, --help         this text
+
+    exit status: 0 every check passed; 1 a check failed; 2 bad usage or a fixture error
+    (reported as file:line:column: error: ...).
+    """
+
+    static func run(_ arguments: [String]) throws -> Int32 {
+        var files: [String] = []
+        var seeds: ClosedRange<UInt64>?
+        var trace: TraceCategory?
+        var story = false
+        var quiet = false
+        var remaining = arguments[...]
+        while let argument = remaining.popFirst() {
+            switch argument {
+            case "-h", "--help":
+                print(usage)
+                return 0
+            case "--seed":
+                guard let text = remaining.popFirst(), let seed = Decode.parseNumber(text) else { throw UsageError("--seed needs a number") }
+                seeds = seed...seed
+            case "--seeds":
+                guard let text = remaining.popFirst() else { throw UsageError("--seeds needs A..B") }
+                let parts = text.components(separatedBy: "..")
+                guard parts.count == 2, let low = Decode.parseNumber(parts[0]), let high = Decode.parseNumber(parts[1]), low <= high else {
+                    throw UsageError("--seeds needs A..B with A <= B, got '\(text)'")
+                }
+                seeds = low...high
+            case "--trace":
+                guard let names = remaining.popFirst(), let parsed = TraceCategory(names: names) else { throw UsageError("--trace needs a category list") }
+                trace = parsed
+            case "--story": story = true
+            case "--quiet": quiet = true
+            default:
+                if argument.hasPrefix("-") { throw UsageError("run: unknown option '\(argument)'") }
+                files.append(argument)
+            }
+        }
+        guard !files.isEmpty else { throw UsageError("run needs at least one fixture file") }
+        var fixtures: [Fixture] = []
+        for file in files {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                printError("\(file): error: cannot read the file")
+                return 2
+            }
+            switch FixtureCompiler.compile(String(decoding: data, as: UTF8.self), file: file) {
+            case .success(var fixture):
+                if let seeds { fixture.seeds = seeds }
+                fixtures.append(fixture)
+            case .failure(let error):
+                printError("\(error)")
+                return 2
+            }
+        }
+        var failed = 0
+        for fixture in fixtures {
+            let runner = FixtureRunner(fixture: fixture, traceCategories: trace ?? .standard, traceSink: trace.map { _ in { print($0) } })
+            let seedList = runner.seeds
+            var passedSeeds = 0
+            for (index, seed) in seedList.enumerated() {
+                let result = runner.run(seed: seed)
+                let verbose = !quiet && (index == 0 || !result.passed)
+                if story && verbose { for line in result.transcript { print("  \(line)") } }
+                if verbose {
+                    for check in result.checks where !check.passed || !story {
+                        print("\(check.passed ? "PASS" : "FAIL") \(check.location.file):\(check.location.line): \(check.text)\(check.passed ? "" : ": \(check.detail)")")
+                    }
+                }
+                if !result.passed {
+                    if quiet, let failure = result.firstFailure {
+                        print("FAIL \(failure.location.file):\(failure.location.line): \(failure.text): \(failure.detail)")
+                    }
+                    print("--- trace around the first failure ---")
+                    for line in result.traceAtFailure { print(line) }
+                    let replay = seed.map { " --seed \($0)" } ?? ""
+                    print("replay: smmuv3 run \(fixture.file)\(replay)")
+                    failed += 1
+                    break
+                }
+                passedSeeds += 1
+                if seedList.count > 16 && (index + 1) % max(seedList.count / 10, 1) == 0 {
+                    printError("\(fixture.file): \(index + 1)/\(seedList.count) seeds passed")
+                }
+            }
+            if passedSeeds == seedList.count {
+                let seedText = seedList.count == 1 ? (seedList[0].map { "seed \($0)" } ?? "unseeded") : "\(seedList.count) seeds"
+                print("ok \(fixture.file) (\(seedText))")
+            }
+        }
+        return failed == 0 ? 0 : 1
+    }
+}

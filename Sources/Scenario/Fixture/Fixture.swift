@@ -1,0 +1,221 @@
+import Platform
+import SMMUv3
+import Kernel
+
+/// A compiled fixture (Fixtures/README.md): the platform it describes, the seeds it runs
+/// under, and its steps in order. Built by ``FixtureCompiler``; run by ``FixtureRunner``.
+public struct Fixture: Sendable {
+    /// The file it came from.
+    public let file: String
+    /// The SMMU's configuration (the `smmu` statement).
+    public var configuration = SMMUConfiguration.default
+    /// How the SMMU's interrupts reach the kernel.
+    public var interrupts = InterruptMode.msi
+    /// Whether the model checks for stale TLB/configuration cache entries (checked mode).
+    public var checked = true
+    /// Where the driver queues page faults (seed 000's policies).
+    public var policy = Policy.perFaultQueue
+    /// The PCIe functions behind the root complex.
+    public var devices: [DeviceSpec] = []
+    /// The processes.
+    public var processes: [ProcessSpec] = []
+    /// The seeds to run under (nil: no seed, oldest runnable context first).
+    public var seeds: ClosedRange<UInt64>?
+    /// How a seeded scheduler picks.
+    public var strategy = KernelScheduler.Strategy.uniform
+    /// The steps, in order.
+    public var steps: [FixtureStep] = []
+
+    /// An empty fixture of `file`.
+    public init(file: String) {
+        self.file = file
+    }
+
+    /// How the SMMU signals the kernel.
+    public enum InterruptMode: String, Sendable, CaseIterable {
+        /// MSIs (the platform has an MSI domain).
+        case msi
+        /// One wired line per source.
+        case wired
+        /// The wired lines ORed into one (Cavium ThunderX2's "combined" interrupt).
+        case combined
+    }
+
+    /// The IOPF queue policy (seed 000).
+    public enum Policy: String, Sendable, CaseIterable {
+        /// One queue per PRI queue (= per IOMMU on an SMMUv3).
+        case perFaultQueue = "per-fault-queue"
+        /// The same as per fault queue on an SMMUv3.
+        case perIOMMU = "per-iommu"
+        /// One queue per domain.
+        case perDomain = "per-domain"
+        /// One queue for the whole platform.
+        case global
+    }
+
+    /// A PCIe function.
+    public struct DeviceSpec: Sendable {
+        /// Its name in the fixture.
+        public let name: String
+        /// Its StreamID (= requester ID behind the root complex).
+        public let streamID: UInt32
+        /// Whether it has the ATS capability.
+        public let ats: Bool
+        /// Whether it sends page requests (PRI).
+        public let pri: Bool
+        /// Outstanding page request credits.
+        public let credits: Int
+        /// Where it was declared.
+        public let location: FixtureLocation
+    }
+
+    /// A process: an address space with areas the fault handler can populate.
+    public struct ProcessSpec: Sendable {
+        /// Its name in the fixture.
+        public let name: String
+        /// The ASID of its CPU page tables.
+        public let asid: UInt16
+        /// Its VMAs.
+        public var areas: [(start: UInt64, end: UInt64, write: Bool)]
+        /// Where it was declared.
+        public let location: FixtureLocation
+    }
+}
+
+/// One step of a fixture, with the line it came from.
+public struct FixtureStep: Sendable {
+    /// Where the step is.
+    public let location: FixtureLocation
+    /// The line as written.
+    public let text: String
+    /// What it does.
+    public let kind: Kind
+
+    /// What a step does.
+    public enum Kind: Sendable {
+        /// A driver action or a device stimulus, run in its own kernel context until the system
+        /// settles.
+        case action(FixtureAction)
+        /// Actions started together (each in its own context; the seed picks the interleaving),
+        /// then the system settles.
+        case together([FixtureStep])
+        /// A check of the settled system.
+        case expect(FixtureExpectation)
+        /// A fault armed from now on.
+        case inject(FixtureInjection)
+    }
+}
+
+/// A PASID as a fixture names it: the one bound to a process, or a number.
+public enum PASIDReference: Sendable, Hashable, CustomStringConvertible {
+    /// The PASID a `bind` of this process returned.
+    case process(String)
+    /// A literal PASID.
+    case number(UInt32)
+
+    public var description: String {
+        switch self {
+        case .process(let name): name
+        case .number(let value): String(value)
+        }
+    }
+}
+
+/// A driver action or device stimulus.
+public enum FixtureAction: Sendable {
+    /// `arm_smmu_device_probe` through the driver core.
+    case probe(ret: Int32)
+    /// `arm_smmu_device_remove`.
+    case removeSMMU
+    /// `arm_smmu_add_device`.
+    case addDevice(String, ret: Int32)
+    /// `arm_smmu_remove_device`.
+    case removeDevice(String)
+    /// `arm_smmu_domain_alloc` of an unmanaged (or DMA) domain.
+    case domain(String, dma: Bool)
+    /// `iommu_attach_device`.
+    case attach(device: String, domain: String, ret: Int32)
+    /// `iommu_detach_device`.
+    case detach(device: String)
+    /// `iommu_map`.
+    case map(domain: String, iova: UInt64, physical: UInt64, size: UInt64, prot: Int32, ret: Int32)
+    /// `iommu_unmap` (`unmapped`: the size it must return).
+    case unmap(domain: String, iova: UInt64, size: UInt64, unmapped: UInt64?)
+    /// `iommu_sva_device_init` with IOMMU_SVA_FEAT_IOPF.
+    case svaInit(String, ret: Int32)
+    /// `iommu_sva_device_shutdown`.
+    case svaShutdown(String, ret: Int32)
+    /// `iommu_register_device_fault_handler`: the IOPF queue's handler, or a relay that
+    /// records faults for a guest (seed 004).
+    case faultHandler(String, relay: Bool, ret: Int32)
+    /// `iommu_unregister_device_fault_handler`.
+    case unregisterHandler(String, ret: Int32)
+    /// `device_bind_driver`.
+    case bindDriver(String, driver: String?)
+    /// The relay's guest answers every Last request reported to it so far.
+    case relayRespond(String, code: Int32)
+    /// `iommu_sva_bind_device`.
+    case bind(device: String, process: String, ret: Int32)
+    /// `iommu_sva_unbind_device`.
+    case unbind(device: String, process: String, flags: UInt32, ret: Int32)
+    /// The process exits (its mm is released).
+    case exit(String)
+    /// A DMA read or write by the device (ATS/PRI as the device supports).
+    case dma(device: String, write: Bool, address: UInt64, length: Int, data: [UInt8], pasid: PASIDReference?, name: String?)
+    /// Page requests straight onto the link (`count` of them, PRG indexes counting up).
+    case pageRequest(device: String, address: UInt64, prgIndex: UInt16, pasid: PASIDReference?, last: Bool, read: Bool, write: Bool, count: Int)
+    /// A Stop Marker for the PASID.
+    case stopMarker(device: String, pasid: PASIDReference)
+    /// Nothing: lets the system settle (and virtual time pass while contexts sleep).
+    case settle
+}
+
+/// A check of the settled system.
+public enum FixtureExpectation: Sendable {
+    /// Event records the SMMU produced since the fixture started (or since `clear events`)
+    /// matching the filters: `count` of them (nil: at least one).
+    case event(type: String, streamID: UInt32?, substreamID: UInt32?, address: UInt64?, count: Int?)
+    /// No event record at all.
+    case noEvents
+    /// PRG responses the device received, matching: `count` (nil: at least one).
+    case response(device: String, code: PRGResponseCode?, prgIndex: UInt16?, pasid: PASIDReference?, count: Int?)
+    /// The state of a named DMA (or the device's last one).
+    case dma(String, state: String)
+    /// Bytes in physical memory.
+    case memory(UInt64, [UInt8])
+    /// Bytes in a process's memory, through its page tables.
+    case processMemory(String, UInt64, [UInt8])
+    /// A kernel log line containing the text (`present` false: none).
+    case log(String, present: Bool)
+    /// A register's value (under `mask`).
+    case register(SMMURegister, value: UInt64, mask: UInt64)
+    /// The PASID of a process is allocated or free.
+    case pasid(PASIDReference, allocated: Bool)
+    /// The SMMU driver's context for the device's PASID (seed 001): `used`, `stale`,
+    /// `invalidated` or `none`.
+    case context(device: String, pasid: PASIDReference, state: String)
+    /// How many times the device driver's mm_exit ran for the device.
+    case mmExits(String, count: Int)
+    /// Faults reported to the device's relay.
+    case relayed(String, count: Int)
+    /// How the last step ended: `completed` or `deadlock`.
+    case outcome(deadlock: Bool)
+    /// Model diagnostics (checked mode's stale entries among them): exactly `count`.
+    case diagnostics(count: Int)
+}
+
+/// A fault injected from a point of the fixture on.
+public enum FixtureInjection: Sendable {
+    /// Device accesses to the range get an external abort (`count` times; nil: always).
+    case abort(ClosedRange<UInt64>, reads: Bool, writes: Bool, count: Int?)
+    /// MSIs to the range are lost.
+    case dropMSI(ClosedRange<UInt64>, count: Int?)
+    /// The n-th allocation from now fails (0: the next one).
+    case allocationFailure(after: Int)
+    /// The device's next `count` Stop Markers (or Last requests) are lost on the link.
+    case lose(device: String, stopMarkers: Bool, count: Int)
+    /// The device answers ATS invalidations this way.
+    case atcInvalidation(device: String, response: ATCInvalidationResponse)
+    /// The SMMU's event observations so far are forgotten (for `expect event` counts).
+    case clearEvents
+}

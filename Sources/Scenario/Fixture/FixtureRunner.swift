@@ -1,0 +1,608 @@
+import Platform
+import SMMUv3
+import Endpoints
+import Kernel
+import IOMMU
+import ArmSMMUv3
+
+/// The verdict on one checked line of a fixture (an `expect`, or an action's return value).
+public struct FixtureCheck: Sendable, Hashable {
+    /// The line checked.
+    public let location: FixtureLocation
+    /// The line as written.
+    public let text: String
+    /// Whether it held.
+    public let passed: Bool
+    /// What was found (on failure: what differs).
+    public let detail: String
+}
+
+/// One run of a fixture under one seed.
+public struct FixtureRun: Sendable {
+    /// The seed (nil: unseeded, oldest runnable first).
+    public let seed: UInt64?
+    /// Every check, in fixture order.
+    public let checks: [FixtureCheck]
+    /// What happened, step by step: each step's line and result, then the kernel log lines,
+    /// event records and page responses it caused (indented).
+    public let transcript: [String]
+    /// The model's trace and the kernel log around the first failed check (empty when none
+    /// failed).
+    public let traceAtFailure: [String]
+
+    /// Whether every check held.
+    public var passed: Bool { checks.allSatisfy(\.passed) }
+    /// The first check that failed.
+    public var firstFailure: FixtureCheck? { checks.first { !$0.passed } }
+}
+
+/// Runs a compiled fixture: builds the platform (the SMMU model on a bus, the driver port in
+/// the deterministic kernel, PCIe functions behind a root complex, processes), then its steps
+/// in order. Each action runs in its own kernel context and the scheduler runs until the system
+/// settles (every context finished or blocked) before the next step; a `together` group starts
+/// all its actions before settling, so the seed picks how they interleave. Expectations check
+/// the settled system.
+public final class FixtureRunner {
+    /// The fixture.
+    public let fixture: Fixture
+    /// Trace categories recorded (and shown around a failure).
+    public var traceCategories: TraceCategory
+    /// Where trace lines go as they are recorded (nil: kept in a ring only).
+    public var traceSink: ((TraceLine) -> Void)?
+    /// Trace lines kept for the report around a failure.
+    public var traceLinesAtFailure = 40
+
+    /// A runner for `fixture`.
+    public init(fixture: Fixture, traceCategories: TraceCategory = .standard, traceSink: ((TraceLine) -> Void)? = nil) {
+        self.fixture = fixture
+        self.traceCategories = traceCategories
+        self.traceSink = traceSink
+    }
+
+    /// The seeds the fixture asks for (one nil entry when it names none).
+    public var seeds: [UInt64?] {
+        guard let range = fixture.seeds else { return [nil] }
+        return range.map { Optional($0) }
+    }
+
+    /// Runs the fixture once under `seed`.
+    public func run(seed: UInt64?) -> FixtureRun {
+        do {
+            let world = try FixtureWorld(fixture: fixture, seed: seed, traceCategories: traceCategories, traceSink: traceSink, traceLinesAtFailure: traceLinesAtFailure)
+            return world.runSteps()
+        } catch {
+            let location = FixtureLocation(file: fixture.file, line: 1, column: 1)
+            return FixtureRun(seed: seed, checks: [FixtureCheck(location: location, text: "platform", passed: false, detail: "the platform could not be built: \(error)")], transcript: [], traceAtFailure: [])
+        }
+    }
+}
+
+/// The platform of one run and its bookkeeping.
+private final class FixtureWorld {
+    let fixture: Fixture
+    let seed: UInt64?
+    let system: DriverSystem
+    let rootComplex: RootComplex
+    var functions: [String: PCIeFunction] = [:]
+    var devices: [String: device] = [:]
+    var processes: [String: MMStruct] = [:]
+    var domains: [String: arm_smmu_domain] = [:]
+    /// PASIDs returned by `bind`, by process.
+    var pasids: [String: UInt32] = [:]
+    var registry: iommu_sva_registry?
+    var globalQueue: iopf_queue?
+    var exits: [String: Int] = [:]
+    var relayed: [String: [iommu_fault_event]] = [:]
+    var relayAnswered: [String: Int] = [:]
+    var namedDMAs: [String: (PCIeFunction, DMAHandle)] = [:]
+    var lastDMA: [String: (PCIeFunction, DMAHandle)] = [:]
+    var lose: [String: (stopMarkers: Int, last: Int)] = [:]
+    var events = BoundedLog<EventRecord>(capacity: 65_536)
+    var lastOutcome = KernelScheduler.Outcome.completed
+    var checks: [FixtureCheck] = []
+    var transcript: [String] = []
+    var traceAtFailure: [String] = []
+    let traceLinesAtFailure: Int
+    // Transcript positions.
+    var logSeen = 0
+    var eventsSeen = 0
+    var responsesSeen: [String: Int] = [:]
+
+    init(fixture: Fixture, seed: UInt64?, traceCategories: TraceCategory, traceSink: ((TraceLine) -> Void)?, traceLinesAtFailure: Int) throws {
+        self.fixture = fixture
+        self.seed = seed
+        self.traceLinesAtFailure = traceLinesAtFailure
+        system = try DriverSystem(configuration: fixture.configuration, seed: seed, strategy: fixture.strategy, msi: fixture.interrupts == .msi,
+                                  combinedIRQ: fixture.interrupts == .combined, trace: traceCategories)
+        system.bus.trace.lineCapacity = max(traceLinesAtFailure, 1)
+        system.bus.trace.sink = traceSink
+        system.bus.interrupts.recordCapacity = 0
+        system.model.checkedMode = fixture.checked
+        rootComplex = RootComplex(smmu: system.model)
+        system.model.onEvent { [unowned self] record, _ in events.append(record) }
+        let pages = CoherentMemory(memory: system.bus.memory, range: 0x9000_0000...0x93FF_FFFF)
+        for spec in fixture.devices {
+            let function = rootComplex.attach(requesterID: UInt16(truncatingIfNeeded: spec.streamID), ats: spec.ats, pri: spec.pri, pageRequestCredits: spec.credits)
+            let pci = pci_dev(name: spec.name, ats_cap: spec.ats)
+            pci.onATSControl = { enabled, _ in function.atsEnabled = enabled }
+            functions[spec.name] = function
+            devices[spec.name] = device(name: spec.name, log: system.log, smmu_pdev: system.pdev, ids: [function.streamID], pci: pci)
+        }
+        for spec in fixture.processes {
+            guard let mm = MMStruct(asid: spec.asid, memory: system.bus.memory, pages: pages) else { throw FixtureError(spec.location, "no memory for process '\(spec.name)'") }
+            for area in spec.areas { mm.map(VMArea(start: area.start, end: area.end, write: area.write)) }
+            processes[spec.name] = mm
+        }
+    }
+
+    deinit {
+        if let globalQueue { _ = iopf_queue_free(globalQueue) }
+    }
+
+    var driver: arm_smmu_device? { system.driver }
+
+    // MARK: Steps
+
+    func runSteps() -> FixtureRun {
+        for step in fixture.steps {
+            switch step.kind {
+            case .action(let action):
+                let check = start(action, step: step)
+                settle(step, label: step.text)
+                finish(check, step)
+            case .together(let group):
+                let pending = group.map { (start($0.kind.action, step: $0), $0) }
+                settle(step, label: "together: " + group.map(\.text).joined(separator: " | "))
+                for (check, inner) in pending { finish(check, inner) }
+            case .expect(let expectation):
+                let (passed, detail) = evaluate(expectation)
+                record(FixtureCheck(location: step.location, text: step.text, passed: passed, detail: detail))
+            case .inject(let injection):
+                inject(injection)
+                transcript.append("\(step.location.line): \(step.text)")
+            }
+        }
+        return FixtureRun(seed: seed, checks: checks, transcript: transcript, traceAtFailure: traceAtFailure)
+    }
+
+    /// A check an action leaves for after the system settled (its return value).
+    final class PendingCheck {
+        var result: String?
+        var failure: String?
+        var done = false
+    }
+
+    private func record(_ check: FixtureCheck) {
+        checks.append(check)
+        transcript.append("\(check.location.line): \(check.text) -> \(check.passed ? "ok" : "FAILED: \(check.detail)")")
+        if !check.passed && traceAtFailure.isEmpty {
+            traceAtFailure = system.bus.trace.lines.suffix(traceLinesAtFailure).map(\.description)
+                + system.log.lines.suffix(traceLinesAtFailure / 2).map { "kernel: \($0)" }
+        }
+    }
+
+    private func settle(_ step: FixtureStep, label: String) {
+        lastOutcome = system.scheduler.run()
+        if case .deadlock = lastOutcome {
+            transcript.append("\(step.location.line): \(label): \(lastOutcome)")
+        }
+    }
+
+    private func finish(_ pending: PendingCheck, _ step: FixtureStep) {
+        var detail = pending.result ?? ""
+        if !pending.done && pending.failure == nil { pending.failure = "did not finish (\(lastOutcome))" }
+        if let failure = pending.failure {
+            record(FixtureCheck(location: step.location, text: step.text, passed: false, detail: failure))
+        } else {
+            if detail.isEmpty { detail = "done" }
+            checks.append(FixtureCheck(location: step.location, text: step.text, passed: true, detail: detail))
+            transcript.append("\(step.location.line): \(step.text) -> \(detail)")
+        }
+        appendNews()
+    }
+
+    /// What the step caused: kernel log lines, event records, page responses.
+    private func appendNews() {
+        let lines = system.log.lines
+        let total = lines.count + system.log.dropped
+        let fresh = max(0, total - logSeen)
+        for line in lines.suffix(min(fresh, lines.count)) { transcript.append("    kernel: \(line.text)") }
+        logSeen = total
+        let records = events.elements
+        let eventTotal = events.totalAppended
+        for record in records.suffix(min(max(0, eventTotal - eventsSeen), records.count)) { transcript.append("    event: \(record)") }
+        eventsSeen = eventTotal
+        for spec in fixture.devices {
+            guard let function = functions[spec.name] else { continue }
+            let seen = responsesSeen[spec.name] ?? 0
+            let responses = function.responsesReceived
+            let fresh = max(0, function.responseCount - seen)
+            for response in responses.suffix(min(fresh, responses.count)) { transcript.append("    \(spec.name) received: \(response)") }
+            responsesSeen[spec.name] = function.responseCount
+        }
+    }
+
+    private func pasid(_ reference: PASIDReference) -> UInt32? {
+        switch reference {
+        case .number(let value): value
+        case .process(let name): pasids[name]
+        }
+    }
+
+    /// Starts `action` in a new kernel context (device stimuli in the device's context).
+    private func start(_ action: FixtureAction?, step: FixtureStep) -> PendingCheck {
+        let pending = PendingCheck()
+        guard let action else {
+            pending.failure = "not an action"
+            return pending
+        }
+        func expectReturn(_ got: Int32, _ expected: Int32, _ extra: String = "") {
+            pending.done = true
+            if got == expected {
+                pending.result = "returned \(got)\(extra)"
+            } else {
+                pending.failure = "returned \(got), expected \(expected)"
+            }
+        }
+        var spawned = false
+        func spawn(_ name: String, _ body: @escaping () async -> Void) {
+            spawned = true
+            system.scheduler.spawn(name, body)
+        }
+        let context = "fixture:\(step.location.line)"
+        switch action {
+        case .probe(let expected):
+            let pdev = system.pdev
+            spawn(context) { [self] in
+                let ret = await driver_probe_device(pdev, arm_smmu_device_probe)
+                if ret == 0, let smmu = driver { configureAfterProbe(smmu) }
+                expectReturn(ret, expected)
+            }
+        case .removeSMMU:
+            let pdev = system.pdev
+            spawn(context) {
+                await device_release_driver(pdev, arm_smmu_device_remove)
+                pending.done = true
+            }
+        case .addDevice(let name, let expected):
+            guard let dev = devices[name] else { break }
+            spawn(context) { expectReturn(await arm_smmu_add_device(dev), expected) }
+        case .removeDevice(let name):
+            guard let dev = devices[name] else { break }
+            spawn(context) {
+                await arm_smmu_remove_device(dev)
+                pending.done = true
+            }
+        case .domain(let name, let dma):
+            pending.done = true
+            if let domain = arm_smmu_domain_alloc(system.faults, dma ? .IOMMU_DOMAIN_DMA : .IOMMU_DOMAIN_UNMANAGED) {
+                domains[name] = domain
+                pending.result = "allocated"
+            } else {
+                pending.failure = "arm_smmu_domain_alloc failed"
+            }
+        case .attach(let deviceName, let domainName, let expected):
+            guard let dev = devices[deviceName], let domain = domains[domainName] else { break }
+            spawn(context) { expectReturn(await iommu_attach_device(domain, dev), expected) }
+        case .detach(let deviceName):
+            guard let dev = devices[deviceName] else { break }
+            spawn(context) {
+                if let domain = iommu_get_domain_for_dev(dev) { await iommu_detach_device(domain, dev) }
+                pending.done = true
+            }
+        case .map(let domainName, let iova, let physical, let size, let prot, let expected):
+            guard let domain = domains[domainName] else { break }
+            spawn(context) { expectReturn(await iommu_map(domain, iova, physical, size, prot), expected) }
+        case .unmap(let domainName, let iova, let size, let unmapped):
+            guard let domain = domains[domainName] else { break }
+            spawn(context) {
+                let got = await iommu_unmap(domain, iova, size)
+                pending.done = true
+                if let unmapped, got != unmapped {
+                    pending.failure = "unmapped \(got) bytes, expected \(unmapped)"
+                } else {
+                    pending.result = "unmapped \(got) bytes"
+                }
+            }
+        case .svaInit(let name, let expected):
+            guard let dev = devices[name] else { break }
+            spawn(context) { [self] in
+                let ret = await iommu_sva_device_init(dev, IOMMU_SVA_FEAT_IOPF, 0) { [weak self] _, _, _ in
+                    self?.exits[name, default: 0] += 1
+                    return 0
+                }
+                expectReturn(ret, expected)
+            }
+        case .svaShutdown(let name, let expected):
+            guard let dev = devices[name] else { break }
+            guard let registry else { pending.failure = "no SMMU driver (probe first)"; break }
+            spawn(context) { expectReturn(await iommu_sva_device_shutdown(dev, registry), expected) }
+        case .faultHandler(let name, let relay, let expected):
+            guard let dev = devices[name] else { break }
+            if relay {
+                spawn(context) { [self] in
+                    let ret = await iommu_register_device_fault_handler(dev, { [weak self] evt, _ in
+                        self?.relayed[name, default: []].append(evt)
+                        return 0
+                    }, nil)
+                    expectReturn(ret, expected)
+                }
+            } else {
+                guard let queue = driver?.priq.iopf ?? globalQueue else { pending.failure = "the SMMU has no IOPF queue (probe first; PRI needed)"; break }
+                spawn(context) {
+                    var ret = await iopf_queue_add_device(queue, dev)
+                    if ret == 0 { ret = await iommu_register_device_fault_handler(dev, iommu_queue_iopf, dev) }
+                    expectReturn(ret, expected)
+                }
+            }
+        case .unregisterHandler(let name, let expected):
+            guard let dev = devices[name] else { break }
+            spawn(context) { expectReturn(await iommu_unregister_device_fault_handler(dev), expected) }
+        case .bindDriver(let name, let driverName):
+            guard let dev = devices[name] else { break }
+            spawn(context) {
+                await device_bind_driver(dev, driverName)
+                pending.done = true
+            }
+        case .relayRespond(let name, let code):
+            guard let dev = devices[name] else { break }
+            let faults = relayed[name] ?? []
+            let from = relayAnswered[name] ?? 0
+            relayAnswered[name] = faults.count
+            spawn(context) {
+                var answered = 0
+                var failures: [Int32] = []
+                for evt in faults.dropFirst(from) where evt.last_req {
+                    let ret = await iommu_page_response(dev, page_response_msg(answering: evt, code))
+                    answered += 1
+                    if ret != 0 { failures.append(ret) }
+                }
+                pending.done = true
+                if failures.isEmpty {
+                    pending.result = "answered \(answered)"
+                } else {
+                    pending.failure = "iommu_page_response returned \(failures.map(String.init).joined(separator: ", "))"
+                }
+            }
+        case .bind(let deviceName, let processName, let expected):
+            guard let dev = devices[deviceName], let mm = processes[processName] else { break }
+            guard let registry else { pending.failure = "no SMMU driver (probe first)"; break }
+            spawn(context) { [self] in
+                let (ret, pasid) = await iommu_sva_bind_device(dev, mm, nil, registry)
+                if ret == 0 { pasids[processName] = pasid }
+                expectReturn(ret, expected, ret == 0 ? ", PASID \(pasid)" : "")
+            }
+        case .unbind(let deviceName, let processName, let flags, let expected):
+            guard let dev = devices[deviceName] else { break }
+            guard let registry else { pending.failure = "no SMMU driver (probe first)"; break }
+            guard let pasid = pasids[processName] else { pending.failure = "'\(processName)' was never bound"; break }
+            spawn(context) { expectReturn(await iommu_sva_unbind_device(dev, pasid, registry, flags: flags), expected) }
+        case .exit(let name):
+            guard let mm = processes[name] else { break }
+            spawn("exit/\(name)") {
+                await mm.exit()
+                pending.done = true
+            }
+        case .dma(let deviceName, let write, let address, let length, let data, let reference, let dmaName):
+            guard let function = functions[deviceName] else { break }
+            var pasid: UInt32?
+            if let reference {
+                guard let value = self.pasid(reference) else { pending.failure = "no PASID for '\(reference)' (bind it first)"; break }
+                pasid = value
+            }
+            spawn("dev/\(deviceName)") { [self] in
+                let handle = write ? function.write(address, bytes: data, pasid: pasid) : function.read(address, length: length, pasid: pasid)
+                lastDMA[deviceName] = (function, handle)
+                if let dmaName { namedDMAs[dmaName] = (function, handle) }
+                pending.done = true
+                pending.result = "issued"
+            }
+        case .pageRequest(let deviceName, let address, let prgIndex, let reference, let last, let read, let write, let count):
+            guard let function = functions[deviceName] else { break }
+            var substream: UInt32?
+            if let reference {
+                guard let value = self.pasid(reference) else { pending.failure = "no PASID for '\(reference)' (bind it first)"; break }
+                substream = value
+            }
+            let model = system.model
+            spawn("dev/\(deviceName)") { [self] in
+                var outcomes: [String] = []
+                for index in 0..<count {
+                    let prg = UInt16((Int(prgIndex) + index) % 512)
+                    let request = PageRequest(streamID: function.streamID, substreamID: substream, prgIndex: prg, last: last, read: read, write: write, address: address &+ UInt64(index) << 12)
+                    if last, let budget = lose[deviceName], budget.last > 0 {
+                        lose[deviceName]?.last -= 1
+                        outcomes.append("lost")
+                        continue
+                    }
+                    outcomes.append("\(model.receivePageRequest(request))")
+                }
+                pending.done = true
+                pending.result = Self.summarise(outcomes)
+            }
+        case .stopMarker(let deviceName, let reference):
+            guard let function = functions[deviceName] else { break }
+            guard let value = pasid(reference) else { pending.failure = "no PASID for '\(reference)' (bind it first)"; break }
+            let model = system.model
+            spawn("dev/\(deviceName)") { [self] in
+                pending.done = true
+                if let budget = lose[deviceName], budget.stopMarkers > 0 {
+                    lose[deviceName]?.stopMarkers -= 1
+                    pending.result = "lost"
+                    return
+                }
+                pending.result = "\(model.receivePageRequest(.stopMarker(streamID: function.streamID, substreamID: value)))"
+            }
+        case .settle:
+            pending.done = true
+            pending.result = "settled"
+        }
+        if !spawned && !pending.done && pending.failure == nil {
+            pending.failure = "its device, domain or process is not available"
+        }
+        return pending
+    }
+
+    /// `queued at 3` x4, `discarded` x2...
+    private static func summarise(_ outcomes: [String]) -> String {
+        var runs: [(String, Int)] = []
+        for outcome in outcomes {
+            let kind = outcome.hasPrefix("queued") ? "queued" : outcome
+            if let last = runs.last, last.0 == kind { runs[runs.count - 1].1 += 1 } else { runs.append((kind, 1)) }
+        }
+        return runs.map { $0.1 == 1 ? $0.0 : "\($0.0) x\($0.1)" }.joined(separator: ", ")
+    }
+
+    private func configureAfterProbe(_ smmu: arm_smmu_device) {
+        registry = iommu_sva_registry(pasids: smmu.pasids)
+        switch fixture.policy {
+        case .perFaultQueue, .perIOMMU: smmu.iopf_policy = .perFaultQueue
+        case .perDomain: smmu.iopf_policy = .perDomain
+        case .global:
+            let queue = globalQueue ?? iopf_queue_alloc("global", { _, _ in 0 }, nil, on: system.scheduler, pasids: smmu.pasids)
+            globalQueue = queue
+            if let queue { smmu.iopf_policy = .global(queue) }
+        }
+    }
+
+    // MARK: Faults
+
+    private func inject(_ injection: FixtureInjection) {
+        switch injection {
+        case .abort(let range, let reads, let writes, let count):
+            var kinds: AccessKinds = []
+            if reads { kinds.insert(.read) }
+            if writes { kinds.insert(.write) }
+            system.bus.faults.injectAbort(range, on: kinds, count: count)
+        case .dropMSI(let range, let count):
+            system.bus.faults.dropMSIs(to: range, count: count)
+        case .allocationFailure(let after):
+            system.faults.failAttempt(system.faults.attempts + after)
+        case .lose(let device, let stopMarkers, let count):
+            var budget = lose[device] ?? (0, 0)
+            if stopMarkers { budget.stopMarkers += count } else { budget.last += count }
+            lose[device] = budget
+        case .atcInvalidation(let device, let response):
+            functions[device]?.invalidationResponse = response
+        case .clearEvents:
+            events.removeAll()
+            eventsSeen = 0
+        }
+    }
+
+    // MARK: Expectations
+
+    private func evaluate(_ expectation: FixtureExpectation) -> (Bool, String) {
+        switch expectation {
+        case .event(let type, let streamID, let substreamID, let address, let count):
+            let all = events.elements
+            let matching = all.filter { record in
+                record.type?.specName == type
+                    && (streamID.map { record.streamID == $0 } ?? true)
+                    && (substreamID.map { record.substreamID == $0 } ?? true)
+                    && (address.map { record.inputAddress == $0 } ?? true)
+            }
+            let seen = all.isEmpty ? "no events" : all.map { $0.type?.specName ?? "0x\(String($0.number, radix: 16))" }.joined(separator: ", ")
+            if let count { return (matching.count == count, "\(matching.count) matching (events: \(seen))") }
+            return (!matching.isEmpty, matching.first.map { "\($0)" } ?? "none matching (events: \(seen))")
+        case .noEvents:
+            let all = events.elements
+            return (all.isEmpty, all.isEmpty ? "none" : all.map(\.description).joined(separator: "; "))
+        case .response(let device, let code, let prgIndex, let reference, let count):
+            guard let function = functions[device] else { return (false, "no device") }
+            var wanted: UInt32?
+            if let reference {
+                guard let value = pasid(reference) else { return (false, "no PASID for '\(reference)'") }
+                wanted = value
+            }
+            let all = function.responsesReceived
+            let matching = all.filter { response in
+                (code.map { response.code == $0 } ?? true) && (prgIndex.map { response.prgIndex == $0 } ?? true)
+                    && (wanted.map { response.substreamID == $0 } ?? true)
+            }
+            let seen = all.isEmpty ? "none received" : all.map(\.description).joined(separator: "; ")
+            if let count { return (matching.count == count, "\(matching.count) matching (\(seen))") }
+            return (!matching.isEmpty, matching.isEmpty ? "none matching (\(seen))" : "\(matching.count) matching")
+        case .dma(let name, let wanted):
+            guard let (function, handle) = namedDMAs[name] ?? lastDMA[name], let state = function.state(of: handle) else {
+                return (false, "no DMA '\(name)' was issued")
+            }
+            let kind: String = switch state {
+            case .completed: "completed"
+            case .waitingForPageRequest, .waitingForCredits: "waiting"
+            case .stalled: "stalled"
+            case .failed: "failed"
+            }
+            return (kind == wanted, "\(state)")
+        case .memory(let address, let bytes):
+            let found = (0..<bytes.count).map { system.bus.memory.read8(at: address &+ UInt64($0)) }
+            return (found == bytes, "found \(Self.show(found))")
+        case .processMemory(let name, let address, let bytes):
+            guard let mm = processes[name] else { return (false, "no process") }
+            var found: [UInt8] = []
+            for offset in 0..<bytes.count {
+                guard let physical = mm.translate(address &+ UInt64(offset)) else {
+                    return (false, "0x\(String(address &+ UInt64(offset), radix: 16)) is not mapped in \(name)")
+                }
+                found.append(system.bus.memory.read8(at: physical))
+            }
+            return (found == bytes, "found \(Self.show(found))")
+        case .log(let text, let present):
+            let match = system.log.lines.first { $0.text.contains(text) }
+            if present { return (match != nil, match.map(\.text) ?? "no kernel log line contains it") }
+            return (match == nil, match.map { "found: \($0.text)" } ?? "absent")
+        case .register(let register, let value, let mask):
+            let found = system.model.peek(register)
+            return (found & mask == value & mask, "\(register.name) = 0x\(String(found, radix: 16))")
+        case .pasid(let reference, let allocated):
+            guard let value = pasid(reference) else { return (false, "no PASID for '\(reference)' (never bound)") }
+            guard let smmu = driver else { return (false, "no SMMU driver") }
+            let isAllocated = smmu.pasids.idr_find(value) != nil
+            return (isAllocated == allocated, "PASID \(value) is \(isAllocated ? "allocated" : "free")")
+        case .context(let device, let reference, let wanted):
+            guard let value = pasid(reference) else { return (false, "no PASID for '\(reference)' (never bound)") }
+            guard let smmu = driver, let function = functions[device] else { return (false, "no SMMU driver") }
+            let state: String
+            if let context = smmu.streams[function.streamID]?.contexts[value] {
+                let bits = context.state.snapshot
+                state = bits & ARM_SMMU_CONTEXT_FREE == ARM_SMMU_CONTEXT_FREE ? "none"
+                    : bits & ARM_SMMU_CONTEXT_STALE != 0 ? "stale"
+                    : bits & ARM_SMMU_CONTEXT_INVALIDATED != 0 ? "invalidated" : "used"
+            } else {
+                state = "none"
+            }
+            return (state == wanted, "context for PASID \(value) is \(state)")
+        case .mmExits(let device, let count):
+            let found = exits[device] ?? 0
+            return (found == count, "mm_exit ran \(found) time(s)")
+        case .relayed(let device, let count):
+            let found = relayed[device]?.count ?? 0
+            return (found == count, "\(found) fault(s) relayed")
+        case .outcome(let deadlock):
+            let isDeadlock = if case .deadlock = lastOutcome { true } else { false }
+            return (isDeadlock == deadlock, "\(lastOutcome)")
+        case .diagnostics(let count):
+            let diagnostics = system.model.diagnostics
+            return (diagnostics.count == count, diagnostics.isEmpty ? "none" : diagnostics.map(\.description).joined(separator: "; "))
+        }
+    }
+
+    private static func show(_ bytes: [UInt8]) -> String {
+        if bytes.allSatisfy({ (0x20..<0x7F).contains($0) }) { return "\"" + String(decoding: bytes, as: UTF8.self) + "\"" }
+        return "0x" + bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+    }
+}
+
+extension FixtureStep.Kind {
+    /// The action of an action step.
+    var action: FixtureAction? {
+        if case .action(let action) = self { return action }
+        return nil
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

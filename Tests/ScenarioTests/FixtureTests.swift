@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+import Scenario
+
+/// The fixture language: the bundled fixtures pass; mistakes are named by file:line:column;
+/// failing checks are reported with their line; no input text traps the parser.
+@Suite struct FixtureTests {
+    static let fixturesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    static var bundled: [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: fixturesDirectory.path)) ?? []
+        return names.filter { $0.hasSuffix(".fixture") }.sorted().map { fixturesDirectory.appendingPathComponent($0) }
+    }
+
+    static func compile(_ text: String, file: String = "test.fixture") -> Result<Fixture, FixtureError> {
+        FixtureCompiler.compile(text, file: file)
+    }
+
+    static func run(_ text: String) throws -> FixtureRun {
+        let fixture = try compile(text).get()
+        return FixtureRunner(fixture: fixture).run(seed: fixture.seeds?.lowerBound)
+    }
+
+    @Test func everyBundledFixturePassesUnderEachOfItsSeeds() throws {
+        #expect(Self.bundled.count >= 1)
+        for url in Self.bundled {
+            let text = try String(contentsOf: url, encoding: .utf8)
+            let fixture: Fixture
+            switch Self.compile(text, file: url.lastPathComponent) {
+            case .success(let compiled): fixture = compiled
+            case .failure(let error):
+                Issue.record("\(error)")
+                continue
+            }
+            let runner = FixtureRunner(fixture: fixture)
+            for seed in runner.seeds {
+                let result = runner.run(seed: seed)
+                if let failure = result.firstFailure {
+                    Issue.record("\(url.lastPathComponent):\(failure.location.line) (seed \(seed.map(String.init) ?? "none")): \(failure.text): \(failure.detail)")
+                    break
+                }
+                #expect(!result.checks.isEmpty)
+            }
+        }
+    }
+
+    @Test func aRunPrintsTheSameTranscriptEveryTime() throws {
+        let url = Self.fixturesDirectory.appendingPathComponent("sva-demo.fixture")
+        let fixture = try Self.compile(try String(contentsOf: url, encoding: .utf8)).get()
+        let first = FixtureRunner(fixture: fixture).run(seed: 7)
+        let second = FixtureRunner(fixture: fixture).run(seed: 7)
+        #expect(first.transcript == second.transcript)
+        #expect(first.transcript.contains { $0.contains("received: PRG response") })
+    }
+
+    @Test func aWrongExpectationFailsWithItsLineAndWhatWasFound() throws {
+        let result = try Self.run("""
+        device gpu sid=0x10
+        probe
+        expect register CR0ACK 0x0 mask=0x1
+        expect log "no such line"
+        add-device gpu ret=-EINVAL
+        """)
+        #expect(!result.passed)
+        let failures = result.checks.filter { !$0.passed }
+        #expect(failures.map(\.location.line) == [3, 4, 5])
+        #expect(failures[0].detail.contains("CR0ACK = 0x"))
+        #expect(failures[2].detail == "returned 0, expected -22")
+        #expect(!result.traceAtFailure.isEmpty)
+    }
+
+    @Test func mistakesAreNamedByLineAndColumn() {
+        let cases: [(String, Int, Int, String)] = [
+            ("smmu evtq=7\nfrobnicate\n", 2, 1, "unknown statement 'frobnicate'"),
+            ("device gpu sid=0x10\nattach gpu nowhere\n", 2, 12, "no domain named 'nowhere'"),
+            ("device gpu\n", 1, 1, "needs sid=STREAMID"),
+            ("device gpu sid=0x1_0000_0000\n", 1, 16, "StreamID must be at most"),
+            ("probe\n  expect dma x \"unterminated\n", 2, 16, "unterminated string"),
+            ("probe\nsmmu evtq=3\n", 2, 1, "must come before the first step"),
+            ("together\nprobe\n", 1, 1, "no matching 'end'"),
+            ("device gpu sid=1 colour=blue\n", 1, 18, "unknown option 'colour='"),
+            ("seeds 5..1\n", 1, 7, "is empty"),
+            ("probe ret=-EWHAT\n", 1, 11, "expected a return value"),
+            ("expect event F_NOTHING\n", 1, 14, "unknown event type"),
+            ("smmu evtq=\n", 1, 11, "'evtq=' needs a value"),
+        ]
+        for (text, line, column, message) in cases {
+            switch Self.compile(text) {
+            case .success: Issue.record("accepted: \(text.debugDescription)")
+            case .failure(let error):
+                #expect(error.location.line == line && error.location.column == column, "\(text.debugDescription): \(error)")
+                #expect(error.message.contains(message), "\(text.debugDescription): \(error)")
+                #expect(error.description.hasPrefix("test.fixture:\(error.location.line):\(error.location.column): error: "))
+            }
+        }
+    }
+
+    @Test func noTextTrapsTheCompiler() throws {
+        // Seeded random texts: mutations of the bundled fixtures (bytes replaced, inserted,
+        // deleted, lines swapped) and random token soup. Each compiles or fails with a location
+        // inside the text.
+        var state: UInt64 = 0x5EED_F1C7
+        func next() -> UInt64 {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return state
+        }
+        let sources = try Self.bundled.map { try Array(String(contentsOf: $0, encoding: .utf8).utf8) }
+        let alphabet = Array("abcdefxyz0123456789 =\"#.\\\n\t-_KMG,;xX\u{0}\u{7F}".utf8)
+        let words = ["smmu", "device", "probe", "expect", "inject", "together", "end", "bind", "dma", "=", "\"", "..", "0x", "sid=", "pasid=", "#", "\n"]
+        var compiled = 0
+        for iteration in 0..<3000 {
+            var bytes: [UInt8]
+            if iteration % 3 == 0 || sources.isEmpty {
+                bytes = []
+                for _ in 0..<Int(next() % 40) { bytes += Array(words[Int(next() % UInt64(words.count))].utf8) + [0x20] }
+            } else {
+                bytes = sources[Int(next() % UInt64(sources.count))]
+                for _ in 0..<(1 + Int(next() % 8)) where !bytes.isEmpty {
+                    let position = Int(next() % UInt64(bytes.count))
+                    switch next() % 4 {
+                    case 0: bytes[position] = alphabet[Int(next() % UInt64(alphabet.count))]
+                    case 1: bytes.insert(UInt8(truncatingIfNeeded: next()), at: position)
+                    case 2: bytes.remove(at: position)
+                    default: bytes.insert(contentsOf: Array(words[Int(next() % UInt64(words.count))].utf8), at: position)
+                    }
+                }
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            switch Self.compile(text) {
+            case .success(var fixture):
+                compiled += 1
+                // Run some of them too: whatever values a fixture gives the driver and the
+                // devices, a run ends with a verdict.
+                if compiled <= 150 {
+                    fixture.seeds = fixture.seeds.map { $0.lowerBound...$0.lowerBound }
+                    _ = FixtureRunner(fixture: fixture).run(seed: fixture.seeds?.lowerBound)
+                }
+            case .failure(let error):
+                let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).count
+                #expect(error.location.line >= 1 && error.location.line <= max(lines, 1), "\(error)")
+                #expect(error.location.column >= 1)
+            }
+        }
+        #expect(compiled > 0, "some mutations still compile")
+    }
+}
