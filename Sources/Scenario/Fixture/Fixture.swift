@@ -196,6 +196,9 @@ public enum FixtureExpectation: Sendable {
     case context(device: String, pasid: PASIDReference, state: String)
     /// How many times the device driver's mm_exit ran for the device.
     case mmExits(String, count: Int)
+    /// Partial faults (non-Last page requests waiting for their Last) the device has in its
+    /// IOPF queue.
+    case partialFaults(String, count: Int)
     /// Faults reported to the device's relay.
     case relayed(String, count: Int)
     /// How the last step ended: `completed` or `deadlock`.
@@ -204,10 +207,21 @@ public enum FixtureExpectation: Sendable {
     case diagnostics(count: Int)
 }
 
+/// Where an injected external abort hits: an address range, or a structure the driver
+/// allocated (resolved when the injection runs, after probe).
+public enum AbortTarget: Sendable, Hashable {
+    /// Physical addresses `FIRST..LAST`.
+    case range(ClosedRange<UInt64>)
+    /// The command queue, the event queue, the PRI queue (their entries).
+    case cmdq, evtq, priq
+    /// The stream table (the linear table, or the level-1 table of a 2-level one).
+    case strtab
+}
+
 /// A fault injected from a point of the fixture on.
 public enum FixtureInjection: Sendable {
-    /// Device accesses to the range get an external abort (`count` times; nil: always).
-    case abort(ClosedRange<UInt64>, reads: Bool, writes: Bool, count: Int?)
+    /// Device accesses to the target get an external abort (`count` times; nil: always).
+    case abort(AbortTarget, reads: Bool, writes: Bool, count: Int?)
     /// MSIs to the range are lost.
     case dropMSI(ClosedRange<UInt64>, count: Int?)
     /// The n-th allocation from now fails (0: the next one).

@@ -496,7 +496,7 @@ private struct Builder {
     }
 
     mutating func expectation(_ reader: inout ArgumentReader) throws(FixtureError) -> FixtureExpectation {
-        let what = try reader.word("what to expect (event, no-events, response, dma, memory, process-memory, log, no-log, register, pasid, context, mm-exits, relayed, outcome, diagnostics)")
+        let what = try reader.word("what to expect (event, no-events, response, dma, memory, process-memory, log, no-log, register, pasid, context, mm-exits, partial-faults, relayed, outcome, diagnostics)")
         func count(_ reader: inout ArgumentReader) throws(FixtureError) -> Int? {
             try reader.key("count").map { argument throws(FixtureError) in try FixtureValue.int(argument, "a count") }
         }
@@ -563,6 +563,9 @@ private struct Builder {
         case "mm-exits":
             let device = try existing(reader.word("a device"), in: devices, "device")
             return .mmExits(device, count: try FixtureValue.int(reader.word("a count"), "a count"))
+        case "partial-faults":
+            let device = try existing(reader.word("a device"), in: devices, "device")
+            return .partialFaults(device, count: try FixtureValue.int(reader.word("a count"), "a count"))
         case "relayed":
             let device = try existing(reader.word("a device"), in: devices, "device")
             return .relayed(device, count: try FixtureValue.int(reader.word("a count"), "a count"))
@@ -572,7 +575,7 @@ private struct Builder {
         case "diagnostics":
             return .diagnostics(count: try FixtureValue.int(reader.word("a count"), "a count"))
         default:
-            throw FixtureError(what.location, "unknown expectation '\(what.value)'; expected event, no-events, response, dma, memory, process-memory, log, no-log, register, pasid, context, mm-exits, relayed, outcome or diagnostics")
+            throw FixtureError(what.location, "unknown expectation '\(what.value)'; expected event, no-events, response, dma, memory, process-memory, log, no-log, register, pasid, context, mm-exits, partial-faults, relayed, outcome or diagnostics")
         }
     }
 
@@ -583,10 +586,17 @@ private struct Builder {
         }
         switch what.value {
         case "abort":
-            let range = try FixtureValue.range(reader.word("an address range FIRST..LAST"), "an address range")
+            let targetArgument = try reader.word("a target: FIRST..LAST, cmdq, evtq, priq or strtab")
+            let named: [(String, AbortTarget)] = [("cmdq", .cmdq), ("evtq", .evtq), ("priq", .priq), ("strtab", .strtab)]
+            let target: AbortTarget
+            if let match = named.first(where: { $0.0 == targetArgument.value }) {
+                target = match.1
+            } else {
+                target = .range(try FixtureValue.range(targetArgument, "an address range"))
+            }
             let reads = reader.flag("read")
             let writes = reader.flag("write")
-            return .abort(range, reads: reads || !writes, writes: writes || !reads, count: try count(&reader))
+            return .abort(target, reads: reads || !writes, writes: writes || !reads, count: try count(&reader))
         case "drop-msi":
             let range = try FixtureValue.range(reader.word("an address range FIRST..LAST"), "an address range")
             return .dropMSI(range, count: try count(&reader))

@@ -158,8 +158,12 @@ private final class FixtureWorld {
                 let (passed, detail) = evaluate(expectation)
                 record(FixtureCheck(location: step.location, text: step.text, passed: passed, detail: detail))
             case .inject(let injection):
-                inject(injection)
-                transcript.append("\(step.location.line): \(step.text)")
+                let note = inject(injection)
+                if let note, note.hasSuffix("(probe first)") {
+                    record(FixtureCheck(location: step.location, text: step.text, passed: false, detail: note))
+                } else {
+                    transcript.append("\(step.location.line): \(step.text)\(note.map { " -> \($0)" } ?? "")")
+                }
             }
         }
         return FixtureRun(seed: seed, checks: checks, transcript: transcript, traceAtFailure: traceAtFailure)
@@ -467,26 +471,54 @@ private final class FixtureWorld {
 
     // MARK: Faults
 
-    private func inject(_ injection: FixtureInjection) {
+    /// The addresses of an abort target.
+    private func resolve(_ target: AbortTarget) -> ClosedRange<UInt64>? {
+        func queue(_ q: arm_smmu_queue) -> ClosedRange<UInt64>? {
+            guard q.base_dma != 0, q.ent_dwords > 0 else { return nil }
+            return q.base_dma...(q.base_dma + (UInt64(q.ent_dwords) * 8 << UInt64(q.max_n_shift)) - 1)
+        }
+        switch target {
+        case .range(let range): return range
+        case .cmdq: return driver.flatMap { queue($0.cmdq.q) }
+        case .evtq: return driver.flatMap { queue($0.evtq.q) }
+        case .priq: return driver.flatMap { queue($0.priq.q) }
+        case .strtab:
+            guard let smmu = driver, smmu.strtab_cfg.strtab_dma != 0 else { return nil }
+            let cfg = smmu.strtab_cfg
+            let size: UInt64 = cfg.l1_desc.isEmpty ? UInt64(64) << UInt64(min(smmu.sid_bits, 32)) : UInt64(cfg.num_l1_ents) * 8
+            return cfg.strtab_dma...(cfg.strtab_dma + max(size, 8) - 1)
+        }
+    }
+
+    /// Arms an injection; a description of what it hit, or nil.
+    @discardableResult
+    private func inject(_ injection: FixtureInjection) -> String? {
         switch injection {
-        case .abort(let range, let reads, let writes, let count):
+        case .abort(let target, let reads, let writes, let count):
             var kinds: AccessKinds = []
             if reads { kinds.insert(.read) }
             if writes { kinds.insert(.write) }
+            guard let range = resolve(target) else { return "\(target) is not allocated (probe first)" }
             system.bus.faults.injectAbort(range, on: kinds, count: count)
+            return "0x\(String(range.lowerBound, radix: 16))..0x\(String(range.upperBound, radix: 16))"
         case .dropMSI(let range, let count):
             system.bus.faults.dropMSIs(to: range, count: count)
+            return nil
         case .allocationFailure(let after):
             system.faults.failAttempt(system.faults.attempts + after)
+            return nil
         case .lose(let device, let stopMarkers, let count):
             var budget = lose[device] ?? (0, 0)
             if stopMarkers { budget.stopMarkers += count } else { budget.last += count }
             lose[device] = budget
+            return nil
         case .atcInvalidation(let device, let response):
             functions[device]?.invalidationResponse = response
+            return nil
         case .clearEvents:
             events.removeAll()
             eventsSeen = 0
+            return nil
         }
     }
 
@@ -575,6 +607,9 @@ private final class FixtureWorld {
         case .mmExits(let device, let count):
             let found = exits[device] ?? 0
             return (found == count, "mm_exit ran \(found) time(s)")
+        case .partialFaults(let name, let count):
+            let found = devices[name]?.iommu_param?.iopf_param?.partial.count ?? 0
+            return (found == count, "\(found) partial fault(s)")
         case .relayed(let device, let count):
             let found = relayed[device]?.count ?? 0
             return (found == count, "\(found) fault(s) relayed")
