@@ -17,6 +17,16 @@ enum Demo {
         var remaining = arguments[...]
         while let argument = remaining.popFirst() {
             switch argument {
+            case "-h", "--help":
+                print("""
+                usage: smmuv3 demo [--trace CATEGORIES]
+
+                A register-level tour of the model: bring-up by the driver port, commands, a
+                command error and its recovery, an event queue overflow, PRI, DMA through
+                stage-1 tables, checked mode and a serviced page request, with the trace.
+                CATEGORIES: \(TraceCategory.named.map(\.1).joined(separator: ", ")), all or standard.
+                """)
+                return 0
             case "--trace":
                 guard let names = remaining.popFirst() else { throw UsageError("--trace needs a category list") }
                 guard let parsed = TraceCategory(names: names) else { throw UsageError("unknown trace category in '\(names)'") }

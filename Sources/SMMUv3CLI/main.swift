@@ -16,7 +16,12 @@ enum CLI {
       decode cmd DW0 DW1          decode a command queue entry
       decode evt DW0 DW1 DW2 DW3  decode an event record
       decode pri DW0 DW1          decode a PRI queue entry
+      decode ste DW0 [... DW7]    decode a Stream Table Entry field by field, with its validity
+      decode cd DW0 [... DW7]     decode a Context Descriptor field by field, with its validity
       help                        this text
+
+    Every command takes --help. Exit status: 0 success, 1 a failed check or run,
+    2 a usage or input error (a one-line message, then this usage hint).
 
     CATEGORIES is a comma-separated list of: \(TraceCategory.named.map(\.1).joined(separator: ", ")),
     or "all" / "standard" (the default).
@@ -42,6 +47,7 @@ enum CLI {
             }
         } catch let error as UsageError {
             printError("smmuv3: \(error.message)")
+            printError(command == "run" ? Run.usage : usage)
             return 2
         } catch {
             printError("smmuv3: \(error)")

@@ -131,6 +131,56 @@ public enum STEField {
     @inlinable public static var s2TTB: StructureField { StructureField(243, 196) }
 }
 
+extension STEField {
+    /// Every field of the Stream Table Entry (§5.2) with its spec name, in ascending bit
+    /// order: one entry for each field declared in ``STEField``, for listings such as a
+    /// field-by-field decode.
+    public static let all: [(name: String, field: StructureField)] = [
+        ("V", valid),
+        ("Config", config),
+        ("S1Fmt", s1Fmt),
+        ("S1ContextPtr", s1ContextPtr),
+        ("S1CDMax", s1CDMax),
+        ("S1DSS", s1DSS),
+        ("S1CIR", s1CIR),
+        ("S1COR", s1COR),
+        ("S1CSH", s1CSH),
+        ("CONT", cont),
+        ("PPAR", ppar),
+        ("MEV", mev),
+        ("S2FWB", s2FWB),
+        ("S1STALLD", s1StallD),
+        ("EATS", eats),
+        ("STRW", strw),
+        ("MemAttr", memAttr),
+        ("MTCFG", mtcfg),
+        ("ALLOCCFG", allocCfg),
+        ("SHCFG", shCfg),
+        ("NSCFG", nsCfg),
+        ("PRIVCFG", privCfg),
+        ("INSTCFG", instCfg),
+        ("S2VMID", s2VMID),
+        ("S2T0SZ", s2T0SZ),
+        ("S2SL0", s2SL0),
+        ("S2IR0", s2IR0),
+        ("S2OR0", s2OR0),
+        ("S2SH0", s2SH0),
+        ("S2TG", s2TG),
+        ("S2PS", s2PS),
+        ("S2AA64", s2AA64),
+        ("S2ENDI", s2ENDI),
+        ("S2AFFD", s2AFFD),
+        ("S2PTW", s2PTW),
+        ("S2HD", s2HD),
+        ("S2HA", s2HA),
+        ("S2S", s2S),
+        ("S2R", s2R),
+        ("S2SL0_2", s2SL0_2),
+        ("S2DS", s2DS),
+        ("S2TTB", s2TTB),
+    ]
+}
+
 /// Context Descriptor layout (§5.4), absolute bit positions.
 public enum CDField {
     /// CD.T0SZ[5:0]: the TTB0 region's input size is 64 - T0SZ bits.
@@ -203,6 +253,49 @@ public enum CDField {
     @inlinable public static var mair0: StructureField { StructureField(223, 192) }
     /// CD.MAIR1[255:224]: MAIR[63:32], memory attributes Attr4–Attr7.
     @inlinable public static var mair1: StructureField { StructureField(255, 224) }
+}
+
+extension CDField {
+    /// Every field of the Context Descriptor (§5.4) with its spec name, in ascending bit
+    /// order: one entry for each field declared in ``CDField``, for listings such as a
+    /// field-by-field decode.
+    public static let all: [(name: String, field: StructureField)] = [
+        ("T0SZ", t0sz),
+        ("TG0", tg0),
+        ("IR0", ir0),
+        ("OR0", or0),
+        ("SH0", sh0),
+        ("EPD0", epd0),
+        ("ENDI", endi),
+        ("T1SZ", t1sz),
+        ("TG1", tg1),
+        ("IR1", ir1),
+        ("OR1", or1),
+        ("SH1", sh1),
+        ("EPD1", epd1),
+        ("V", valid),
+        ("IPS", ips),
+        ("AFFD", affd),
+        ("WXN", wxn),
+        ("UWXN", uwxn),
+        ("TBI0", tbi0),
+        ("TBI1", tbi1),
+        ("PAN", pan),
+        ("AA64", aa64),
+        ("HD", hd),
+        ("HA", ha),
+        ("S", s),
+        ("R", r),
+        ("A", a),
+        ("ASET", aset),
+        ("ASID", asid),
+        ("HAD0", had0),
+        ("TTB0", ttb0),
+        ("HAD1", had1),
+        ("TTB1", ttb1),
+        ("MAIR0", mair0),
+        ("MAIR1", mair1),
+    ]
 }
 
 /// Level-1 descriptor layouts (§5.1, §5.3).

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+
+/// The `smmuv3` command as users run it: exit statuses, fixture errors by file:line:column,
+/// the replay hint on a failure, `--help` everywhere.
+@Suite struct CommandLineTests {
+    /// The `smmuv3` built next to the test bundle.
+    static var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("smmuv3")
+    }
+
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    static func temporaryFixture(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString).fixture").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func aFixtureMistakeExitsTwoNamingLineAndColumn() throws {
+        let path = try Self.temporaryFixture("device gpu sid=0x10\nprobe\nattach gpu d9\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try Self.run(["run", path])
+        #expect(result.status == 2)
+        #expect(result.errors.contains("\(path):3:12: error: no domain named 'd9'"), "\(result.errors)")
+        #expect(result.output.isEmpty)
+    }
+
+    @Test func aFailedCheckExitsOneWithTheTraceAndTheReplayingSeed() throws {
+        let path = try Self.temporaryFixture("seeds 3..5\ndevice gpu sid=0x10\nprobe\nexpect register CR0ACK 0\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try Self.run(["run", path])
+        #expect(result.status == 1)
+        #expect(result.output.contains("FAIL \(path):4: expect register CR0ACK 0: CR0ACK = 0x1f"), "\(result.output)")
+        #expect(result.output.contains("--- trace around the first failure ---"))
+        #expect(result.output.contains("replay: smmuv3 run \(path) --seed 3"))
+    }
+
+    @Test func passingFixturesExitZeroAndPrintEachCheck() throws {
+        let path = try Self.temporaryFixture("device gpu sid=0x10\nprobe\nexpect register CR0ACK 0x1F\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try Self.run(["run", path, "--seed", "9"])
+        #expect(result.status == 0)
+        #expect(result.output.contains("PASS \(path):3: expect register CR0ACK 0x1F"))
+        #expect(result.output.contains("ok \(path) (seed 9)"))
+    }
+
+    @Test func everySubcommandHasHelpAndUnknownOptionsGetTheUsage() throws {
+        for command in ["run", "decode", "demo"] {
+            let result = try Self.run([command, "--help"])
+            #expect(result.status == 0 && result.output.hasPrefix("usage: smmuv3 \(command)"), "\(command): \(result.output)")
+        }
+        let unknown = try Self.run(["run", "--frobnicate", "x.fixture"])
+        #expect(unknown.status == 2)
+        #expect(unknown.errors.hasPrefix("smmuv3: run: unknown option '--frobnicate'\nusage: smmuv3 run"))
+    }
+}
