@@ -202,8 +202,9 @@ public func arm_smmu_cmdq_skip_err(_ smmu: arm_smmu_device) async {
 func hex16(_ value: UInt64) -> String { printkHex(value, width: 16) }
 
 /// `arm_smmu_cmdq_insert_cmd`: inserts `cmd`, waiting (with "CMDQ timeout" now and then) while
-/// the queue is full. The caller holds the command queue lock.
-func arm_smmu_cmdq_insert_cmd(_ smmu: arm_smmu_device, _ cmd: (UInt64, UInt64)) async {
+/// the queue is full. The caller holds the command queue lock. Public for tools that put raw
+/// words on the queue (fixtures injecting an illegal command).
+public func arm_smmu_cmdq_insert_cmd(_ smmu: arm_smmu_device, _ cmd: (UInt64, UInt64)) async {
     let q = smmu.cmdq.q
     let wfe = smmu.features & ARM_SMMU_FEAT_SEV != 0
     while await queue_insert_raw(q, [cmd.0, cmd.1]) == -ENOSPC {

@@ -166,6 +166,9 @@ public enum FixtureAction: Sendable {
     case pageRequest(device: String, address: UInt64, prgIndex: UInt16, pasid: PASIDReference?, last: Bool, read: Bool, write: Bool, count: Int)
     /// A Stop Marker for the PASID.
     case stopMarker(device: String, pasid: PASIDReference)
+    /// Raw command words put on the command queue under its lock (as a buggy driver path
+    /// would), followed by a CMD_SYNC.
+    case rawCommand(UInt64, UInt64)
     /// Nothing: lets the system settle (and virtual time pass while contexts sleep).
     case settle
 }

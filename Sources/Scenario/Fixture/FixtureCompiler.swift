@@ -27,7 +27,7 @@ public enum FixtureCompiler {
     /// Step keywords.
     public static let stepKeywords = ["probe", "remove-smmu", "add-device", "remove-device", "domain", "attach", "detach", "map", "unmap",
                                       "sva-init", "sva-shutdown", "fault-handler", "unregister-handler", "bind-driver", "relay-respond",
-                                      "bind", "unbind", "exit", "dma", "page-request", "stop-marker", "settle", "together", "end",
+                                      "bind", "unbind", "exit", "raw-command", "dma", "page-request", "stop-marker", "settle", "together", "end",
                                       "expect", "inject", "clear-events"]
 }
 
@@ -490,6 +490,10 @@ private struct Builder {
             let device = try existing(reader.word("a device"), in: devices, "device")
             guard let argument = reader.key("pasid") else { throw FixtureError(reader.location, "'stop-marker' needs pasid=PROCESS|NUMBER") }
             return .stopMarker(device: device, pasid: try pasidReference(argument))
+        case "raw-command":
+            let dw0 = try FixtureValue.number(reader.word("the command's first doubleword"), "a doubleword")
+            let dw1 = try FixtureValue.number(reader.word("the command's second doubleword"), "a doubleword")
+            return .rawCommand(dw0, dw1)
         case "settle": return .settle
         default: return nil
         }

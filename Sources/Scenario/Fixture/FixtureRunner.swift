@@ -437,6 +437,14 @@ private final class FixtureWorld {
                 }
                 pending.result = "\(model.receivePageRequest(.stopMarker(streamID: function.streamID, substreamID: value)))"
             }
+        case .rawCommand(let dw0, let dw1):
+            guard let smmu = driver else { pending.failure = "no SMMU driver (probe first)"; break }
+            spawn(context) {
+                await smmu.cmdq.lock.lock()
+                await arm_smmu_cmdq_insert_cmd(smmu, (dw0, dw1))
+                smmu.cmdq.lock.unlock()
+                expectReturn(await arm_smmu_cmdq_issue_sync(smmu), 0)
+            }
         case .settle:
             pending.done = true
             pending.result = "settled"
