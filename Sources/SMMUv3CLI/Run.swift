@@ -44,8 +44,8 @@ enum Run {
             case "--seeds":
                 guard let text = remaining.popFirst() else { throw UsageError("--seeds needs A..B") }
                 let parts = text.components(separatedBy: "..")
-                guard parts.count == 2, let low = Decode.parseNumber(parts[0]), let high = Decode.parseNumber(parts[1]), low <= high else {
-                    throw UsageError("--seeds needs A..B with A <= B, got '\(text)'")
+                guard parts.count == 2, let low = Decode.parseNumber(parts[0]), let high = Decode.parseNumber(parts[1]), low <= high, high - low < 1 << 24 else {
+                    throw UsageError("--seeds needs A..B with A <= B and at most 2^24 seeds, got '\(text)'")
                 }
                 seeds = low...high
             case "--trace":

@@ -80,6 +80,7 @@ import Scenario
             ("together\nprobe\n", 1, 1, "no matching 'end'"),
             ("device gpu sid=1 colour=blue\n", 1, 18, "unknown option 'colour='"),
             ("seeds 5..1\n", 1, 7, "is empty"),
+            ("seeds 0..0xFFFFFFFFFFFFFFFF\n", 1, 7, "at most"),
             ("probe ret=-EWHAT\n", 1, 11, "expected a return value"),
             ("expect event F_NOTHING\n", 1, 14, "unknown event type"),
             ("smmu evtq=\n", 1, 11, "'evtq=' needs a value"),

@@ -206,6 +206,8 @@ private struct Builder {
     var stepsStarted = false
     /// The largest `map`/`unmap` (bounded so that a fixture cannot ask for unbounded tables).
     static let maximumMapping: UInt64 = 64 << 30
+    /// The most seeds a fixture (or `--seeds`) may name.
+    static let maximumSeeds: UInt64 = 1 << 24
 
     init(file: String) {
         fixture = Fixture(file: file)
@@ -341,7 +343,13 @@ private struct Builder {
             let seed = try FixtureValue.number(reader.word("a seed"), "a seed")
             fixture.seeds = seed...seed
         case "seeds":
-            fixture.seeds = try FixtureValue.range(reader.word("a seed range FIRST..LAST"), "a seed range")
+            let argument = try reader.word("a seed range FIRST..LAST")
+            let seeds = try FixtureValue.range(argument, "a seed range")
+            // A range's count traps past Int.max, and every seed is a run: keep it countable.
+            guard seeds.upperBound - seeds.lowerBound < Self.maximumSeeds else {
+                throw FixtureError(argument.valueLocation, "a fixture runs at most \(Self.maximumSeeds) seeds")
+            }
+            fixture.seeds = seeds
         case "strategy":
             let word = try reader.word("uniform or pct")
             switch word.value {
