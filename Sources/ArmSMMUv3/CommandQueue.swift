@@ -70,6 +70,7 @@ public let ENOENT: Int32 = 2
 /// `arm_smmu_cmdq_build_cmd`: encodes `ent` into the two doublewords of a command queue entry;
 /// -ENOENT for an opcode the driver does not issue, -EINVAL for an unknown PRI response.
 public func arm_smmu_cmdq_build_cmd(_ cmd: inout (UInt64, UInt64), _ ent: arm_smmu_cmdq_ent) -> Int32 {
+    ftrace("arm_smmu_cmdq_build_cmd")
     cmd = (FIELD_PREP(CMDQ_0_OP, ent.opcode), 0)
 
     switch ent.opcode {
@@ -162,6 +163,7 @@ let cerror_str = ["No error", "Illegal command", "Abort on command fetch", "ATC 
 /// that the queue can resume when the error is acknowledged; a fetch abort is retried as is.
 /// It touches no shadow queue state: other producers may hold the queue.
 public func arm_smmu_cmdq_skip_err(_ smmu: arm_smmu_device) async {
+    ftrace("arm_smmu_cmdq_skip_err")
     let q = smmu.cmdq.q
     guard let consReg = q.cons_reg else { return }
     let cons = await readl_relaxed(consReg)
@@ -205,6 +207,7 @@ func hex16(_ value: UInt64) -> String { printkHex(value, width: 16) }
 /// the queue is full. The caller holds the command queue lock. Public for tools that put raw
 /// words on the queue (fixtures injecting an illegal command).
 public func arm_smmu_cmdq_insert_cmd(_ smmu: arm_smmu_device, _ cmd: (UInt64, UInt64)) async {
+    ftrace("arm_smmu_cmdq_insert_cmd")
     let q = smmu.cmdq.q
     let wfe = smmu.features & ARM_SMMU_FEAT_SEV != 0
     while await queue_insert_raw(q, [cmd.0, cmd.1]) == -ENOSPC {
@@ -215,6 +218,7 @@ public func arm_smmu_cmdq_insert_cmd(_ smmu: arm_smmu_device, _ cmd: (UInt64, UI
 /// `arm_smmu_cmdq_issue_cmd`: encodes `ent` and inserts it under the command queue lock
 /// ("ignoring unknown CMDQ opcode" for one the driver cannot encode).
 public func arm_smmu_cmdq_issue_cmd(_ smmu: arm_smmu_device, _ ent: arm_smmu_cmdq_ent) async {
+    ftrace("arm_smmu_cmdq_issue_cmd")
     var cmd: (UInt64, UInt64) = (0, 0)
     if arm_smmu_cmdq_build_cmd(&cmd, ent) != 0 {
         dev_warn(smmu.dev, "ignoring unknown CMDQ opcode 0x\(String(ent.opcode, radix: 16))")
@@ -229,6 +233,7 @@ public func arm_smmu_cmdq_issue_cmd(_ smmu: arm_smmu_device, _ ent: arm_smmu_cmd
 /// or past `sync_idx` into `sync_count` (wrap-safe: queues are at most 2^20 entries), or the
 /// timeout passes.
 func __arm_smmu_sync_poll_msi(_ smmu: arm_smmu_device, _ sync_idx: UInt32) async -> Int32 {
+    ftrace("__arm_smmu_sync_poll_msi")
     guard let sync_count = smmu.sync_count else { return -ETIMEDOUT }
     let timeout = ktime_get() &+ ARM_SMMU_CMDQ_SYNC_TIMEOUT_US &* NSEC_PER_USEC
     // smp_cond_load_acquire: WFE-based on arm64, woken by the write or the event stream.
@@ -243,6 +248,7 @@ func __arm_smmu_sync_poll_msi(_ smmu: arm_smmu_device, _ sync_idx: UInt32) async
 /// `__arm_smmu_cmdq_issue_sync_msi`: a CMD_SYNC whose completion is an MSI writing the next
 /// `sync_nr` to `sync_count`; polled outside the lock.
 func __arm_smmu_cmdq_issue_sync_msi(_ smmu: arm_smmu_device) async -> Int32 {
+    ftrace("__arm_smmu_cmdq_issue_sync_msi")
     var ent = arm_smmu_cmdq_ent(opcode: CMDQ_OP_CMD_SYNC)
     ent.sync.msidata = UInt32(bitPattern: await smmu.sync_nr.incrementReturn())
     ent.sync.msiaddr = smmu.sync_count?.address ?? 0
@@ -259,6 +265,7 @@ func __arm_smmu_cmdq_issue_sync_msi(_ smmu: arm_smmu_device) async -> Int32 {
 /// `__arm_smmu_cmdq_issue_sync`: a CMD_SYNC (completion signalled by SEV) followed by polling
 /// CONS until the queue is empty, all under the lock.
 func __arm_smmu_cmdq_issue_sync(_ smmu: arm_smmu_device) async -> Int32 {
+    ftrace("__arm_smmu_cmdq_issue_sync")
     let wfe = smmu.features & ARM_SMMU_FEAT_SEV != 0
     var cmd: (UInt64, UInt64) = (0, 0)
     _ = arm_smmu_cmdq_build_cmd(&cmd, arm_smmu_cmdq_ent(opcode: CMDQ_OP_CMD_SYNC))
@@ -275,6 +282,7 @@ func __arm_smmu_cmdq_issue_sync(_ smmu: arm_smmu_device) async -> Int32 {
 /// complete.
 @discardableResult
 public func arm_smmu_cmdq_issue_sync(_ smmu: arm_smmu_device) async -> Int32 {
+    ftrace("arm_smmu_cmdq_issue_sync")
     let msi = smmu.features & ARM_SMMU_FEAT_MSI != 0 && smmu.features & ARM_SMMU_FEAT_COHERENCY != 0
     let ret = msi ? await __arm_smmu_cmdq_issue_sync_msi(smmu) : await __arm_smmu_cmdq_issue_sync(smmu)
     if ret != 0 { dev_err_ratelimited(smmu.dev, "CMD_SYNC timeout") }

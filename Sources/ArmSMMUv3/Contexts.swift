@@ -45,6 +45,7 @@ public final class arm_smmu_context {
 /// `_arm_smmu_put_context` (contexts_lock held): the last reference removes the context and
 /// gives the PASID back.
 func _arm_smmu_put_context(_ context: arm_smmu_context) async {
+    ftrace("_arm_smmu_put_context")
     await context.kref.put {
         context.releases += 1
         if let master = context.master, master.contexts[context.ssid] === context { master.contexts[context.ssid] = nil }
@@ -56,6 +57,7 @@ func _arm_smmu_put_context(_ context: arm_smmu_context) async {
 /// IOMMU_PASID_* answer (0: still in use). Without operations, the PASID counts as in use
 /// being stopped by the caller (0).
 func arm_smmu_invalidate_context(_ context: arm_smmu_context) async -> UInt32 {
+    ftrace("arm_smmu_invalidate_context")
     guard let dev = context.master?.dev, let ops = dev.iommu_param?.svm_ops else { return 0 }
     return await ops.invalidate_pasid(dev, context.ssid, nil)
 }
@@ -65,6 +67,7 @@ func arm_smmu_invalidate_context(_ context: arm_smmu_context) async -> UInt32 {
 /// device cannot fault, or if the device says the PASID is clean; otherwise leaves it for a
 /// Stop Marker or the sweeper (queued at the stale watermark).
 func arm_smmu_unbind_task(_ master: arm_smmu_master_data, _ pasid: UInt32, _ flags: UInt32) async -> Int32 {
+    ftrace("arm_smmu_unbind_task")
     let smmu = master.smmu
     await smmu.contexts_lock.lock()
     guard let context = master.contexts[pasid] else {
@@ -112,6 +115,7 @@ func arm_smmu_unbind_task(_ master: arm_smmu_master_data, _ pasid: UInt32, _ fla
 /// A Stop Marker for `pasid` (seed 001's special case in the fault handler): the context is
 /// INVALIDATED; if it was STALE, this completes the pair and releases it. No reply is sent.
 func arm_smmu_handle_stop_marker(_ master: arm_smmu_master_data, _ pasid: UInt32) async {
+    ftrace("arm_smmu_handle_stop_marker")
     let smmu = master.smmu
     await smmu.contexts_lock.lock()
     guard let context = master.contexts[pasid] else {
@@ -135,6 +139,7 @@ func arm_smmu_handle_stop_marker(_ master: arm_smmu_master_data, _ pasid: UInt32
 /// or an empty queue: any page request for those PASIDs has then reached the fault queue),
 /// flushes the fault queue, and releases them. An interrupted wait rolls the claim back.
 func arm_smmu_sweep_contexts(_ master: arm_smmu_master_data) async {
+    ftrace("arm_smmu_sweep_contexts")
     let smmu = master.smmu
     var flush_list: [arm_smmu_context] = []
     await smmu.contexts_lock.lock()
@@ -166,6 +171,7 @@ func arm_smmu_sweep_contexts(_ master: arm_smmu_master_data) async {
 /// CD cleared); those that cannot have page requests pending are released, the rest left to
 /// the sweeper, which is queued.
 func arm_smmu_detach_contexts(_ master: arm_smmu_master_data) async {
+    ftrace("arm_smmu_detach_contexts")
     let smmu = master.smmu
     guard let dev = master.dev else { return }
     var new_stale_contexts: Int = 0
@@ -209,6 +215,7 @@ func arm_smmu_detach_contexts(_ master: arm_smmu_master_data) async {
 /// context is forced free ("PASID %u wasn't invalidated": page requests might be pending,
 /// but the device is going).
 func arm_smmu_remove_contexts(_ master: arm_smmu_master_data) async {
+    ftrace("arm_smmu_remove_contexts")
     let smmu = master.smmu
     if let wq = smmu.system_long_wq { _ = await wq.cancelSync(master.sweep_contexts) }
     await smmu.contexts_lock.lock()

@@ -230,6 +230,7 @@ public func arm_smmu_page1_fixup(_ offset: UInt64, _ smmu: arm_smmu_device) -> I
 /// allocation fails and the queue is at least a page (as later Linux does), and computes its
 /// *_BASE value. -ENOMEM with Linux's message when even a page cannot be had.
 public func arm_smmu_init_one_queue(_ smmu: arm_smmu_device, _ q: arm_smmu_queue, _ prod_off: UInt64, _ cons_off: UInt64, _ dwords: Int, _ name: String) -> Int32 {
+    ftrace("arm_smmu_init_one_queue")
     var qsz: UInt64
     var base: LE64Pointer?
     repeat {
@@ -262,6 +263,7 @@ public func arm_smmu_init_one_queue(_ smmu: arm_smmu_device, _ q: arm_smmu_queue
 /// `arm_smmu_init_queues`: the command and event queues, and the PRI queue when PRI is
 /// supported.
 public func arm_smmu_init_queues(_ smmu: arm_smmu_device) -> Int32 {
+    ftrace("arm_smmu_init_queues")
     var ret = arm_smmu_init_one_queue(smmu, smmu.cmdq.q, ARM_SMMU_CMDQ_PROD, ARM_SMMU_CMDQ_CONS, CMDQ_ENT_DWORDS, "cmdq")
     if ret != 0 { return ret }
     ret = arm_smmu_init_one_queue(smmu, smmu.evtq.q, ARM_SMMU_EVTQ_PROD, ARM_SMMU_EVTQ_CONS, EVTQ_ENT_DWORDS, "evtq")
@@ -283,6 +285,7 @@ public func arm_smmu_init_queues(_ smmu: arm_smmu_device) -> Int32 {
 /// sizes, identifier widths, page sizes and address sizes, with Linux's checks and messages.
 /// Returns 0 or a negative errno.
 public func arm_smmu_device_hw_probe(_ smmu: arm_smmu_device) async -> Int32 {
+    ftrace("arm_smmu_device_hw_probe")
     let coherent = smmu.features & ARM_SMMU_FEAT_COHERENCY != 0
 
     // IDR0
@@ -417,6 +420,7 @@ func hex8(_ value: UInt32) -> String { printkHex(UInt64(value), width: 8) }
 /// `arm_smmu_write_reg_sync`: writes `val` to the register at `reg_off` and polls the one at
 /// `ack_off` until it reads the same, for ARM_SMMU_POLL_TIMEOUT_US.
 public func arm_smmu_write_reg_sync(_ smmu: arm_smmu_device, _ val: UInt32, _ reg_off: UInt64, _ ack_off: UInt64) async -> Int32 {
+    ftrace("arm_smmu_write_reg_sync")
     await writel_relaxed(val, smmu.base.advanced(by: reg_off))
     return await readl_relaxed_poll_timeout(smmu.base.advanced(by: ack_off), delayMicroseconds: 1, timeoutMicroseconds: ARM_SMMU_POLL_TIMEOUT_US) { $0 == val }.result
 }
@@ -424,6 +428,7 @@ public func arm_smmu_write_reg_sync(_ smmu: arm_smmu_device, _ val: UInt32, _ re
 /// `arm_smmu_update_gbpa`: GBPA is "special": waits for any update to finish, writes the new
 /// fields with Update set, and waits for that update to finish.
 public func arm_smmu_update_gbpa(_ smmu: arm_smmu_device, _ set: UInt32, _ clr: UInt32) async -> Int32 {
+    ftrace("arm_smmu_update_gbpa")
     let gbpa = smmu.base.advanced(by: ARM_SMMU_GBPA)
     let update = UInt32(GBPA_UPDATE)
     var (reg, ret) = await readl_relaxed_poll_timeout(gbpa, delayMicroseconds: 1, timeoutMicroseconds: ARM_SMMU_POLL_TIMEOUT_US) { $0 & update == 0 }
@@ -437,6 +442,7 @@ public func arm_smmu_update_gbpa(_ smmu: arm_smmu_device, _ set: UInt32, _ clr: 
 
 /// `arm_smmu_device_disable`: clears CR0 and waits for CR0ACK.
 public func arm_smmu_device_disable(_ smmu: arm_smmu_device) async -> Int32 {
+    ftrace("arm_smmu_device_disable")
     let ret = await arm_smmu_write_reg_sync(smmu, 0, ARM_SMMU_CR0, ARM_SMMU_CR0ACK)
     if ret != 0 { dev_err(smmu.dev, "failed to clear cr0") }
     return ret

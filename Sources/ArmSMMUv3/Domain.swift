@@ -96,11 +96,13 @@ public let VA_BITS: UInt64 = 48
 
 /// `__arm_smmu_tlb_sync`.
 func __arm_smmu_tlb_sync(_ smmu: arm_smmu_device) async {
+    ftrace("__arm_smmu_tlb_sync")
     await arm_smmu_cmdq_issue_sync(smmu)
 }
 
 /// `arm_smmu_tlb_inv_context`: TLBI_NH_ASID (stage 1) or TLBI_S12_VMALL (stage 2), then sync.
 func arm_smmu_tlb_inv_context(_ smmu_domain: arm_smmu_domain) async {
+    ftrace("arm_smmu_tlb_inv_context")
     guard let smmu = smmu_domain.smmu else { return }
     var cmd: arm_smmu_cmdq_ent
     if smmu_domain.stage == .ARM_SMMU_DOMAIN_S1 {
@@ -117,6 +119,7 @@ func arm_smmu_tlb_inv_context(_ smmu_domain: arm_smmu_domain) async {
 
 /// `arm_smmu_tlb_inv_range_nosync`: one TLBI_NH_VA or TLBI_S2_IPA per `granule` of the range.
 func arm_smmu_tlb_inv_range_nosync(_ iova: UInt64, _ size: UInt64, _ granule: UInt64, _ leaf: Bool, _ smmu_domain: arm_smmu_domain) async {
+    ftrace("arm_smmu_tlb_inv_range_nosync")
     guard let smmu = smmu_domain.smmu, granule > 0 else { return }
     var cmd: arm_smmu_cmdq_ent
     if smmu_domain.stage == .ARM_SMMU_DOMAIN_S1 {
@@ -149,6 +152,7 @@ func arm_smmu_gather_ops(_ smmu_domain: arm_smmu_domain) -> iommu_gather_ops {
 /// `arm_smmu_domain_alloc`: UNMANAGED, DMA and IDENTITY domains; nothing is set up until a
 /// master attaches.
 public func arm_smmu_domain_alloc(_ faults: AllocationFaults, _ type: iommu_domain_type) -> arm_smmu_domain? {
+    ftrace("arm_smmu_domain_alloc")
     guard type == .IOMMU_DOMAIN_UNMANAGED || type == .IOMMU_DOMAIN_DMA || type == .IOMMU_DOMAIN_IDENTITY else { return nil }
     return kzalloc(faults) { arm_smmu_domain(type: type) }
 }
@@ -172,6 +176,7 @@ func arm_smmu_bitmap_free(_ map: KernelBitmap, _ idx: Int) {
 /// `arm_smmu_domain_free`: the page tables (after invalidating their TLB entries), and the CD
 /// and ASID or the VMID.
 public func arm_smmu_domain_free(_ smmu_domain: arm_smmu_domain) async {
+    ftrace("arm_smmu_domain_free")
     await free_io_pgtable_ops(smmu_domain.pgtbl_ops)
     smmu_domain.pgtbl_ops = nil
     guard let smmu = smmu_domain.smmu else { return }
@@ -195,6 +200,7 @@ public func arm_smmu_domain_free(_ smmu_domain: arm_smmu_domain) async {
 
 /// `arm_smmu_domain_finalise_s1`: an ASID and a CD for the table.
 func arm_smmu_domain_finalise_s1(_ smmu_domain: arm_smmu_domain, _ pgtbl_cfg: io_pgtable_cfg) -> Int32 {
+    ftrace("arm_smmu_domain_finalise_s1")
     guard let smmu = smmu_domain.smmu else { return -EINVAL }
     let cfg = smmu_domain.s1_cfg
     let asid = arm_smmu_bitmap_alloc(smmu.asid_map, smmu.asid_bits)
@@ -219,6 +225,7 @@ func arm_smmu_domain_finalise_s1(_ smmu_domain: arm_smmu_domain, _ pgtbl_cfg: io
 
 /// `arm_smmu_domain_finalise_s2`: a VMID for the table.
 func arm_smmu_domain_finalise_s2(_ smmu_domain: arm_smmu_domain, _ pgtbl_cfg: io_pgtable_cfg) -> Int32 {
+    ftrace("arm_smmu_domain_finalise_s2")
     guard let smmu = smmu_domain.smmu else { return -EINVAL }
     let vmid = arm_smmu_bitmap_alloc(smmu.vmid_map, smmu.vmid_bits)
     if vmid < 0 { return Int32(vmid) }
@@ -231,6 +238,7 @@ func arm_smmu_domain_finalise_s2(_ smmu_domain: arm_smmu_domain, _ pgtbl_cfg: io
 /// `arm_smmu_domain_finalise`: the stage the SMMU supports, a page table for it, and its
 /// identifiers.
 func arm_smmu_domain_finalise(_ smmu_domain: arm_smmu_domain) async -> Int32 {
+    ftrace("arm_smmu_domain_finalise")
     guard let smmu = smmu_domain.smmu else { return -EINVAL }
     if smmu_domain.type == .IOMMU_DOMAIN_IDENTITY {
         smmu_domain.stage = .ARM_SMMU_DOMAIN_BYPASS
@@ -275,6 +283,7 @@ func arm_smmu_domain_finalise(_ smmu_domain: arm_smmu_domain) async -> Int32 {
 /// `arm_smmu_install_ste_for_dev`: writes the master's STE for each of its StreamIDs (once
 /// per distinct ID: bridged PCI devices may repeat one).
 func arm_smmu_install_ste_for_dev(_ fwspec: iommu_fwspec) async {
+    ftrace("arm_smmu_install_ste_for_dev")
     guard let master = fwspec.master else { return }
     let smmu = master.smmu
     for (index, sid) in fwspec.ids.enumerated() where !fwspec.ids[..<index].contains(sid) {
@@ -286,6 +295,7 @@ func arm_smmu_install_ste_for_dev(_ fwspec: iommu_fwspec) async {
 /// `arm_smmu_detach_dev`: the master leaves its domain's list, its STEs go back to
 /// bypass/abort, and ATS is disabled (after invalidating the device's whole ATC).
 public func arm_smmu_detach_dev(_ dev: device) async {
+    ftrace("arm_smmu_detach_dev")
     guard let fwspec = dev.iommu_fwspec, let master = fwspec.master else { return }
     // Seed 001: SVA contexts go stale first (their CDs live in the domain's table).
     if !master.contexts.isEmpty { await arm_smmu_detach_contexts(master) }
@@ -305,6 +315,7 @@ public func arm_smmu_detach_dev(_ dev: device) async {
 /// `arm_smmu_atc_inv_to_cmd`: a CMD_ATC_INV covering `size` bytes at `iova` (all of the
 /// address space when `size` is 0) as one naturally aligned power-of-two range of 4 KB pages.
 public func arm_smmu_atc_inv_to_cmd(_ ssid: UInt32, _ iova: UInt64, _ size: UInt64) -> arm_smmu_cmdq_ent {
+    ftrace("arm_smmu_atc_inv_to_cmd")
     var cmd = arm_smmu_cmdq_ent(opcode: CMDQ_OP_ATC_INV)
     cmd.substream_valid = ssid != 0
     cmd.atc.ssid = ssid
@@ -327,6 +338,7 @@ public func arm_smmu_atc_inv_to_cmd(_ ssid: UInt32, _ iova: UInt64, _ size: UInt
 
 /// `arm_smmu_atc_inv_master`: the command for each of the master's StreamIDs, then a sync.
 func arm_smmu_atc_inv_master(_ master: arm_smmu_master_data, _ cmd: arm_smmu_cmdq_ent) async -> Int32 {
+    ftrace("arm_smmu_atc_inv_master")
     guard master.ste.ats_enabled, let fwspec = master.dev?.iommu_fwspec else { return 0 }
     var cmd = cmd
     for sid in fwspec.ids {
@@ -338,6 +350,7 @@ func arm_smmu_atc_inv_master(_ master: arm_smmu_master_data, _ cmd: arm_smmu_cmd
 
 /// `arm_smmu_atc_inv_domain`: invalidates the range in the ATC of every master of the domain.
 func arm_smmu_atc_inv_domain(_ smmu_domain: arm_smmu_domain, _ ssid: UInt32, _ iova: UInt64, _ size: UInt64) async -> Int32 {
+    ftrace("arm_smmu_atc_inv_domain")
     guard let smmu = smmu_domain.smmu, smmu.features & ARM_SMMU_FEAT_ATS != 0 else { return 0 }
     let cmd = arm_smmu_atc_inv_to_cmd(ssid, iova, size)
     var ret: Int32 = 0
@@ -350,6 +363,7 @@ func arm_smmu_atc_inv_domain(_ smmu_domain: arm_smmu_domain, _ ssid: UInt32, _ i
 /// `arm_smmu_enable_ats`: for a PCI master with ATS behind an SMMU and root complex that
 /// support it, enables ATS at the function with the SMMU's smallest granule as STU.
 func arm_smmu_enable_ats(_ master: arm_smmu_master_data) -> Int32 {
+    ftrace("arm_smmu_enable_ats")
     let smmu = master.smmu
     guard smmu.features & ARM_SMMU_FEAT_ATS != 0, let pdev = master.dev?.pci, let fwspec = master.dev?.iommu_fwspec, fwspec.flags & IOMMU_FWSPEC_PCI_RC_ATS != 0 else { return -ENXIO }
     if pdev.untrusted { return -EPERM }
@@ -363,6 +377,7 @@ func arm_smmu_enable_ats(_ master: arm_smmu_master_data) -> Int32 {
 
 /// `arm_smmu_disable_ats`: invalidates the whole ATC of the master, then disables ATS.
 func arm_smmu_disable_ats(_ master: arm_smmu_master_data) async {
+    ftrace("arm_smmu_disable_ats")
     guard master.ste.ats_enabled, let pdev = master.dev?.pci else { return }
     _ = await arm_smmu_atc_inv_master(master, arm_smmu_atc_inv_to_cmd(0, 0, 0))
     master.ste.ats_enabled = false
@@ -372,6 +387,7 @@ func arm_smmu_disable_ats(_ master: arm_smmu_master_data) async {
 /// `arm_smmu_attach_dev`: detaches from any previous domain, finalises the domain on its
 /// first master (under its init mutex), writes the CD for stage 1, and installs the STEs.
 public func arm_smmu_attach_dev(_ smmu_domain: arm_smmu_domain, _ dev: device) async -> Int32 {
+    ftrace("arm_smmu_attach_dev")
     guard let fwspec = dev.iommu_fwspec, let master = fwspec.master else { return -ENOENT }
     let smmu = master.smmu
 
@@ -418,6 +434,7 @@ public func arm_smmu_attach_dev(_ smmu_domain: arm_smmu_domain, _ dev: device) a
 
 /// `arm_smmu_map`.
 public func arm_smmu_map(_ smmu_domain: arm_smmu_domain, _ iova: UInt64, _ paddr: UInt64, _ size: UInt64, _ prot: Int32) async -> Int32 {
+    ftrace("arm_smmu_map")
     guard let ops = smmu_domain.pgtbl_ops else { return -ENODEV }
     return await ops.map(iova, paddr, size, prot)
 }
@@ -426,6 +443,7 @@ public func arm_smmu_map(_ smmu_domain: arm_smmu_domain, _ iova: UInt64, _ paddr
 /// then invalidates the range in the ATCs of the domain's masters (Linux v5.2); 0 when that
 /// times out.
 public func arm_smmu_unmap(_ smmu_domain: arm_smmu_domain, _ iova: UInt64, _ size: UInt64) async -> UInt64 {
+    ftrace("arm_smmu_unmap")
     guard let ops = smmu_domain.pgtbl_ops else { return 0 }
     let ret = await ops.unmap(iova, size)
     if ret != 0, await arm_smmu_atc_inv_domain(smmu_domain, 0, iova, size) != 0 { return 0 }
@@ -434,11 +452,13 @@ public func arm_smmu_unmap(_ smmu_domain: arm_smmu_domain, _ iova: UInt64, _ siz
 
 /// `arm_smmu_iotlb_sync` (also `flush_iotlb_all`).
 public func arm_smmu_iotlb_sync(_ smmu_domain: arm_smmu_domain) async {
+    ftrace("arm_smmu_iotlb_sync")
     if let smmu = smmu_domain.smmu { await __arm_smmu_tlb_sync(smmu) }
 }
 
 /// `arm_smmu_iova_to_phys`.
 public func arm_smmu_iova_to_phys(_ smmu_domain: arm_smmu_domain, _ iova: UInt64) -> UInt64 {
+    ftrace("arm_smmu_iova_to_phys")
     if smmu_domain.type == .IOMMU_DOMAIN_IDENTITY { return iova }
     return smmu_domain.pgtbl_ops?.iova_to_phys(iova) ?? 0
 }
@@ -446,6 +466,7 @@ public func arm_smmu_iova_to_phys(_ smmu_domain: arm_smmu_domain, _ iova: UInt64
 /// `arm_smmu_add_device`: checks the master's StreamIDs against the stream table, creating
 /// the level-2 tables they need.
 public func arm_smmu_add_device(_ dev: device) async -> Int32 {
+    ftrace("arm_smmu_add_device")
     guard let fwspec = dev.iommu_fwspec else { return -ENODEV }
     let master: arm_smmu_master_data
     if let existing = fwspec.master {
@@ -472,6 +493,7 @@ public func arm_smmu_add_device(_ dev: device) async -> Int32 {
 
 /// `arm_smmu_remove_device`: detaches the master and forgets it.
 public func arm_smmu_remove_device(_ dev: device) async {
+    ftrace("arm_smmu_remove_device")
     guard let fwspec = dev.iommu_fwspec, let master = fwspec.master else { return }
     if master.ste.assigned { await arm_smmu_detach_dev(dev) }
     await arm_smmu_remove_contexts(master)
@@ -485,6 +507,7 @@ public func arm_smmu_remove_device(_ dev: device) async {
 /// `iommu_map`: splits the range into the largest page sizes the domain supports (as
 /// `iommu_pgsize` does) and maps each; on failure, unmaps what was mapped.
 public func iommu_map(_ domain: arm_smmu_domain, _ iova: UInt64, _ paddr: UInt64, _ size: UInt64, _ prot: Int32) async -> Int32 {
+    ftrace("iommu_map")
     let min_pagesz = UInt64(1) << UInt64(domain.pgsize_bitmap.trailingZeroBitCount)
     guard domain.pgsize_bitmap != 0, (iova | paddr | size) & (min_pagesz - 1) == 0 else { return -EINVAL }
     var mapped: UInt64 = 0
@@ -514,6 +537,7 @@ func iommu_pgsize(_ pgsize_bitmap: UInt64, _ addr_merge: UInt64, _ size: UInt64)
 /// `iommu_unmap`: unmaps page by page (largest first) and then syncs the TLB invalidation
 /// (`iommu_tlb_sync` → `iotlb_sync`); returns the bytes unmapped.
 public func iommu_unmap(_ domain: arm_smmu_domain, _ iova: UInt64, _ size: UInt64) async -> UInt64 {
+    ftrace("iommu_unmap")
     var unmapped: UInt64 = 0
     while unmapped < size {
         let pgsize = iommu_pgsize(domain.pgsize_bitmap, iova &+ unmapped, size - unmapped)

@@ -181,7 +181,7 @@ public final class arm_lpae_io_pgtable {
 
     /// `iopte_leaf`.
     func iopte_leaf(_ pte: UInt64, _ lvl: Int) -> Bool {
-        lvl == ARM_LPAE_MAX_LEVELS - 1 ? pte & ARM_LPAE_PTE_TYPE_MASK == ARM_LPAE_PTE_TYPE_PAGE : pte & ARM_LPAE_PTE_TYPE_MASK == ARM_LPAE_PTE_TYPE_BLOCK
+        return lvl == ARM_LPAE_MAX_LEVELS - 1 ? pte & ARM_LPAE_PTE_TYPE_MASK == ARM_LPAE_PTE_TYPE_PAGE : pte & ARM_LPAE_PTE_TYPE_MASK == ARM_LPAE_PTE_TYPE_BLOCK
     }
 
     /// `iopte_deref`: the table a table entry points at.
@@ -193,12 +193,12 @@ public final class arm_lpae_io_pgtable {
 
     /// `iopte_to_pfn(pte) << pg_shift`.
     func iopte_to_paddr(_ pte: UInt64) -> UInt64 {
-        ((pte & ((UInt64(1) << UInt64(ARM_LPAE_MAX_ADDR_BITS)) - 1)) >> UInt64(pg_shift)) << UInt64(pg_shift)
+        return ((pte & ((UInt64(1) << UInt64(ARM_LPAE_MAX_ADDR_BITS)) - 1)) >> UInt64(pg_shift)) << UInt64(pg_shift)
     }
 
     /// `pfn_to_iopte(paddr >> pg_shift)`.
     func paddr_to_iopte(_ paddr: UInt64) -> UInt64 {
-        ((paddr >> UInt64(pg_shift)) << UInt64(pg_shift)) & ((UInt64(1) << UInt64(ARM_LPAE_MAX_ADDR_BITS)) - 1)
+        return ((paddr >> UInt64(pg_shift)) << UInt64(pg_shift)) & ((UInt64(1) << UInt64(ARM_LPAE_MAX_ADDR_BITS)) - 1)
     }
 
     /// `__arm_lpae_alloc_pages`: zeroed, size-aligned table memory from the IOMMU device's pool.
@@ -215,6 +215,7 @@ public final class arm_lpae_io_pgtable {
     /// `arm_lpae_init_pte`: a leaf at `lvl`; an existing leaf needs an unmap first (-EEXIST),
     /// an existing table is unmapped and freed first.
     func arm_lpae_init_pte(_ iova: UInt64, _ paddr: UInt64, _ prot: UInt64, _ lvl: Int, _ ptep: LE64Pointer) async -> Int32 {
+        ftrace("arm_lpae_init_pte")
         var pte = prot
         if iopte_leaf(ptep[0], lvl) {
             // An unmap is required first.
@@ -234,6 +235,7 @@ public final class arm_lpae_io_pgtable {
 
     /// `__arm_lpae_map`.
     func __arm_lpae_map(_ iova: UInt64, _ paddr: UInt64, _ size: UInt64, _ prot: UInt64, _ lvl: Int, _ table: LE64Pointer) async -> Int32 {
+        ftrace("__arm_lpae_map")
         let block_size = blockSize(lvl)
         // Find the entry at the current level.
         let ptep = table.advanced(by: levelIndex(iova, lvl))
@@ -303,6 +305,7 @@ public final class arm_lpae_io_pgtable {
 
     /// `__arm_lpae_free_pgtable`.
     func __arm_lpae_free_pgtable(_ lvl: Int, _ table: LE64Pointer) {
+        ftrace("__arm_lpae_free_pgtable")
         let table_size = lvl == startLevel ? pgd_size : granule
         // Only leaf entries at the last level.
         if lvl != ARM_LPAE_MAX_LEVELS - 1 {
@@ -320,6 +323,7 @@ public final class arm_lpae_io_pgtable {
     /// in a stack variable through `__arm_lpae_map`; here the table is allocated directly,
     /// which is the allocation that call makes.)
     func arm_lpae_split_blk_unmap(_ iova: UInt64, _ size: UInt64, _ prot: UInt64, _ lvl: Int, _ ptep: LE64Pointer, _ blk_size: UInt64) async -> UInt64 {
+        ftrace("arm_lpae_split_blk_unmap")
         var blk_start = iova & ~(blk_size - 1)
         let blk_end = blk_start + blk_size
         var blk_paddr = iopte_to_paddr(ptep[0])
@@ -344,6 +348,7 @@ public final class arm_lpae_io_pgtable {
 
     /// `__arm_lpae_unmap`.
     func __arm_lpae_unmap(_ iova: UInt64, _ size: UInt64, _ lvl: Int, _ table: LE64Pointer) async -> UInt64 {
+        ftrace("__arm_lpae_unmap")
         let blk_size = blockSize(lvl)
         // Something went horribly wrong: out of page table.
         if lvl == ARM_LPAE_MAX_LEVELS { return 0 }
@@ -383,6 +388,7 @@ public final class arm_lpae_io_pgtable {
 
     /// `arm_lpae_iova_to_phys`: the output address of `iova`, 0 when unmapped.
     public func iova_to_phys(_ iova: UInt64) -> UInt64 {
+        ftrace("iova_to_phys")
         var table = pgd
         var lvl = startLevel
         repeat {
@@ -452,6 +458,7 @@ func arm_lpae_restrict_pgsizes(_ cfg: inout io_pgtable_cfg) {
 
 /// `arm_lpae_alloc_pgtable`: the geometry (granule, levels, pgd size) for `cfg`.
 func arm_lpae_alloc_pgtable(_ fmt: io_pgtable_fmt, _ cfg: inout io_pgtable_cfg) -> arm_lpae_io_pgtable? {
+    ftrace("arm_lpae_alloc_pgtable")
     arm_lpae_restrict_pgsizes(&cfg)
     if cfg.pgsize_bitmap & (SZ_4K | SZ_16K | SZ_64K) == 0 { return nil }
     if cfg.ias > UInt32(ARM_LPAE_MAX_ADDR_BITS) || cfg.oas > UInt32(ARM_LPAE_MAX_ADDR_BITS) { return nil }
@@ -470,6 +477,7 @@ func arm_lpae_alloc_pgtable(_ fmt: io_pgtable_fmt, _ cfg: inout io_pgtable_cfg) 
 /// `arm_64_lpae_alloc_pgtable_s1`: TCR (inner-shareable write-back walks, TG0, IPS, T0SZ,
 /// EPD1), MAIR (NC, WBRWA, Device) and TTBR0.
 func arm_64_lpae_alloc_pgtable_s1(_ cfg: inout io_pgtable_cfg) -> arm_lpae_io_pgtable? {
+    ftrace("arm_64_lpae_alloc_pgtable_s1")
     guard let data = arm_lpae_alloc_pgtable(.ARM_64_LPAE_S1, &cfg) else { return nil }
 
     // TCR
@@ -502,6 +510,7 @@ func arm_64_lpae_alloc_pgtable_s1(_ cfg: inout io_pgtable_cfg) -> arm_lpae_io_pg
 /// `arm_64_lpae_alloc_pgtable_s2`: concatenated top-level tables where that saves a level;
 /// VTCR (RES1, walk attributes, TG0, PS, T0SZ, SL0) and VTTBR.
 func arm_64_lpae_alloc_pgtable_s2(_ cfg: inout io_pgtable_cfg) -> arm_lpae_io_pgtable? {
+    ftrace("arm_64_lpae_alloc_pgtable_s2")
     // The NS quirk does not apply at stage 2.
     if cfg.quirks & ~IO_PGTABLE_QUIRK_NO_DMA != 0 { return nil }
     guard let data = arm_lpae_alloc_pgtable(.ARM_64_LPAE_S2, &cfg) else { return nil }
@@ -537,7 +546,8 @@ func arm_64_lpae_alloc_pgtable_s2(_ cfg: inout io_pgtable_cfg) -> arm_lpae_io_pg
 /// `alloc_io_pgtable_ops`: a page table of format `fmt`; `cfg` comes back with the register
 /// values to program (TTBR/TCR/MAIR or VTTBR/VTCR) and the page sizes it supports.
 public func alloc_io_pgtable_ops(_ fmt: io_pgtable_fmt, _ cfg: inout io_pgtable_cfg) -> arm_lpae_io_pgtable? {
-    switch fmt {
+    ftrace("alloc_io_pgtable_ops")
+    return switch fmt {
     case .ARM_64_LPAE_S1: arm_64_lpae_alloc_pgtable_s1(&cfg)
     case .ARM_64_LPAE_S2: arm_64_lpae_alloc_pgtable_s2(&cfg)
     }
@@ -545,6 +555,7 @@ public func alloc_io_pgtable_ops(_ fmt: io_pgtable_fmt, _ cfg: inout io_pgtable_
 
 /// `free_io_pgtable_ops`: invalidates the TLBs (`tlb_flush_all`), then frees every table.
 public func free_io_pgtable_ops(_ ops: arm_lpae_io_pgtable?) async {
+    ftrace("free_io_pgtable_ops")
     guard let ops else { return }
     await ops.cfg.tlb.tlb_flush_all()
     ops.free()

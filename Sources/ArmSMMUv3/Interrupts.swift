@@ -6,6 +6,7 @@ import IOMMU
 /// `arm_smmu_evtq_thread`: drains the event queue, logging each record, until it stays empty;
 /// reports an overflow once per overflow and then takes the overflow flag as acknowledged.
 public func arm_smmu_evtq_thread(_ smmu: arm_smmu_device) async -> IRQReturn {
+    ftrace("arm_smmu_evtq_thread")
     let q = smmu.evtq.q
     repeat {
         while let evt = await queue_remove_raw(q) {
@@ -35,6 +36,7 @@ func hex5(_ value: UInt32) -> String { printkHex(UInt64(value), width: 5) }
 /// is the last of its group, the group is answered with failure. A request from an unknown
 /// StreamID is logged with v4.17's text and, if last, denied.
 public func arm_smmu_handle_ppr(_ smmu: arm_smmu_device, _ evt: [UInt64]) async {
+    ftrace("arm_smmu_handle_ppr")
     let sid = UInt32(FIELD_GET(PRIQ_0_SID, evt[0]))
     let ssv = FIELD_GET(PRIQ_0_SSID_V, evt[0]) != 0
     let ssid = ssv ? UInt32(FIELD_GET(PRIQ_0_SSID, evt[0])) : 0
@@ -102,6 +104,7 @@ public func arm_smmu_handle_ppr(_ smmu: arm_smmu_device, _ evt: [UInt64]) async 
 /// itself (the review's first bug: an uninitialised result made "no handler" look reported,
 /// and the request was never answered).
 func arm_smmu_prq_report(_ smmu: arm_smmu_device, _ dev: device, _ fault: iommu_fault_event) async -> Int32 {
+    ftrace("arm_smmu_prq_report")
     var ret: Int32 = smmu.prqReportUninitialisedRet ? 0 : -EINVAL
     if iommu_has_device_fault_handler(dev) {
         ret = await iommu_report_device_fault(dev, fault)
@@ -114,6 +117,7 @@ func arm_smmu_prq_report(_ smmu: arm_smmu_device, _ dev: device, _ fault: iommu_
 /// directly (Success, InvalidRequest when the mm cannot, ResponseFailure without a PASID's
 /// process).
 func arm_smmu_handle_fault_internal(_ smmu: arm_smmu_device, _ dev: device, _ fault: iommu_fault_event) async {
+    ftrace("arm_smmu_handle_fault_internal")
     guard fault.pasid_valid, iommu_sva_find(smmu.pasids, fault.pasid) != nil, let wq = smmu.iopf_queues.first?.wq else {
         // Nobody cared: abort the access.
         if fault.last_req { _ = await arm_smmu_page_response(dev, page_response_msg(answering: fault, IOMMU_PAGE_RESP_FAILURE)) }
@@ -129,6 +133,7 @@ func arm_smmu_handle_fault_internal(_ smmu: arm_smmu_device, _ dev: device, _ fa
 /// the response's private data), with the PASID when the request had one. The codes map to
 /// the spec's: SUCCESS to Success, INVALID to InvalidRequest, FAILURE to ResponseFailure.
 public func arm_smmu_page_response(_ dev: device, _ resp: page_response_msg) async -> Int32 {
+    ftrace("arm_smmu_page_response")
     guard let master = dev.iommu_fwspec?.master else { return -ENODEV }
     var cmd = arm_smmu_cmdq_ent(opcode: CMDQ_OP_PRI_RESP)
     cmd.substream_valid = resp.pasid_present
@@ -151,6 +156,7 @@ public func arm_smmu_page_response(_ dev: device, _ resp: page_response_msg) asy
 /// partial faults of every device sharing the IOPF queue are discarded (their Last request
 /// may be what was lost).
 public func arm_smmu_priq_thread(_ smmu: arm_smmu_device) async -> IRQReturn {
+    ftrace("arm_smmu_priq_thread")
     let priq = smmu.priq
     let q = priq.q
     let queue_size = 1 << Int(q.max_n_shift)
@@ -208,6 +214,7 @@ public func arm_smmu_priq_thread(_ smmu: arm_smmu_device) async -> IRQReturn {
 /// handled after the PASID was released. An empty queue counts only when no entry is in
 /// flight.
 public func arm_smmu_flush_priq(_ smmu: arm_smmu_device) async -> Int32 {
+    ftrace("arm_smmu_flush_priq")
     let priq = smmu.priq
     await priq.wq_lock.lock()
     if await queue_sync_prod(priq.q) == -EOVERFLOW {
@@ -225,6 +232,7 @@ public func arm_smmu_flush_priq(_ smmu: arm_smmu_device) async -> Int32 {
 /// the SMMU on service failure mode, recovers a command queue error with
 /// `arm_smmu_cmdq_skip_err`, and acknowledges by writing GERROR's value to GERRORN.
 public func arm_smmu_gerror_handler(_ smmu: arm_smmu_device) async -> IRQReturn {
+    ftrace("arm_smmu_gerror_handler")
     let gerror = await readl_relaxed(smmu.base.advanced(by: ARM_SMMU_GERROR))
     let gerrorn = await readl_relaxed(smmu.base.advanced(by: ARM_SMMU_GERRORN))
 
@@ -251,6 +259,7 @@ public func arm_smmu_gerror_handler(_ smmu: arm_smmu_device) async -> IRQReturn 
 
 /// `arm_smmu_combined_irq_thread`: the event queue, then the PRI queue.
 public func arm_smmu_combined_irq_thread(_ smmu: arm_smmu_device) async -> IRQReturn {
+    ftrace("arm_smmu_combined_irq_thread")
     _ = await arm_smmu_evtq_thread(smmu)
     if smmu.features & ARM_SMMU_FEAT_PRI != 0 { _ = await arm_smmu_priq_thread(smmu) }
     return .handled
@@ -260,6 +269,7 @@ public func arm_smmu_combined_irq_thread(_ smmu: arm_smmu_device) async -> IRQRe
 /// the global errors first (their handler reads registers, so it cannot run at interrupt
 /// time here; see `devm_request_irq`), then the queues.
 func arm_smmu_combined_irq(_ smmu: arm_smmu_device) async -> IRQReturn {
+    ftrace("arm_smmu_combined_irq")
     _ = await arm_smmu_gerror_handler(smmu)
     return await arm_smmu_combined_irq_thread(smmu)
 }
@@ -279,6 +289,7 @@ let arm_smmu_msi_cfg: [[UInt64]] = [
 
 /// `arm_smmu_write_msi_msg`: programs one MSI's doorbell, payload and attributes.
 func arm_smmu_write_msi_msg(_ smmu: arm_smmu_device, _ desc: msi_desc, _ msg: msi_msg) async {
+    ftrace("arm_smmu_write_msi_msg")
     guard desc.msi_index < arm_smmu_msi_cfg.count else { return }
     let cfg = arm_smmu_msi_cfg[desc.msi_index]
     var doorbell = (UInt64(msg.address_hi) << 32) | UInt64(msg.address_lo)
@@ -292,6 +303,7 @@ func arm_smmu_write_msi_msg(_ smmu: arm_smmu_device, _ desc: msi_desc, _ msg: ms
 /// allocates MSIs for the event queue, global errors and PRI queue (not the command queue)
 /// and uses them instead of the wired lines.
 func arm_smmu_setup_msis(_ smmu: arm_smmu_device) async {
+    ftrace("arm_smmu_setup_msis")
     var nvec = ARM_SMMU_MAX_MSIS
 
     // Clear the MSI address regs.
@@ -337,6 +349,7 @@ func arm_smmu_setup_msis(_ smmu: arm_smmu_device) async {
 
 /// `arm_smmu_setup_unique_irqs`: MSIs or wired lines, one handler per queue.
 func arm_smmu_setup_unique_irqs(_ smmu: arm_smmu_device) async {
+    ftrace("arm_smmu_setup_unique_irqs")
     await arm_smmu_setup_msis(smmu)
 
     // Request interrupt lines.
@@ -373,6 +386,7 @@ func arm_smmu_setup_unique_irqs(_ smmu: arm_smmu_device) async {
 /// `arm_smmu_setup_irqs`: interrupts off (IRQ_CTRL + IRQ_CTRLACK), handlers requested
 /// (combined or one per source), then EVTQ, GERROR and (with PRI) PRIQ interrupts enabled.
 public func arm_smmu_setup_irqs(_ smmu: arm_smmu_device) async -> Int32 {
+    ftrace("arm_smmu_setup_irqs")
     var irqen_flags = UInt32(IRQ_CTRL_EVTQ_IRQEN | IRQ_CTRL_GERROR_IRQEN)
 
     // Disable IRQs first.

@@ -8,6 +8,7 @@ import IOMMU
 /// (Linux keeps `sync_count` inside the device structure and hands the SMMU its physical
 /// address; here it is a coherent allocation, since only bus memory is visible to the SMMU).
 public func arm_smmu_init_structures(_ smmu: arm_smmu_device) async -> Int32 {
+    ftrace("arm_smmu_init_structures")
     await smmu.sync_nr.set(0)
     var ret = arm_smmu_init_queues(smmu)
     if ret != 0 { return ret }
@@ -26,6 +27,7 @@ public func arm_smmu_init_structures(_ smmu: arm_smmu_device) async -> Int32 {
 /// batch with a CMD_SYNC; the event queue; the PRI queue; ATSCHK with ATS (Linux v5.2);
 /// interrupts; finally SMMUEN (or GBPA cleared of ABORT, for bypass).
 public func arm_smmu_device_reset(_ smmu: arm_smmu_device, _ bypass: Bool) async -> Int32 {
+    ftrace("arm_smmu_device_reset")
     // Clear CR0 and sync (disables SMMU and queue processing).
     var reg = UInt64(await readl_relaxed(smmu.base.advanced(by: ARM_SMMU_CR0)))
     if reg & CR0_SMMUEN != 0 {
@@ -136,6 +138,7 @@ let arm_smmu_options: [(opt: UInt32, prop: String)] = [
 
 /// `parse_driver_options`.
 func parse_driver_options(_ smmu: arm_smmu_device) {
+    ftrace("parse_driver_options")
     for option in arm_smmu_options where smmu.pdev.properties.contains(option.prop) {
         smmu.options |= option.opt
         dev_notice(smmu.dev, "option \(option.prop)")
@@ -145,6 +148,7 @@ func parse_driver_options(_ smmu: arm_smmu_device) {
 /// `arm_smmu_device_dt_probe`: `#iommu-cells` must be 1 (otherwise the SMMU is left in bypass),
 /// driver options, and DMA coherency.
 func arm_smmu_device_dt_probe(_ smmu: arm_smmu_device) -> Int32 {
+    ftrace("arm_smmu_device_dt_probe")
     var ret = -EINVAL
     if let cells = smmu.pdev.iommuCells {
         if cells != 1 {
@@ -169,6 +173,7 @@ func arm_smmu_resource_size(_ smmu: arm_smmu_device) -> UInt64 {
 /// in-memory structures, reset. The driver data is set before the reset, as in Linux. Run it
 /// through `driver_probe_device` so that a failure releases what it allocated.
 public func arm_smmu_device_probe(_ pdev: platform_device) async -> Int32 {
+    ftrace("arm_smmu_device_probe")
     guard let smmu = devm_kzalloc(pdev, { arm_smmu_device(pdev: pdev) }) else {
         dev_err(pdev.dev, "failed to allocate arm_smmu_device")
         return -ENOMEM
@@ -215,6 +220,7 @@ public func arm_smmu_device_probe(_ pdev: platform_device) async -> Int32 {
 
 /// `arm_smmu_device_remove`: disables the SMMU (the managed resources go afterwards).
 public func arm_smmu_device_remove(_ pdev: platform_device) async -> Int32 {
+    ftrace("arm_smmu_device_remove")
     guard let smmu = pdev.drvdata as? arm_smmu_device else { return 0 }
     _ = await arm_smmu_device_disable(smmu)
     return 0

@@ -20,6 +20,7 @@ let arm_smmu_process_mair: UInt64 = 0xff
 /// `arm_smmu_sync_cd`: CFGI_CD for `ssid` on every StreamID of the domain's masters, then
 /// CMD_SYNC.
 func arm_smmu_sync_cd(_ smmu_domain: arm_smmu_domain, _ ssid: UInt32) async {
+    ftrace("arm_smmu_sync_cd")
     guard let smmu = smmu_domain.smmu else { return }
     await smmu_domain.devices_lock.lock()
     let masters = smmu_domain.devices
@@ -40,6 +41,7 @@ func arm_smmu_sync_cd(_ smmu_domain: arm_smmu_domain, _ ssid: UInt32) async {
 /// 1-3 first, then word 0 with V, then CFGI_CD + CMD_SYNC; `cd` nil clears V (then the same
 /// invalidation). -ERANGE beyond the table.
 func arm_smmu_write_ctx_desc_ssid(_ smmu_domain: arm_smmu_domain, _ ssid: UInt32, _ cd: arm_smmu_ctx_desc?) async -> Int32 {
+    ftrace("arm_smmu_write_ctx_desc_ssid")
     guard let smmu = smmu_domain.smmu, let table = smmu_domain.s1_cfg.cdptr else { return -ENODEV }
     guard ssid < (1 << smmu_domain.s1_cfg.s1cdmax) else { return -ERANGE }
     let cdptr = table.advanced(by: Int(ssid) * CTXDESC_CD_DWORDS)
@@ -62,6 +64,7 @@ func arm_smmu_write_ctx_desc_ssid(_ smmu_domain: arm_smmu_domain, _ ssid: UInt32
 /// `arm_smmu_sva_device_init`: the master must be in a stage-1 domain with a CD table and the
 /// SMMU must do PRI for page faults; its PASID range is the table's (PASID 0 is the domain's).
 func arm_smmu_sva_device_init(_ dev: device, _ param: inout iommu_sva_param) async -> Int32 {
+    ftrace("arm_smmu_sva_device_init")
     guard let master = dev.iommu_fwspec?.master, let smmu_domain = master.domain, smmu_domain.stage == .ARM_SMMU_DOMAIN_S1, smmu_domain.s1_cfg.s1cdmax > 0 else { return -ENODEV }
     let smmu = master.smmu
     param.min_pasid = max(param.min_pasid, 1)
@@ -79,6 +82,7 @@ func arm_smmu_sva_device_init(_ dev: device, _ param: inout iommu_sva_param) asy
 /// The IOPF queue a device of `smmu_domain` reports to, by the SMMU's policy (a domain's
 /// own is made on first use).
 func arm_smmu_iopf_queue(_ smmu: arm_smmu_device, _ smmu_domain: arm_smmu_domain) -> iopf_queue? {
+    ftrace("arm_smmu_iopf_queue")
     switch smmu.iopf_policy {
     case .global(let queue):
         return queue
@@ -99,6 +103,7 @@ func arm_smmu_iopf_queue(_ smmu: arm_smmu_device, _ smmu_domain: arm_smmu_domain
 
 /// `arm_smmu_sva_device_shutdown`.
 func arm_smmu_sva_device_shutdown(_ dev: device) async {
+    ftrace("arm_smmu_sva_device_shutdown")
     _ = await iopf_queue_remove_device(dev)
 }
 
@@ -106,6 +111,7 @@ func arm_smmu_sva_device_shutdown(_ dev: device) async {
 /// process's PASID (holding a reference to it), and the CD pointing at the process's page
 /// tables with its ASID (shared with the CPU, so not ASET).
 func arm_smmu_mm_attach(_ domain: iommu_domain, _ dev: device, _ io_mm: io_mm) async -> Int32 {
+    ftrace("arm_smmu_mm_attach")
     guard let smmu_domain = domain as? arm_smmu_domain, let mm = io_mm.mm, let master = dev.iommu_fwspec?.master else { return -EINVAL }
     let smmu = master.smmu
     await smmu.contexts_lock.lock()
@@ -128,6 +134,7 @@ func arm_smmu_mm_attach(_ domain: iommu_domain, _ dev: device, _ io_mm: io_mm) a
 /// `arm_smmu_detach_task`: clears the PASID's CD, then invalidates the process's TLB
 /// entries (TLBI_NH_ASID) and the PASID in the devices' ATCs.
 func arm_smmu_detach_task(_ context: arm_smmu_context) async {
+    ftrace("arm_smmu_detach_task")
     guard !context.detached, let master = context.master, let smmu_domain = master.domain, let smmu = smmu_domain.smmu else { return }
     context.detached = true
     _ = await arm_smmu_write_ctx_desc_ssid(smmu_domain, context.ssid, nil)
@@ -140,6 +147,7 @@ func arm_smmu_detach_task(_ context: arm_smmu_context) async {
 
 /// `arm_smmu_mm_detach`: seed 001's `arm_smmu_unbind_task`.
 func arm_smmu_mm_detach(_ domain: iommu_domain, _ dev: device, _ io_mm: io_mm, _ flags: UInt32) async -> Int32 {
+    ftrace("arm_smmu_mm_detach")
     guard let master = dev.iommu_fwspec?.master else { return -EINVAL }
     return await arm_smmu_unbind_task(master, io_mm.pasid, flags)
 }

@@ -63,6 +63,7 @@ public func arm_smmu_cpu_tcr_to_cd(_ tcr: UInt64) -> UInt64 {
 /// `arm_smmu_write_ctx_desc`: fills the domain's single CD. No invalidation: the STE that
 /// points at it is installed (and invalidated) afterwards.
 public func arm_smmu_write_ctx_desc(_ smmu: arm_smmu_device, _ cfg: arm_smmu_s1_cfg) {
+    ftrace("arm_smmu_write_ctx_desc")
     guard let cdptr = cfg.cdptr else { return }
     var val = arm_smmu_cpu_tcr_to_cd(cfg.cd.tcr) | CTXDESC_CD_0_R | CTXDESC_CD_0_A | CTXDESC_CD_0_ASET | CTXDESC_CD_0_AA64 | FIELD_PREP(CTXDESC_CD_0_ASID, UInt64(cfg.cd.asid)) | CTXDESC_CD_0_V
     // STALL_MODEL==0b10 && CD.S==0 is ILLEGAL.
@@ -74,6 +75,7 @@ public func arm_smmu_write_ctx_desc(_ smmu: arm_smmu_device, _ cfg: arm_smmu_s1_
 
 /// `arm_smmu_write_strtab_l1_desc`.
 public func arm_smmu_write_strtab_l1_desc(_ dst: LE64Pointer, _ desc: arm_smmu_strtab_l1_desc) {
+    ftrace("arm_smmu_write_strtab_l1_desc")
     var val: UInt64 = 0
     val |= FIELD_PREP(STRTAB_L1_DESC_SPAN, UInt64(desc.span))
     val |= desc.l2ptr_dma & STRTAB_L1_DESC_L2PTR_MASK
@@ -82,6 +84,7 @@ public func arm_smmu_write_strtab_l1_desc(_ dst: LE64Pointer, _ desc: arm_smmu_s
 
 /// `arm_smmu_sync_ste_for_sid`: CFGI_STE (leaf) + CMD_SYNC.
 public func arm_smmu_sync_ste_for_sid(_ smmu: arm_smmu_device, _ sid: UInt32) async {
+    ftrace("arm_smmu_sync_ste_for_sid")
     var cmd = arm_smmu_cmdq_ent(opcode: CMDQ_OP_CFGI_STE)
     cmd.cfgi.sid = sid
     cmd.cfgi.leaf = true
@@ -94,6 +97,7 @@ public func arm_smmu_sync_ste_for_sid(_ smmu: arm_smmu_device, _ sid: UInt32) as
 /// translation (everything but word 0, sync, word 0, sync); translation -> bypass/abort
 /// (word 0, sync). A live translating STE is never rewritten in place (Linux BUG()s).
 public func arm_smmu_write_strtab_ent(_ smmu: arm_smmu_device, _ sid: UInt32?, _ dst: LE64Pointer, _ ste: arm_smmu_strtab_ent) async {
+    ftrace("arm_smmu_write_strtab_ent")
     var val = dst[0]
     var ste_live = false
     if val & STRTAB_STE_0_V != 0 {
@@ -179,6 +183,7 @@ public func arm_smmu_write_strtab_ent(_ smmu: arm_smmu_device, _ sid: UInt32?, _
 
 /// `arm_smmu_init_bypass_stes`: `nent` STEs at `strtab` made bypass or abort (not live).
 public func arm_smmu_init_bypass_stes(_ smmu: arm_smmu_device, _ strtab: LE64Pointer, _ nent: Int) async {
+    ftrace("arm_smmu_init_bypass_stes")
     let ste = arm_smmu_strtab_ent()
     for index in 0..<nent {
         await arm_smmu_write_strtab_ent(smmu, nil, strtab.advanced(by: index &* STRTAB_STE_DWORDS), ste)
@@ -188,6 +193,7 @@ public func arm_smmu_init_bypass_stes(_ smmu: arm_smmu_device, _ strtab: LE64Poi
 /// `arm_smmu_init_l2_strtab`: allocates the level-2 table covering `sid` on first use, fills it
 /// with bypass/abort STEs and only then publishes its L1 descriptor.
 public func arm_smmu_init_l2_strtab(_ smmu: arm_smmu_device, _ sid: UInt32) async -> Int32 {
+    ftrace("arm_smmu_init_l2_strtab")
     let index = Int(sid >> UInt32(STRTAB_SPLIT))
     guard index < smmu.strtab_cfg.l1_desc.count, let l1 = smmu.strtab_cfg.strtab else { return -ERANGE }
     if smmu.strtab_cfg.l1_desc[index].l2ptr != nil { return 0 }
@@ -211,6 +217,7 @@ public func arm_smmu_init_l2_strtab(_ smmu: arm_smmu_device, _ sid: UInt32) asyn
 
 /// `arm_smmu_init_l1_strtab`: the L1 descriptors (all invalid: span 0).
 func arm_smmu_init_l1_strtab(_ smmu: arm_smmu_device) -> Int32 {
+    ftrace("arm_smmu_init_l1_strtab")
     let cfg = smmu.strtab_cfg
     guard let strtab = cfg.strtab, let l1_desc = devm_kzalloc(smmu.pdev, { Array(repeating: arm_smmu_strtab_l1_desc(), count: Int(cfg.num_l1_ents)) }) else {
         dev_err(smmu.dev, "failed to allocate l1 stream table desc")
@@ -226,6 +233,7 @@ func arm_smmu_init_l1_strtab(_ smmu: arm_smmu_device) -> Int32 {
 /// `arm_smmu_init_strtab_2lvl`: an L1 table covering up to 2^STRTAB_L1_SZ_SHIFT bytes of
 /// descriptors (capped to SIDSIZE), each L2 table allocated on demand.
 func arm_smmu_init_strtab_2lvl(_ smmu: arm_smmu_device) -> Int32 {
+    ftrace("arm_smmu_init_strtab_2lvl")
     // Calculate the L1 size, capped to the SIDSIZE.
     var size = UInt32(STRTAB_L1_SZ_SHIFT - (STRTAB_L1_DESC_DWORDS.trailingZeroBitCount + 3))
     size = min(size, smmu.sid_bits &- UInt32(STRTAB_SPLIT))
@@ -255,6 +263,7 @@ func arm_smmu_init_strtab_2lvl(_ smmu: arm_smmu_device) -> Int32 {
 
 /// `arm_smmu_init_strtab_linear`: one STE per SID of SIDSIZE, all bypass/abort.
 func arm_smmu_init_strtab_linear(_ smmu: arm_smmu_device) async -> Int32 {
+    ftrace("arm_smmu_init_strtab_linear")
     // IDR1.SIDSIZE is 6 bits: a hostile value makes this wrap to a size no allocation meets
     // (-ENOMEM), not a trap.
     let size = (UInt64(1) << UInt64(smmu.sid_bits)) &* UInt64(STRTAB_STE_DWORDS << 3)
@@ -278,6 +287,7 @@ func arm_smmu_init_strtab_linear(_ smmu: arm_smmu_device) async -> Int32 {
 /// `arm_smmu_init_strtab`: the stream table and STRTAB_BASE's value; VMID 0 is reserved for
 /// stage-2 bypass STEs.
 public func arm_smmu_init_strtab(_ smmu: arm_smmu_device) async -> Int32 {
+    ftrace("arm_smmu_init_strtab")
     let ret = smmu.features & ARM_SMMU_FEAT_2_LVL_STRTAB != 0 ? arm_smmu_init_strtab_2lvl(smmu) : await arm_smmu_init_strtab_linear(smmu)
     if ret != 0 { return ret }
 

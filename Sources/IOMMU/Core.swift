@@ -134,6 +134,7 @@ public func iommu_get_domain_for_dev(_ dev: device) -> iommu_domain? { dev.domai
 
 /// `iommu_attach_device`: the driver attaches the device; the core remembers the domain.
 public func iommu_attach_device(_ domain: iommu_domain, _ dev: device) async -> Int32 {
+    ftrace("iommu_attach_device")
     let ret = await domain.ops.attach_dev(domain, dev)
     if ret == 0 { dev.domain = domain }
     return ret
@@ -141,6 +142,7 @@ public func iommu_attach_device(_ domain: iommu_domain, _ dev: device) async -> 
 
 /// `iommu_detach_device`.
 public func iommu_detach_device(_ domain: iommu_domain, _ dev: device) async {
+    ftrace("iommu_detach_device")
     guard dev.domain === domain else { return }
     await domain.ops.detach_dev(domain, dev)
     dev.domain = nil

@@ -96,6 +96,7 @@ public final class iommu_fault_param {
 /// device reference; -ENOMEM when the parameters cannot be allocated, -EINVAL without IOMMU
 /// state.
 public func iommu_register_device_fault_handler(_ dev: device, _ handler: @escaping iommu_dev_fault_handler_t, _ data: AnyObject?, faults: AllocationFaults = AllocationFaults()) async -> Int32 {
+    ftrace("iommu_register_device_fault_handler")
     guard let param = dev.iommu_param else { return -EINVAL }
     await param.lock.lock()
     defer { param.lock.unlock() }
@@ -113,6 +114,7 @@ public func iommu_register_device_fault_handler(_ dev: device, _ handler: @escap
 /// `iommu_unregister_device_fault_handler`: -EBUSY while page requests reported to the
 /// handler await their response.
 public func iommu_unregister_device_fault_handler(_ dev: device) async -> Int32 {
+    ftrace("iommu_unregister_device_fault_handler")
     guard let param = dev.iommu_param else { return -EINVAL }
     await param.lock.lock()
     defer { param.lock.unlock() }
@@ -133,6 +135,7 @@ public func iommu_has_device_fault_handler(_ dev: device) -> Bool {
 /// IOMMU lock), remembering the Last request of a page request group until its response;
 /// -EINVAL without a handler.
 public func iommu_report_device_fault(_ dev: device, _ evt: iommu_fault_event) async -> Int32 {
+    ftrace("iommu_report_device_fault")
     guard let param = dev.iommu_param else { return -EINVAL }
     await param.lock.lock()
     defer { param.lock.unlock() }
@@ -151,6 +154,7 @@ public func iommu_report_device_fault(_ dev: device, _ evt: iommu_fault_event) a
 /// `page_response`; -EINVAL when nothing is pending for it ("no pending PRQ, drop response"),
 /// -ENODEV without a domain that can respond.
 public func iommu_page_response(_ dev: device, _ msg: page_response_msg) async -> Int32 {
+    ftrace("iommu_page_response")
     guard let domain = iommu_get_domain_for_dev(dev), let page_response = domain.ops.page_response else { return -ENODEV }
     guard let fparam = dev.iommu_param?.fault_param else { return -EINVAL }
     await fparam.lock.lock()
@@ -172,6 +176,7 @@ public func iommu_page_response(_ dev: device, _ msg: page_response_msg) async -
 /// owner or back), the core drops it, answering its pending page requests with failure so
 /// that the device does not wait for ever (seed 003's review).
 public func device_bind_driver(_ dev: device, _ driver: String?) async {
+    ftrace("device_bind_driver")
     dev.driver = driver
     guard let param = dev.iommu_param else { return }
     await param.lock.lock()

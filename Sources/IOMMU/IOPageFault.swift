@@ -90,12 +90,14 @@ final class iopf_group {
 
 /// `iopf_complete`: the group's one response.
 func iopf_complete(_ dev: device, _ evt: iommu_fault_event, _ status: Int32) async -> Int32 {
-    await iommu_page_response(dev, page_response_msg(answering: evt, status))
+    ftrace("iopf_complete")
+    return await iommu_page_response(dev, page_response_msg(answering: evt, status))
 }
 
 /// `iopf_handle_single`: one fault through the mm fault handler: INVALID without a PASID, an
 /// mm for it, a VMA at the address, or the access rights; SUCCESS once the page is in.
 public func iopf_handle_single(_ fault: iopf_context, _ pasids: iommu_pasid_idr) async -> Int32 {
+    ftrace("iopf_handle_single")
     let evt = fault.evt
     guard evt.pasid_valid, let mm = iommu_sva_find(pasids, evt.pasid) else { return IOMMU_PAGE_RESP_INVALID }
     await mm.mmap_sem.lock()
@@ -112,6 +114,7 @@ public func iopf_handle_single(_ fault: iopf_context, _ pasids: iommu_pasid_idr)
 /// `iopf_handle_group`: every fault of the group in order (errors are sticky: after one, the
 /// rest are not handled), then the one response.
 func iopf_handle_group(_ group: iopf_group) async {
+    ftrace("iopf_handle_group")
     var status = IOMMU_PAGE_RESP_SUCCESS
     for fault in group.faults where status == IOMMU_PAGE_RESP_SUCCESS {
         status = await iopf_handle_single(fault, group.pasids)
@@ -124,6 +127,7 @@ func iopf_handle_group(_ group: iopf_group) async {
 /// one takes its group's partial requests (same PRG index) and goes to the workqueue. Called
 /// with the device's IOMMU lock held (by `iommu_report_device_fault`).
 public func iommu_queue_iopf(_ evt: iommu_fault_event, _ cookie: AnyObject?) async -> Int32 {
+    ftrace("iommu_queue_iopf")
     guard let dev = cookie as? device, let param = dev.iommu_param else { return -EINVAL }
     // Not a recoverable page fault.
     if evt.type != .IOMMU_FAULT_PAGE_REQ { return IOMMU_PAGE_RESP_CONTINUE }
@@ -159,6 +163,7 @@ public func iommu_queue_iopf(_ evt: iommu_fault_event, _ cookie: AnyObject?) asy
 /// flush callback), then waits for every queued group. The device's lock is not held while
 /// flushing: the PRI queue handler takes it to queue faults, the opposite order.
 public func iopf_queue_flush_dev(_ dev: device) async -> Int32 {
+    ftrace("iopf_queue_flush_dev")
     guard let param = dev.iommu_param else { return -ENODEV }
     await param.lock.lock()
     let queue = param.iopf_param?.queue
@@ -174,6 +179,7 @@ public func iopf_queue_flush_dev(_ dev: device) async -> Int32 {
 /// `iopf_queue_add_device`: links the device to `queue`; -EINVAL when it already has one,
 /// -ENOMEM, -ENODEV without IOMMU state.
 public func iopf_queue_add_device(_ queue: iopf_queue, _ dev: device, faults: AllocationFaults = AllocationFaults()) async -> Int32 {
+    ftrace("iopf_queue_add_device")
     guard let param = dev.iommu_param else { return -ENODEV }
     guard let iopf_param = kzalloc(faults, { iopf_device_param(queue: queue) }) else { return -ENOMEM }
     await queue.lock.lock()
@@ -195,6 +201,7 @@ public func iopf_queue_add_device(_ queue: iopf_queue, _ dev: device, faults: Al
 /// Safe on a device not linked to any queue (-EINVAL then); 0 when it was.
 @discardableResult
 public func iopf_queue_remove_device(_ dev: device) async -> Int32 {
+    ftrace("iopf_queue_remove_device")
     guard let param = dev.iommu_param else { return -EINVAL }
     await param.lock.lock()
     let iopf_param = param.iopf_param
@@ -215,6 +222,7 @@ public func iopf_queue_remove_device(_ dev: device) async -> Int32 {
 /// queue: those groups can never complete. Returns how many faults were discarded.
 @discardableResult
 public func iopf_queue_discard_partial(_ queue: iopf_queue) async -> Int {
+    ftrace("iopf_queue_discard_partial")
     await queue.lock.lock()
     defer { queue.lock.unlock() }
     var discarded = 0
@@ -234,12 +242,14 @@ public func iopf_queue_discard_partial(_ queue: iopf_queue) async -> Int {
 /// `iopf_queue/<name>` (groups may be handled out of order; requests within a group are
 /// ordered), `flush` committing the IOMMU's pending faults; nil when allocation fails.
 public func iopf_queue_alloc(_ name: String, _ flush: @escaping iopf_queue_flush_t, _ cookie: AnyObject?, on scheduler: KernelScheduler, pasids: iommu_pasid_idr, faults: AllocationFaults = AllocationFaults(), workers: Int = 2) -> iopf_queue? {
-    kzalloc(faults) { iopf_queue(wq: Workqueue("iopf_queue/\(name)", workers: workers, on: scheduler), flush: flush, flush_arg: cookie, pasids: pasids) }
+    ftrace("iopf_queue_alloc")
+    return kzalloc(faults) { iopf_queue(wq: Workqueue("iopf_queue/\(name)", workers: workers, on: scheduler), flush: flush, flush_arg: cookie, pasids: pasids) }
 }
 
 /// `iopf_queue_free`: the producers must have been removed first (WARN: the queue stays).
 @discardableResult
 public func iopf_queue_free(_ queue: iopf_queue) -> Bool {
+    ftrace("iopf_queue_free")
     queue.release()
     guard queue.refs == 0 else {
         queue.retain()

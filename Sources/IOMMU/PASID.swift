@@ -46,6 +46,13 @@ public final class iommu_pasid_idr: @unchecked Sendable {
 
     /// PASIDs in use.
     public var count: Int { entries.count }
+
+    /// `idr_for_each`: every allocated id and its object, lowest id first.
+    public func idr_for_each(_ body: (UInt32, AnyObject) -> Void) {
+        for id in entries.keys.sorted() {
+            if let object = entries[id] { body(id, object) }
+        }
+    }
 }
 
 /// `struct io_mm`: a process address space bound to devices through one PASID.
@@ -87,5 +94,6 @@ public final class io_mm {
 
 /// `iommu_sva_find`: the address space bound to `pasid` (nil: none, or it exited).
 public func iommu_sva_find(_ idr: iommu_pasid_idr, _ pasid: UInt32) -> MMStruct? {
-    (idr.idr_find(pasid) as? io_mm)?.mm
+    ftrace("iommu_sva_find")
+    return (idr.idr_find(pasid) as? io_mm)?.mm
 }

@@ -39,6 +39,7 @@ public final class iommu_bond {
 /// `max_pasid` and what it supports); with IOMMU_SVA_FEAT_IOPF its faults are routed to the
 /// IOPF queue. -ENODEV without an attached domain that supports SVA, -EBUSY when done already.
 public func iommu_sva_device_init(_ dev: device, _ features: UInt32, _ max_pasid: UInt32, _ mm_exit: iommu_mm_exit_handler_t?) async -> Int32 {
+    ftrace("iommu_sva_device_init")
     guard let domain = iommu_get_domain_for_dev(dev), let sva_device_init = domain.ops.sva_device_init, let param = dev.iommu_param else { return -ENODEV }
     if param.sva_param != nil { return -EBUSY }
     var sva = iommu_sva_param()
@@ -60,6 +61,7 @@ public func iommu_sva_device_init(_ dev: device, _ features: UInt32, _ max_pasid
 
 /// `iommu_sva_device_shutdown`: every bond of the device must be gone (-EBUSY otherwise).
 public func iommu_sva_device_shutdown(_ dev: device, _ registry: iommu_sva_registry) async -> Int32 {
+    ftrace("iommu_sva_device_shutdown")
     guard let param = dev.iommu_param, let sva = param.sva_param else { return -ENODEV }
     if registry.bonds(of: dev).count > 0 { return -EBUSY }
     if sva.features & IOMMU_SVA_FEAT_IOPF != 0 { _ = await iommu_unregister_device_fault_handler(dev) }
@@ -125,6 +127,7 @@ public final class iommu_sva_registry: @unchecked Sendable {
 /// `iommu_sva_bind_device`: binds `mm` to the device, returning its PASID (the process's
 /// existing one if it is bound elsewhere, else a new one within the device's range).
 public func iommu_sva_bind_device(_ dev: device, _ mm: MMStruct, _ drvdata: AnyObject?, _ registry: iommu_sva_registry) async -> (Int32, UInt32) {
+    ftrace("iommu_sva_bind_device")
     guard let domain = iommu_get_domain_for_dev(dev), let mm_attach = domain.ops.mm_attach, let sva = dev.iommu_param?.sva_param else { return (-ENODEV, 0) }
     await registry.lock.lock()
     defer { registry.lock.unlock() }
@@ -182,6 +185,7 @@ public struct iommu_svm_ops {
 
 /// `iommu_set_svm_ops`.
 public func iommu_set_svm_ops(_ dev: device, _ ops: iommu_svm_ops?) {
+    ftrace("iommu_set_svm_ops")
     dev.iommu_param?.svm_ops = ops
 }
 
@@ -190,6 +194,7 @@ public func iommu_set_svm_ops(_ dev: device, _ ops: iommu_svm_ops?) {
 /// queued are flushed, and the core's reference to the PASID goes with the last bond (the
 /// IOMMU may hold the PASID longer, until it knows no page request for it is in flight).
 public func iommu_sva_unbind_device(_ dev: device, _ pasid: UInt32, _ registry: iommu_sva_registry, flags: UInt32 = IOMMU_PASID_CLEAN) async -> Int32 {
+    ftrace("iommu_sva_unbind_device")
     guard let domain = iommu_get_domain_for_dev(dev) else { return -ENODEV }
     await registry.lock.lock()
     guard let bond = registry.bonds(of: dev).first(where: { $0.io_mm.pasid == pasid }) else {
@@ -212,6 +217,7 @@ public func iommu_sva_unbind_device(_ dev: device, _ pasid: UInt32, _ registry: 
 /// PASID (`mm_exit`, which may block), the IOMMU stops translating with it, and only then is
 /// the PASID freed for reuse.
 func iommu_notifier_release(_ bound: io_mm, _ registry: iommu_sva_registry) async {
+    ftrace("iommu_notifier_release")
     await registry.lock.lock()
     let bonds = registry.bonds(of: bound)
     registry.lock.unlock()
@@ -232,6 +238,7 @@ func iommu_notifier_release(_ bound: io_mm, _ registry: iommu_sva_registry) asyn
 /// Drops the core's reference to the io_mm (the PASID goes when the IOMMU's contexts let it)
 /// and its notifier; faults can no longer find the process through it.
 func iommu_io_mm_free(_ bound: io_mm, _ registry: iommu_sva_registry) {
+    ftrace("iommu_io_mm_free")
     if let notifier = bound.notifier, let mm = bound.mm { mm.unregisterNotifier(notifier) }
     bound.notifier = nil
     bound.detachMM()

@@ -20,10 +20,14 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
         case completed
         /// Nothing could run while these contexts were blocked, each at its wait point.
         case deadlock([BlockedContext])
+        /// ``requestPause()`` stopped the run after the job that asked; runnable contexts stay
+        /// queued and the next ``run()`` goes on from there.
+        case paused
 
         public var description: String {
             switch self {
             case .completed: "completed"
+            case .paused: "paused"
             case .deadlock(let blocked):
                 "deadlock: " + blocked.map { "\($0.name) waiting in \($0.waitPoint)" }.joined(separator: "; ")
             }
@@ -64,6 +68,35 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
     /// Called after every scheduling step (every job run): where tests check invariants that
     /// must hold at every point of an interleaving.
     public var afterEachStep: (() -> Void)?
+    /// Set by ``requestPause()``: the run stops after the current job.
+    @exclusivity(unchecked) private var pauseRequested = false
+
+    /// Stops the current ``run()`` once the running job reaches its next scheduling point (a
+    /// stepper's breakpoint): `run()` returns ``Outcome/paused`` with every other context where
+    /// it was, and a later `run()` continues the same interleaving (the seed's choices are not
+    /// redrawn). Outside a run, the next run stops after its first job.
+    public func requestPause() {
+        pauseRequested = true
+    }
+
+    /// Every context not yet finished, in the order they were spawned (finished ones are
+    /// forgotten when a run ends).
+    public var liveContexts: [KernelContext] { contexts.filter { $0.state != .finished } }
+
+    /// Called when a kernel context enters a function marked with ``ftrace(_:)``: the function
+    /// tracer (`--trace function`) and a stepper's function breakpoints. Setting it turns the
+    /// tracepoints on process-wide (each stays one relaxed atomic load while no scheduler has one).
+    public var onFunctionEntry: ((StaticString, KernelContext) -> Void)? {
+        didSet {
+            if oldValue == nil, onFunctionEntry != nil { FunctionTracing.users.add(1, ordering: .relaxed) }
+            if oldValue != nil, onFunctionEntry == nil { FunctionTracing.users.subtract(1, ordering: .relaxed) }
+        }
+    }
+
+    deinit {
+        if onFunctionEntry != nil { FunctionTracing.users.subtract(1, ordering: .relaxed) }
+    }
+
     /// The hardware agents, kicked by register writes.
     @exclusivity(unchecked) private(set) var hardwareAgents: [HardwareAgent] = []
 
@@ -187,6 +220,10 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
             switches &+= 1
             job.runSynchronously(on: executor)
             afterEachStep?()
+            if pauseRequested {
+                pauseRequested = false
+                return .paused
+            }
         }
         ready.removeAll(keepingCapacity: true)
         readyHead = 0

@@ -27,16 +27,20 @@ public struct TraceCategory: OptionSet, Sendable, Hashable, CustomStringConverti
     /// Translation of inbound transactions.
     @inlinable public static var translation: TraceCategory { TraceCategory(rawValue: 1 << 10) }
 
+    /// Driver function entries (the kernel's ftrace function tracer): which kernel context
+    /// entered which driver function. Verbose; off in ``TraceCategory/standard``.
+    @inlinable public static var function: TraceCategory { TraceCategory(rawValue: 1 << 11) }
+
     /// Every category.
-    public static let all = TraceCategory(rawValue: (1 << 11) - 1)
-    /// Every category except ``dma`` and ``translation``.
-    public static let standard: TraceCategory = all.subtracting([.dma, .translation])
+    public static let all = TraceCategory(rawValue: (1 << 12) - 1)
+    /// Every category except ``dma``, ``translation`` and ``function``.
+    public static let standard: TraceCategory = all.subtracting([.dma, .translation, .function])
 
     /// The categories with their short names, in the order they are printed.
     public static let named: [(TraceCategory, String)] = [
         (.mmio, "mmio"), (.command, "cmd"), (.event, "evt"), (.queue, "queue"),
         (.interrupt, "irq"), (.error, "gerror"), (.pri, "pri"), (.dma, "dma"),
-        (.diagnostic, "diag"), (.control, "ctrl"), (.translation, "xlat"),
+        (.diagnostic, "diag"), (.control, "ctrl"), (.translation, "xlat"), (.function, "func"),
     ]
 
     /// The short name of a single category (or a `+`-joined list).

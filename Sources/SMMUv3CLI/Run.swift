@@ -61,18 +61,9 @@ enum Run {
         guard !files.isEmpty else { throw UsageError("run needs at least one fixture file") }
         var fixtures: [Fixture] = []
         for file in files {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                printError("\(file): error: cannot read the file")
-                return 2
-            }
-            switch FixtureCompiler.compile(String(decoding: data, as: UTF8.self), file: file) {
-            case .success(var fixture):
-                if let seeds { fixture.seeds = seeds }
-                fixtures.append(fixture)
-            case .failure(let error):
-                printError("\(error)")
-                return 2
-            }
+            guard var fixture = load(file) else { return 2 }
+            if let seeds { fixture.seeds = seeds }
+            fixtures.append(fixture)
         }
         var failed = 0
         for fixture in fixtures {
@@ -110,5 +101,20 @@ enum Run {
             }
         }
         return failed == 0 ? 0 : 1
+    }
+
+    /// The compiled fixture in `file`, or nil after printing why not (file:line:column).
+    static func load(_ file: String) -> Fixture? {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            printError("\(file): error: cannot read the file")
+            return nil
+        }
+        switch FixtureCompiler.compile(String(decoding: data, as: UTF8.self), file: file) {
+        case .success(let fixture):
+            return fixture
+        case .failure(let error):
+            printError("\(error)")
+            return nil
+        }
     }
 }

@@ -11,6 +11,8 @@ enum CLI {
     commands:
       run FIXTURE... [--seed N | --seeds A..B] [--trace CATEGORIES] [--story]
                                   run fixtures and check their expectations
+      step FIXTURE [--seed N]     step through a fixture's run: each command the SMMU
+                                  consumes, breakpoints, registers, queues, STE/CD, PASIDs
       demo [--trace CATEGORIES]   bring an SMMU up through the bus, run commands, provoke
                                   errors and events, and print the trace
       decode cmd DW0 DW1          decode a command queue entry
@@ -38,6 +40,7 @@ enum CLI {
             switch command {
             case "demo": return try Demo.run(arguments)
             case "run": return try Run.run(arguments)
+            case "step": return try Step.run(arguments)
             case "decode": return try Decode.run(arguments)
             case "help", "--help", "-h":
                 print(usage)
@@ -47,7 +50,7 @@ enum CLI {
             }
         } catch let error as UsageError {
             printError("smmuv3: \(error.message)")
-            printError(command == "run" ? Run.usage : usage)
+            printError(command == "run" ? Run.usage : command == "step" ? Step.usage : usage)
             return 2
         } catch {
             printError("smmuv3: \(error)")

@@ -16,6 +16,7 @@ struct ClientHandlers {
     var atcInvalidation: [(id: Int, handler: (ATCInvalidation) -> ATCInvalidationResponse?)] = []
     var stallResolved: [(id: Int, handler: (InboundTransaction, TransactionOutcome) -> Void)] = []
     var event: [(id: Int, handler: (EventRecord, EventQueueOutcome) -> Void)] = []
+    var command: [(id: Int, handler: (CommandStep) -> Void)] = []
 
     mutating func register() -> SMMUHandlerRegistration {
         nextID += 1
@@ -27,6 +28,7 @@ struct ClientHandlers {
         atcInvalidation.removeAll { $0.id == registration.id }
         stallResolved.removeAll { $0.id == registration.id }
         event.removeAll { $0.id == registration.id }
+        command.removeAll { $0.id == registration.id }
     }
 }
 
@@ -67,6 +69,21 @@ extension SMMU {
         let registration = clientHandlers.register()
         clientHandlers.event.append((registration.id, handler))
         return registration
+    }
+
+    /// Calls `handler` with every command the command processor consumes or stops on (§4, §7.1),
+    /// after it took effect: the decoded command, its queue slot and its effect or error —
+    /// an observer for steppers and tracers, whoever drives the queue.
+    @discardableResult
+    public func onCommand(_ handler: @escaping (CommandStep) -> Void) -> SMMUHandlerRegistration {
+        let registration = clientHandlers.register()
+        clientHandlers.command.append((registration.id, handler))
+        return registration
+    }
+
+    /// Tells every command observer about a step.
+    func deliverCommand(_ step: CommandStep) {
+        for entry in clientHandlers.command { entry.handler(step) }
     }
 
     /// Tells every event observer about a record.

@@ -173,9 +173,14 @@ extension SMMU {
         defer { processingCommands = false }
         var steps: [CommandStep] = []
         if commandProcessing == .stepped {
-            while let step = processOneCommand() { steps.append(step) }
+            while let step = processOneCommand() {
+                steps.append(step)
+                deliverCommand(step)
+            }
         } else {
-            while processOneCommand() != nil {}
+            while let step = processOneCommand() {
+                if !clientHandlers.command.isEmpty { deliverCommand(step) }
+            }
         }
         return steps
     }
@@ -190,7 +195,9 @@ extension SMMU {
         defer { endOperation() }
         processingCommands = true
         defer { processingCommands = false }
-        return processOneCommand()
+        guard let step = processOneCommand() else { return nil }
+        if !clientHandlers.command.isEmpty { deliverCommand(step) }
+        return step
     }
 
     private func processOneCommand() -> CommandStep? {

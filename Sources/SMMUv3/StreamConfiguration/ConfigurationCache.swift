@@ -101,7 +101,7 @@ extension SMMU {
     /// Where the STE of `streamID` lives: its address, the L1STD address and value (2-level;
     /// the value is nil when its fetch aborted), and the number of STEs in its array.
     /// Returns nil for C_BAD_STREAMID.
-    private func locateSTE(streamID: UInt32, mode: WalkMode) -> (UInt64, UInt64?, UInt64?, UInt64)? {
+    func locateSTE(streamID: UInt32, mode: WalkMode) -> (UInt64, UInt64?, UInt64?, UInt64)? {
         let literalLog2 = Int(Reg.STRTAB.log2Size.extract(strtabBaseCfg))
         let log2 = min(literalLog2, configuration.streamIDBits)
         guard UInt64(streamID) >> UInt64(log2) == 0 else { return nil }
@@ -155,6 +155,26 @@ extension SMMU {
             if checkedMode && !cached.staleReported { verifyCD(key: key, streamID: streamID, index: index, cached) }
             return .success(cached.decoded)
         }
+        let cdPA: UInt64
+        let l1Address: UInt64
+        let l1Raw: UInt64
+        switch locateCD(ste: ste, index: index, reportedSSID: reportedSSID, stage2: stage2, mode: mode) {
+        case .success(let location): (cdPA, l1Address, l1Raw) = location
+        case .failure(let failure): return .failure(failure)
+        }
+        guard let raw = readStructure(cdPA, mode: mode) else { return .failure(.cdFetch(address: cdPA)) }
+        let cd = decodeCD(raw, ste: ste)
+        if case .transaction = mode {
+            cdCache.insert(CachedCD(decoded: cd, raw: raw, address: cdPA, l1Address: l1Address, l1Raw: l1Raw), for: key)
+            trace.record(.translation, "\(names.xlat): CD sid=\(hex(streamID)) index=\(hex(index)) fetched from \(hex(cdPA))\(cd.problem.map { " (ILLEGAL: \($0))" } ?? "")")
+        }
+        return .success(cd)
+    }
+
+    /// Where the CD at `index` of the stream's CD table lives (§3.4.3, §5.3): its physical
+    /// address, and the L1CD's address and value (`.max` and 0 for a linear table). Addresses
+    /// are IPAs translated by `stage2` when the STE is nested.
+    func locateCD(ste: StreamTableEntry, index: UInt32, reportedSSID: UInt32, stage2: Stage2Context?, mode: WalkMode) -> Result<(UInt64, UInt64, UInt64), ConfigurationFailure> {
         let singleCD = ste.s1CDMax == 0 || substreamIDBits == 0
         var cdAddress = ste.s1ContextPointer
         var l1Address = UInt64.max
@@ -195,18 +215,10 @@ extension SMMU {
                 cdAddress = tableBase &+ UInt64(index) &* 64
             }
         }
-        let cdPA: UInt64
         switch physical(cdAddress) {
-        case .success(let address): cdPA = address
+        case .success(let address): return .success((address, l1Address, l1Raw))
         case .failure(let failure): return .failure(failure)
         }
-        guard let raw = readStructure(cdPA, mode: mode) else { return .failure(.cdFetch(address: cdPA)) }
-        let cd = decodeCD(raw, ste: ste)
-        if case .transaction = mode {
-            cdCache.insert(CachedCD(decoded: cd, raw: raw, address: cdPA, l1Address: l1Address, l1Raw: l1Raw), for: key)
-            trace.record(.translation, "\(names.xlat): CD sid=\(hex(streamID)) index=\(hex(index)) fetched from \(hex(cdPA))\(cd.problem.map { " (ILLEGAL: \($0))" } ?? "")")
-        }
-        return .success(cd)
     }
 
     // MARK: Invalidation (§4.3)

@@ -77,8 +77,9 @@ public final class FixtureRunner {
     }
 }
 
-/// The platform of one run and its bookkeeping.
-private final class FixtureWorld {
+/// The platform of one run and its bookkeeping; it runs the fixture a step at a time so that
+/// a stepper can stop it in the middle of one.
+final class FixtureWorld {
     let fixture: Fixture
     let seed: UInt64?
     let system: DriverSystem
@@ -119,7 +120,11 @@ private final class FixtureWorld {
         system.bus.interrupts.recordCapacity = 0
         system.model.checkedMode = fixture.checked
         rootComplex = RootComplex(smmu: system.model)
-        system.model.onEvent { [unowned self] record, _ in events.append(record) }
+        system.model.onEvent { [weak self] record, _ in self?.events.append(record) }
+        if traceCategories.contains(.function) {
+            let trace = system.bus.trace
+            system.scheduler.onFunctionEntry = { function, context in trace.record(.function, "\(context.name): \(function)") }
+        }
         let pages = CoherentMemory(memory: system.bus.memory, range: 0x9000_0000...0x93FF_FFFF)
         for spec in fixture.devices {
             let function = rootComplex.attach(requesterID: UInt16(truncatingIfNeeded: spec.streamID), ats: spec.ats, pri: spec.pri, pageRequestCredits: spec.credits)
@@ -143,30 +148,69 @@ private final class FixtureWorld {
 
     // MARK: Steps
 
+    /// How far ``advance()`` got.
+    enum Progress {
+        /// A step (a fixture line, or a `together` group) is done.
+        case stepped(FixtureStep)
+        /// The scheduler was paused in the middle of a step.
+        case paused
+        /// Every step is done.
+        case finished
+    }
+
+    /// The index of the next step to start.
+    private(set) var nextStep = 0
+    /// The step whose contexts are running, and the checks it leaves for when it settles.
+    private(set) var inFlight: (step: FixtureStep, label: String, pending: [(PendingCheck, FixtureStep)])?
+
+    /// Runs every remaining step.
     func runSteps() -> FixtureRun {
-        for step in fixture.steps {
-            switch step.kind {
-            case .action(let action):
-                let check = start(action, step: step)
-                settle(step, label: step.text)
-                finish(check, step)
-            case .together(let group):
-                let pending = group.map { (start($0.kind.action, step: $0), $0) }
-                settle(step, label: "together: " + group.map(\.text).joined(separator: " | "))
-                for (check, inner) in pending { finish(check, inner) }
-            case .expect(let expectation):
-                let (passed, detail) = evaluate(expectation)
-                record(FixtureCheck(location: step.location, text: step.text, passed: passed, detail: detail))
-            case .inject(let injection):
-                let note = inject(injection)
-                if let note, note.hasSuffix("(probe first)") {
-                    record(FixtureCheck(location: step.location, text: step.text, passed: false, detail: note))
-                } else {
-                    transcript.append("\(step.location.line): \(step.text)\(note.map { " -> \($0)" } ?? "")")
-                }
+        while true {
+            if case .finished = advance() { break }
+        }
+        return result
+    }
+
+    /// The run so far.
+    var result: FixtureRun {
+        FixtureRun(seed: seed, checks: checks, transcript: transcript, traceAtFailure: traceAtFailure)
+    }
+
+    /// Goes on until the step in flight (or the next one) is done, or the scheduler pauses.
+    func advance() -> Progress {
+        if let flight = inFlight {
+            lastOutcome = system.scheduler.run()
+            if lastOutcome == .paused { return .paused }
+            inFlight = nil
+            if case .deadlock = lastOutcome {
+                transcript.append("\(flight.step.location.line): \(flight.label): \(lastOutcome)")
+            }
+            for (check, inner) in flight.pending { finish(check, inner) }
+            return .stepped(flight.step)
+        }
+        guard nextStep < fixture.steps.count else { return .finished }
+        let step = fixture.steps[nextStep]
+        nextStep += 1
+        switch step.kind {
+        case .action(let action):
+            inFlight = (step, step.text, [(start(action, step: step), step)])
+            return advance()
+        case .together(let group):
+            let pending = group.map { (start($0.kind.action, step: $0), $0) }
+            inFlight = (step, "together: " + group.map(\.text).joined(separator: " | "), pending)
+            return advance()
+        case .expect(let expectation):
+            let (passed, detail) = evaluate(expectation)
+            record(FixtureCheck(location: step.location, text: step.text, passed: passed, detail: detail))
+        case .inject(let injection):
+            let note = inject(injection)
+            if let note, note.hasSuffix("(probe first)") {
+                record(FixtureCheck(location: step.location, text: step.text, passed: false, detail: note))
+            } else {
+                transcript.append("\(step.location.line): \(step.text)\(note.map { " -> \($0)" } ?? "")")
             }
         }
-        return FixtureRun(seed: seed, checks: checks, transcript: transcript, traceAtFailure: traceAtFailure)
+        return .stepped(step)
     }
 
     /// A check an action leaves for after the system settled (its return value).
@@ -185,14 +229,7 @@ private final class FixtureWorld {
         }
     }
 
-    private func settle(_ step: FixtureStep, label: String) {
-        lastOutcome = system.scheduler.run()
-        if case .deadlock = lastOutcome {
-            transcript.append("\(step.location.line): \(label): \(lastOutcome)")
-        }
-    }
-
-    private func finish(_ pending: PendingCheck, _ step: FixtureStep) {
+    func finish(_ pending: PendingCheck, _ step: FixtureStep) {
         var detail = pending.result ?? ""
         if !pending.done && pending.failure == nil { pending.failure = "did not finish (\(lastOutcome))" }
         if let failure = pending.failure {
@@ -604,10 +641,7 @@ private final class FixtureWorld {
             guard let smmu = driver, let function = functions[device] else { return (false, "no SMMU driver") }
             let state: String
             if let context = smmu.streams[function.streamID]?.contexts[value] {
-                let bits = context.state.snapshot
-                state = bits & ARM_SMMU_CONTEXT_FREE == ARM_SMMU_CONTEXT_FREE ? "none"
-                    : bits & ARM_SMMU_CONTEXT_STALE != 0 ? "stale"
-                    : bits & ARM_SMMU_CONTEXT_INVALIDATED != 0 ? "invalidated" : "used"
+                state = Self.contextState(context.state.snapshot)
             } else {
                 state = "none"
             }
@@ -628,6 +662,14 @@ private final class FixtureWorld {
             let diagnostics = system.model.diagnostics
             return (diagnostics.count == count, diagnostics.isEmpty ? "none" : diagnostics.map(\.description).joined(separator: "; "))
         }
+    }
+
+    /// A PASID context's state word as seed 001 names it: `used`, `stale`, `invalidated`, or
+    /// `none` once both flags are set (FREE).
+    static func contextState(_ bits: Int64) -> String {
+        bits & ARM_SMMU_CONTEXT_FREE == ARM_SMMU_CONTEXT_FREE ? "none"
+            : bits & ARM_SMMU_CONTEXT_STALE != 0 ? "stale"
+            : bits & ARM_SMMU_CONTEXT_INVALIDATED != 0 ? "invalidated" : "used"
     }
 
     private static func show(_ bytes: [UInt8]) -> String {
