@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Platform
 
 /// The deterministic scheduler of the kernel environment: every kernel context (a kernel
@@ -87,14 +88,19 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
     /// tracer (`--trace function`) and a stepper's function breakpoints. Setting it turns the
     /// tracepoints on process-wide (each stays one relaxed atomic load while no scheduler has one).
     public var onFunctionEntry: ((StaticString, KernelContext) -> Void)? {
-        didSet {
-            if oldValue == nil, onFunctionEntry != nil { FunctionTracing.users.add(1, ordering: .relaxed) }
-            if oldValue != nil, onFunctionEntry == nil { FunctionTracing.users.subtract(1, ordering: .relaxed) }
-        }
+        didSet { KernelTracing.listener(was: oldValue != nil, is: onFunctionEntry != nil) }
+    }
+
+    /// Called when a kernel context blocks (at its wait point), becomes runnable again or
+    /// finishes: a timeline of every context (`--perfetto`). Costs nothing measurable while no
+    /// scheduler in the process has a listener.
+    public var onContextStateChange: ((KernelContext) -> Void)? {
+        didSet { KernelTracing.listener(was: oldValue != nil, is: onContextStateChange != nil) }
     }
 
     deinit {
-        if onFunctionEntry != nil { FunctionTracing.users.subtract(1, ordering: .relaxed) }
+        KernelTracing.listener(was: onFunctionEntry != nil, is: false)
+        KernelTracing.listener(was: onContextStateChange != nil, is: false)
     }
 
     /// The hardware agents, kicked by register writes.
@@ -329,7 +335,11 @@ public final class KernelContext: @unchecked Sendable {
     var isParked = false
     unowned let scheduler: KernelScheduler
     /// Its state.
-    public internal(set) var state = State.runnable
+    public internal(set) var state = State.runnable {
+        didSet {
+            if KernelTracing.users.load(ordering: .relaxed) != 0 { scheduler.onContextStateChange?(self) }
+        }
+    }
     /// While blocked: how to resume it.
     var continuation: UnsafeContinuation<Void, Never>?
     /// While in an interruptible wait: the wait a signal ends.

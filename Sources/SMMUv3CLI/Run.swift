@@ -2,7 +2,7 @@ import Foundation
 import Platform
 import Scenario
 
-/// `smmuv3 run FIXTURE... [--seed N | --seeds A..B] [--trace CATEGORIES] [--story] [--quiet]`:
+/// `smmuv3 run FIXTURE... [--seed N | --seeds A..B] [--trace CATEGORIES] [--perfetto FILE] [--story] [--quiet]`:
 /// runs fixtures, printing each check with its line; on a failure, the trace around it and the
 /// seed that replays it.
 enum Run {
@@ -19,6 +19,10 @@ enum Run {
       --seeds A..B       run under seeds A to B (inclusive)
       --trace CATS       print the model's trace as it runs (categories as for demo)
       --story            print what each step did (kernel log, events, responses)
+      --perfetto FILE    write the run's timeline as Chrome trace-event JSON (open it in
+                         ui.perfetto.dev): a track per kernel context, the SMMU and each
+                         endpoint, queue occupancy counters, PASID state spans. One fixture
+                         only; the first seed's run, or the failing seed's when one fails
       --quiet            print failures and the summary only
       -h, --help         this text
 
@@ -32,6 +36,7 @@ enum Run {
         var trace: TraceCategory?
         var story = false
         var quiet = false
+        var perfettoFile: String?
         var remaining = arguments[...]
         while let argument = remaining.popFirst() {
             switch argument {
@@ -51,6 +56,9 @@ enum Run {
             case "--trace":
                 guard let names = remaining.popFirst(), let parsed = TraceCategory(names: names) else { throw UsageError("--trace needs a category list") }
                 trace = parsed
+            case "--perfetto":
+                guard let file = remaining.popFirst(), !file.hasPrefix("-") else { throw UsageError("--perfetto needs a file name") }
+                perfettoFile = file
             case "--story": story = true
             case "--quiet": quiet = true
             default:
@@ -59,6 +67,7 @@ enum Run {
             }
         }
         guard !files.isEmpty else { throw UsageError("run needs at least one fixture file") }
+        if perfettoFile != nil && files.count > 1 { throw UsageError("--perfetto records one fixture's run; \(files.count) were given") }
         var fixtures: [Fixture] = []
         for file in files {
             guard var fixture = load(file) else { return 2 }
@@ -70,8 +79,17 @@ enum Run {
             let runner = FixtureRunner(fixture: fixture, traceCategories: trace ?? .standard, traceSink: trace.map { _ in { print($0) } })
             let seedList = runner.seeds
             var passedSeeds = 0
+            var recorded: PerfettoTrace?
             for (index, seed) in seedList.enumerated() {
-                let result = runner.run(seed: seed)
+                let timeline = perfettoFile != nil && index == 0 ? PerfettoTrace() : nil
+                var result = runner.run(seed: seed, perfetto: timeline)
+                if let timeline { recorded = timeline }
+                if perfettoFile != nil && index > 0 && !result.passed {
+                    // The same seed replays the same run: record the failing one.
+                    let failing = PerfettoTrace()
+                    result = runner.run(seed: seed, perfetto: failing)
+                    recorded = failing
+                }
                 let verbose = !quiet && (index == 0 || !result.passed)
                 if story && verbose { for line in result.transcript { print("  \(line)") } }
                 if verbose {
@@ -94,6 +112,15 @@ enum Run {
                 if seedList.count > 16 && (index + 1) % max(seedList.count / 10, 1) == 0 {
                     printError("\(fixture.file): \(index + 1)/\(seedList.count) seeds passed")
                 }
+            }
+            if let perfettoFile, let recorded {
+                do {
+                    try recorded.json.write(toFile: perfettoFile, atomically: true, encoding: .utf8)
+                } catch {
+                    printError("\(perfettoFile): error: cannot write the trace: \(error.localizedDescription)")
+                    return 2
+                }
+                printError("perfetto: wrote \(perfettoFile) (\(recorded.count) events\(recorded.dropped > 0 ? ", \(recorded.dropped) dropped" : ""))")
             }
             if passedSeeds == seedList.count {
                 let seedText = seedList.count == 1 ? (seedList[0].map { "seed \($0)" } ?? "unseeded") : "\(seedList.count) seeds"

@@ -9,7 +9,7 @@ enum CLI {
     usage: smmuv3 <command> [options]
 
     commands:
-      run FIXTURE... [--seed N | --seeds A..B] [--trace CATEGORIES] [--story]
+      run FIXTURE... [--seed N | --seeds A..B] [--trace CATEGORIES] [--perfetto FILE] [--story]
                                   run fixtures and check their expectations
       step FIXTURE [--seed N]     step through a fixture's run: each command the SMMU
                                   consumes, breakpoints, registers, queues, STE/CD, PASIDs

@@ -98,4 +98,22 @@ import Testing
         #expect(usage.status == 2)
         #expect(usage.errors.contains("usage: smmuv3 step FIXTURE"))
     }
+
+    @Test func perfettoWritesOneFixturesTimeline() throws {
+        let path = try Self.temporaryFixture("device gpu sid=0x10\nprobe\nexpect register CR0ACK 0x1F\n")
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("timeline-\(UUID().uuidString).json").path
+        defer {
+            try? FileManager.default.removeItem(atPath: path)
+            try? FileManager.default.removeItem(atPath: output)
+        }
+        let result = try Self.run(["run", path, "--perfetto", output])
+        #expect(result.status == 0)
+        #expect(result.errors.hasPrefix("perfetto: wrote \(output) ("), "\(result.errors)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: output))
+        let document = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        #expect((document?["traceEvents"] as? [Any])?.isEmpty == false)
+        let two = try Self.run(["run", path, path, "--perfetto", output])
+        #expect(two.status == 2)
+        #expect(two.errors.hasPrefix("smmuv3: --perfetto records one fixture's run; 2 were given"))
+    }
 }

@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3
+import SMMUv3Layout
 import Endpoints
 import Kernel
 import IOMMU
@@ -65,10 +66,11 @@ public final class FixtureRunner {
         return range.map { Optional($0) }
     }
 
-    /// Runs the fixture once under `seed`.
-    public func run(seed: UInt64?) -> FixtureRun {
+    /// Runs the fixture once under `seed`, recording its timeline into `perfetto` when given.
+    public func run(seed: UInt64?, perfetto: PerfettoTrace? = nil) -> FixtureRun {
         do {
             let world = try FixtureWorld(fixture: fixture, seed: seed, traceCategories: traceCategories, traceSink: traceSink, traceLinesAtFailure: traceLinesAtFailure)
+            if let perfetto { world.record(into: perfetto) }
             return world.runSteps()
         } catch {
             let location = FixtureLocation(file: fixture.file, line: 1, column: 1)
@@ -88,6 +90,7 @@ final class FixtureWorld {
     var devices: [String: device] = [:]
     var processes: [String: MMStruct] = [:]
     var domains: [String: arm_smmu_domain] = [:]
+    var perfetto: PerfettoTrace?
     /// PASIDs returned by `bind`, by process.
     var pasids: [String: UInt32] = [:]
     var registry: iommu_sva_registry?
@@ -432,6 +435,7 @@ final class FixtureWorld {
                 pasid = value
             }
             spawn("dev/\(deviceName)") { [self] in
+                mark(deviceName, write ? "DMA write" : "DMA read", [("address", "0x" + String(address, radix: 16)), ("length", "\(write ? data.count : length)"), ("pasid", pasid.map { "\($0)" } ?? "none")])
                 let handle = write ? function.write(address, bytes: data, pasid: pasid) : function.read(address, length: length, pasid: pasid)
                 lastDMA[deviceName] = (function, handle)
                 if let dmaName { namedDMAs[dmaName] = (function, handle) }
@@ -451,6 +455,7 @@ final class FixtureWorld {
                 for index in 0..<count {
                     let prg = UInt16((Int(prgIndex) + index) % 512)
                     let request = PageRequest(streamID: function.streamID, substreamID: substream, prgIndex: prg, last: last, read: read, write: write, address: address &+ UInt64(index) << 12)
+                    mark(deviceName, "page request", [("request", "\(request)")])
                     if last, let budget = lose[deviceName], budget.last > 0 {
                         lose[deviceName]?.last -= 1
                         outcomes.append("lost")
@@ -467,6 +472,7 @@ final class FixtureWorld {
             let model = system.model
             spawn("dev/\(deviceName)") { [self] in
                 pending.done = true
+                mark(deviceName, "stop marker", [("pasid", "\(value)")])
                 if let budget = lose[deviceName], budget.stopMarkers > 0 {
                     lose[deviceName]?.stopMarkers -= 1
                     pending.result = "lost"
@@ -512,6 +518,101 @@ final class FixtureWorld {
             globalQueue = queue
             if let queue { smmu.iopf_policy = .global(queue) }
         }
+    }
+
+    // MARK: Timeline
+
+    /// The scheduler's step count: the timeline's clock.
+    private var now: UInt64 { UInt64(system.scheduler.switches) }
+
+    /// An instant on an endpoint's track.
+    private func mark(_ device: String, _ name: String, _ args: [(String, String)]) {
+        perfetto?.instant(.endpoints, track: device, name, at: now, args: args)
+    }
+
+    /// Records the run's timeline into `trace`: kernel contexts (wait points as slices, driver
+    /// functions as instants), commands and event records, queue occupancy, endpoint traffic,
+    /// PASID allocation and context states.
+    func record(into trace: PerfettoTrace) {
+        perfetto = trace
+        let scheduler = system.scheduler
+        scheduler.onContextStateChange = { [unowned scheduler] context in
+            let at = UInt64(scheduler.switches)
+            switch context.state {
+            case .blocked(let point): trace.begin(.kernel, track: context.name, point, at: at)
+            case .runnable, .finished:
+                if trace.isOpen(.kernel, track: context.name) { trace.end(.kernel, track: context.name, at: at) }
+            }
+        }
+        let tracer = scheduler.onFunctionEntry
+        scheduler.onFunctionEntry = { [unowned scheduler] function, context in
+            tracer?(function, context)
+            trace.instant(.kernel, track: context.name, "\(function)", at: UInt64(scheduler.switches))
+        }
+        let model = system.model
+        model.onCommand { [unowned scheduler] step in
+            let name = step.command?.name ?? (step.entry == nil ? "fetch abort" : "ILLEGAL")
+            trace.complete(.smmu, track: "command processor", name, at: UInt64(scheduler.switches),
+                           args: [("entry", step.description)])
+        }
+        model.onEvent { [unowned scheduler] record, outcome in
+            trace.instant(.smmu, track: "event records", record.type?.specName ?? "event 0x" + String(record.number, radix: 16),
+                          at: UInt64(scheduler.switches), args: [("record", "\(record)"), ("outcome", "\(outcome)")])
+        }
+        var names: [UInt32: String] = [:]
+        for (name, function) in functions { names[function.streamID] = name }
+        model.onPRGResponse { [unowned scheduler] response in
+            trace.instant(.endpoints, track: names[response.streamID] ?? "sid \(response.streamID)", "PRG response \(response.code)",
+                          at: UInt64(scheduler.switches), args: [("response", "\(response)")])
+        }
+        let previous = scheduler.afterEachStep
+        scheduler.afterEachStep = { [weak self] in
+            previous?()
+            self?.sampleTimeline()
+        }
+    }
+
+    private var occupancy: [String: Int] = [:]
+    private var pasidTracks: [String: String] = [:]
+
+    /// Queue occupancy counters and PASID spans, recorded when they change.
+    private func sampleTimeline() {
+        guard let trace = perfetto else { return }
+        let at = now
+        let model = system.model
+        for (name, base, prod, cons) in [("CMDQ waiting", SMMURegister.cmdqBase, SMMURegister.cmdqProd, SMMURegister.cmdqCons),
+                                         ("EVTQ unread", .eventqBase, .eventqProd, .eventqCons),
+                                         ("PRIQ unread", .priqBase, .priqProd, .priqCons)] {
+            let log2 = min(Int(Reg.Queue.log2Size.extract(model.peek(base))), 19)
+            let mask = (UInt64(2) << UInt64(log2)) - 1
+            let value = Int((model.peek(prod) &- model.peek(cons)) & mask)
+            if occupancy[name] != value {
+                occupancy[name] = value
+                trace.counter(.smmu, name, value, at: at)
+            }
+        }
+        guard let smmu = driver else { return }
+        var current: [String: String] = [:]
+        smmu.pasids.idr_for_each { id, object in
+            let mm = (object as? io_mm)?.mm
+            let owner = mm.flatMap { mm in processes.first { $0.value === mm }?.key }
+            // Without a process: unbound, but held until the IOMMU's contexts let it go (seed 001).
+            current["PASID \(id)"] = "allocated (\(owner ?? "released"))"
+        }
+        for spec in fixture.devices {
+            guard let function = functions[spec.name], let stream = smmu.streams[function.streamID] else { continue }
+            for (pasid, context) in stream.contexts {
+                current["PASID \(pasid) \(spec.name)"] = Self.contextState(context.state.snapshot)
+            }
+        }
+        guard current != pasidTracks else { return }
+        for track in pasidTracks.keys.sorted() where current[track] != pasidTracks[track] {
+            trace.end(.pasids, track: track, at: at)
+        }
+        for track in current.keys.sorted() where pasidTracks[track] != current[track] {
+            trace.begin(.pasids, track: track, current[track] ?? "", at: at)
+        }
+        pasidTracks = current
     }
 
     // MARK: Faults
