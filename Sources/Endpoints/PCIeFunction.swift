@@ -362,9 +362,40 @@ public final class PCIeFunction {
     /// very request) is handled the next time the function runs, never re-entrantly: an
     /// endpoint retrying into an overflowed PRI queue would otherwise loop forever.
     func receive(_ response: PRGResponse) {
+        if responsesToHold > 0 {
+            responsesToHold -= 1
+            heldResponses.append(response)
+            return
+        }
         responseLog.append(response)
         inbox.append(response)
+        if responsesToDuplicate > 0 {
+            responsesToDuplicate -= 1
+            responseLog.append(response)
+            inbox.append(response)
+        }
         if !busy { processPendingResponses() }
+    }
+
+    // MARK: Link faults (fault injection)
+
+    /// The next this-many PRG responses arrive twice (a duplicating link or switch): the second
+    /// copy finds its group already answered and is ignored, or answers a new group that
+    /// reused the PRG index.
+    public var responsesToDuplicate = 0
+    /// The next this-many PRG responses are held on the link until
+    /// ``releaseHeldResponses()``: late responses.
+    public var responsesToHold = 0
+    /// Responses held back, oldest first.
+    public private(set) var heldResponses: [PRGResponse] = []
+
+    /// Delivers the held responses now, oldest first; how many there were.
+    @discardableResult
+    public func releaseHeldResponses() -> Int {
+        let late = heldResponses
+        heldResponses.removeAll()
+        for response in late { receive(response) }
+        return late.count
     }
 
     /// Handles the PRG responses that arrived while the function was busy.

@@ -84,6 +84,14 @@ import Scenario
             ("probe ret=-EWHAT\n", 1, 11, "expected a return value"),
             ("expect event F_NOTHING\n", 1, 14, "unknown event type"),
             ("smmu evtq=\n", 1, 11, "'evtq=' needs a value"),
+            ("device gpu sid=1\ninject corrupt ste gpu Colour 1\n", 2, 24, "no STE field 'Colour'"),
+            ("device gpu sid=1\ninject corrupt ste gpu Config 8\n", 2, 31, "does not fit in Config (3 bits)"),
+            ("device gpu sid=1\ninject corrupt cd gpu V 0\n", 2, 1, "needs pasid=PROCESS|NUMBER"),
+            ("expect queue evtq\n", 1, 1, "needs prod=, cons=, overflow"),
+            ("expect queue priq slot=3\n", 1, 1, "slot= and contains= go together"),
+            ("expect queue cmdq overflow\n", 1, 1, "the command queue has no overflow flag"),
+            ("device gpu sid=1\nresume gpu later\n", 2, 12, "expected a resume action"),
+            ("inject abort pgtable nowhere\n", 1, 22, "no domain or process named 'nowhere'"),
         ]
         for (text, line, column, message) in cases {
             switch Self.compile(text) {

@@ -160,8 +160,9 @@ public enum FixtureAction: Sendable {
     case unbind(device: String, process: String, flags: UInt32, ret: Int32)
     /// The process exits (its mm is released).
     case exit(String)
-    /// A DMA read or write by the device (ATS/PRI as the device supports).
-    case dma(device: String, write: Bool, address: UInt64, length: Int, data: [UInt8], pasid: PASIDReference?, name: String?)
+    /// A DMA read or write by the device (ATS/PRI as the device supports); `count` of them,
+    /// each a page (4 KB) above the one before, issued back to back (a flood).
+    case dma(device: String, write: Bool, address: UInt64, length: Int, data: [UInt8], pasid: PASIDReference?, name: String?, count: Int)
     /// Page requests straight onto the link (`count` of them, PRG indexes counting up).
     case pageRequest(device: String, address: UInt64, prgIndex: UInt16, pasid: PASIDReference?, last: Bool, read: Bool, write: Bool, count: Int)
     /// A Stop Marker for the PASID.
@@ -169,6 +170,13 @@ public enum FixtureAction: Sendable {
     /// Raw command words put on the command queue under its lock (as a buggy driver path
     /// would), followed by a CMD_SYNC.
     case rawCommand(UInt64, UInt64)
+    /// CMD_RESUME (then CMD_SYNC) on the driver's queue for every stalled transaction of the
+    /// device reported so far (its STAG from the event record, §4.7.1): retry or abort. The
+    /// driver port of the seeds handles no stalls (they use PRI), so the fixture does.
+    case resume(device: String, retry: Bool)
+    /// The PRG responses held back from the device (``FixtureInjection/holdResponses``) arrive
+    /// now: late.
+    case releaseResponses(device: String)
     /// Nothing: lets the system settle (and virtual time pass while contexts sleep).
     case settle
 }
@@ -177,7 +185,7 @@ public enum FixtureAction: Sendable {
 public enum FixtureExpectation: Sendable {
     /// Event records the SMMU produced since the fixture started (or since `clear events`)
     /// matching the filters: `count` of them (nil: at least one).
-    case event(type: String, streamID: UInt32?, substreamID: UInt32?, address: UInt64?, count: Int?)
+    case event(type: String, streamID: UInt32?, substreamID: UInt32?, address: UInt64?, stall: Bool, count: Int?)
     /// No event record at all.
     case noEvents
     /// PRG responses the device received, matching: `count` (nil: at least one).
@@ -208,6 +216,12 @@ public enum FixtureExpectation: Sendable {
     case outcome(deadlock: Bool)
     /// Model diagnostics (checked mode's stale entries among them): exactly `count`.
     case diagnostics(count: Int)
+    /// Whether a page of a process's address space is present in its CPU page tables.
+    case page(process: String, address: UInt64, present: Bool)
+    /// A queue's registers and contents (§3.5): PROD and CONS values (wrap and flag bits
+    /// included), whether an overflow is unacknowledged, and text within the decoded entry of
+    /// a slot.
+    case queue(FixtureQueue, prod: UInt64?, cons: UInt64?, overflow: Bool?, slot: Int?, contains: String?)
 }
 
 /// Where an injected external abort hits: an address range, or a structure the driver
@@ -219,6 +233,12 @@ public enum AbortTarget: Sendable, Hashable {
     case cmdq, evtq, priq
     /// The stream table (the linear table, or the level-1 table of a 2-level one).
     case strtab
+    /// The device's STE (64 bytes).
+    case ste(device: String)
+    /// The device's CD for a PASID (0: a domain's CD), 64 bytes.
+    case cd(device: String, pasid: PASIDReference)
+    /// The top-level translation table of a domain or of a process (the first walk read).
+    case pageTable(owner: String)
 }
 
 /// A fault injected from a point of the fixture on.
@@ -235,4 +255,16 @@ public enum FixtureInjection: Sendable {
     case atcInvalidation(device: String, response: ATCInvalidationResponse)
     /// The SMMU's event observations so far are forgotten (for `expect event` counts).
     case clearEvents
+    /// A field of the device's STE (or of its CD for a PASID) set to a value in memory behind
+    /// the driver's back, with no invalidation: the SMMU sees it at its next fetch.
+    case corrupt(device: String, cd: PASIDReference?, field: String, value: UInt64)
+    /// The device's next `count` PRG responses arrive twice.
+    case duplicateResponses(device: String, count: Int)
+    /// The device's next `count` PRG responses are held on the link until `release-responses`.
+    case holdResponses(device: String, count: Int)
+}
+
+/// A queue named in a fixture.
+public enum FixtureQueue: String, Sendable, CaseIterable {
+    case cmdq, evtq, priq
 }

@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3
+import SMMUv3Layout
 import Kernel
 import IOMMU
 import ArmSMMUv3
@@ -27,7 +28,7 @@ public enum FixtureCompiler {
     /// Step keywords.
     public static let stepKeywords = ["probe", "remove-smmu", "add-device", "remove-device", "domain", "attach", "detach", "map", "unmap",
                                       "sva-init", "sva-shutdown", "fault-handler", "unregister-handler", "bind-driver", "relay-respond",
-                                      "bind", "unbind", "exit", "raw-command", "dma", "page-request", "stop-marker", "settle", "together", "end",
+                                      "bind", "unbind", "exit", "raw-command", "dma", "page-request", "stop-marker", "settle", "resume", "release-responses", "together", "end",
                                       "expect", "inject", "clear-events"]
 }
 
@@ -481,7 +482,9 @@ private struct Builder {
                 name = try newName(argument, in: dmaNames, "DMA").value
                 dmaNames.insert(argument.value)
             }
-            return .dma(device: device, write: direction, address: address, length: length, data: data, pasid: pasid, name: name)
+            let count = try reader.key("count").map { argument throws(FixtureError) in try FixtureValue.int(argument, "a count", max: 1 << 16) } ?? 1
+            guard count >= 1 else { throw FixtureError(reader.location, "count= is at least 1") }
+            return .dma(device: device, write: direction, address: address, length: length, data: data, pasid: pasid, name: name, count: count)
         case "page-request":
             let device = try existing(reader.word("a device"), in: devices, "device")
             let address = try FixtureValue.number(reader.word("an address"), "an address")
@@ -503,12 +506,18 @@ private struct Builder {
             let dw1 = try FixtureValue.number(reader.word("the command's second doubleword"), "a doubleword")
             return .rawCommand(dw0, dw1)
         case "settle": return .settle
+        case "resume":
+            let device = try existing(reader.word("a device"), in: devices, "device")
+            let retry = try FixtureValue.choice(reader.word("retry or abort"), [("retry", true), ("abort", false)], "a resume action")
+            return .resume(device: device, retry: retry)
+        case "release-responses":
+            return .releaseResponses(device: try existing(reader.word("a device"), in: devices, "device"))
         default: return nil
         }
     }
 
     mutating func expectation(_ reader: inout ArgumentReader) throws(FixtureError) -> FixtureExpectation {
-        let what = try reader.word("what to expect (event, no-events, response, dma, memory, process-memory, log, no-log, register, pasid, context, mm-exits, partial-faults, relayed, outcome, diagnostics)")
+        let what = try reader.word("what to expect (event, no-events, response, dma, memory, process-memory, page, log, no-log, register, queue, pasid, context, mm-exits, partial-faults, relayed, outcome, diagnostics)")
         func count(_ reader: inout ArgumentReader) throws(FixtureError) -> Int? {
             try reader.key("count").map { argument throws(FixtureError) in try FixtureValue.int(argument, "a count") }
         }
@@ -521,7 +530,8 @@ private struct Builder {
             let sid = try reader.key("sid").map { argument throws(FixtureError) in UInt32(try FixtureValue.int(argument, "a StreamID", max: UInt64(UInt32.max))) }
             let ssid = try reader.key("ssid").map { argument throws(FixtureError) in UInt32(try FixtureValue.int(argument, "a SubstreamID", max: (1 << 20) - 1)) }
             let address = try reader.key("addr").map { argument throws(FixtureError) in try FixtureValue.number(argument, "an address") }
-            return .event(type: type.value, streamID: sid, substreamID: ssid, address: address, count: try count(&reader))
+            let stall = reader.flag("stall")
+            return .event(type: type.value, streamID: sid, substreamID: ssid, address: address, stall: stall, count: try count(&reader))
         case "no-events": return .noEvents
         case "response":
             let device = try existing(reader.word("a device"), in: devices, "device")
@@ -586,23 +596,60 @@ private struct Builder {
             return .outcome(deadlock: try FixtureValue.choice(word, [("completed", false), ("deadlock", true)], "an outcome"))
         case "diagnostics":
             return .diagnostics(count: try FixtureValue.int(reader.word("a count"), "a count"))
+        case "page":
+            let process = try existing(reader.word("a process"), in: processes, "process")
+            let address = try FixtureValue.number(reader.word("an address"), "an address")
+            let present = try FixtureValue.choice(reader.word("present or absent"), [("present", true), ("absent", false)], "a page state")
+            return .page(process: process, address: address, present: present)
+        case "queue":
+            let name = try reader.word("a queue: cmdq, evtq or priq")
+            let queue = try FixtureValue.choice(name, FixtureQueue.allCases.map { ($0.rawValue, $0) }, "a queue")
+            let prod = try reader.key("prod").map { argument throws(FixtureError) in try FixtureValue.number(argument, "a PROD value") }
+            let cons = try reader.key("cons").map { argument throws(FixtureError) in try FixtureValue.number(argument, "a CONS value") }
+            var overflow: Bool?
+            if reader.flag("overflow") { overflow = true }
+            if reader.flag("no-overflow") {
+                guard overflow == nil else { throw FixtureError(reader.location, "overflow and no-overflow contradict each other") }
+                overflow = false
+            }
+            let slot = try reader.key("slot").map { argument throws(FixtureError) in try FixtureValue.int(argument, "a slot index", max: (1 << 19) - 1) }
+            let contains = reader.key("contains")
+            if let contains, !contains.quoted { throw FixtureError(contains.valueLocation, "contains= takes a \"string\"") }
+            guard (slot == nil) == (contains == nil) else { throw FixtureError(reader.location, "slot= and contains= go together") }
+            if queue == .cmdq && overflow != nil { throw FixtureError(reader.location, "the command queue has no overflow flag") }
+            guard prod != nil || cons != nil || overflow != nil || slot != nil else {
+                throw FixtureError(reader.location, "'expect queue' needs prod=, cons=, overflow, no-overflow or slot= with contains=")
+            }
+            return .queue(queue, prod: prod, cons: cons, overflow: overflow, slot: slot, contains: contains?.value)
         default:
-            throw FixtureError(what.location, "unknown expectation '\(what.value)'; expected event, no-events, response, dma, memory, process-memory, log, no-log, register, pasid, context, mm-exits, partial-faults, relayed, outcome or diagnostics")
+            throw FixtureError(what.location, "unknown expectation '\(what.value)'; expected event, no-events, response, dma, memory, process-memory, page, log, no-log, register, queue, pasid, context, mm-exits, partial-faults, relayed, outcome or diagnostics")
         }
     }
 
     mutating func injection(_ reader: inout ArgumentReader) throws(FixtureError) -> FixtureInjection {
-        let what = try reader.word("a fault (abort, drop-msi, alloc-fail, lose, atc-inv)")
+        let what = try reader.word("a fault (abort, drop-msi, alloc-fail, lose, atc-inv, corrupt, duplicate-response, hold-response)")
         func count(_ reader: inout ArgumentReader) throws(FixtureError) -> Int? {
             try reader.key("count").map { argument throws(FixtureError) in try FixtureValue.int(argument, "a count") }
         }
         switch what.value {
         case "abort":
-            let targetArgument = try reader.word("a target: FIRST..LAST, cmdq, evtq, priq or strtab")
+            let targetArgument = try reader.word("a target: FIRST..LAST, cmdq, evtq, priq, strtab, ste DEVICE, cd DEVICE pasid=P or pgtable DOMAIN|PROCESS")
             let named: [(String, AbortTarget)] = [("cmdq", .cmdq), ("evtq", .evtq), ("priq", .priq), ("strtab", .strtab)]
             let target: AbortTarget
             if let match = named.first(where: { $0.0 == targetArgument.value }) {
                 target = match.1
+            } else if targetArgument.value == "ste" {
+                target = .ste(device: try existing(reader.word("a device"), in: devices, "device"))
+            } else if targetArgument.value == "cd" {
+                let device = try existing(reader.word("a device"), in: devices, "device")
+                guard let argument = reader.key("pasid") else { throw FixtureError(reader.location, "'inject abort cd' needs pasid=PROCESS|NUMBER (0 for a domain's CD)") }
+                target = .cd(device: device, pasid: try pasidReference(argument))
+            } else if targetArgument.value == "pgtable" {
+                let owner = try reader.word("a domain or a process")
+                guard domains.contains(owner.value) || processes.contains(owner.value) else {
+                    throw FixtureError(owner.location, "no domain or process named '\(owner.value)'")
+                }
+                target = .pageTable(owner: owner.value)
             } else {
                 target = .range(try FixtureValue.range(targetArgument, "an address range"))
             }
@@ -624,8 +671,31 @@ private struct Builder {
             let word = try reader.word("never, unsupported or completed")
             let response = try FixtureValue.choice(word, [("never", ATCInvalidationResponse.noResponse), ("unsupported", .unsupportedRequest), ("completed", .completed)], "an ATC invalidation response")
             return .atcInvalidation(device: device, response: response)
+        case "corrupt":
+            let structure = try FixtureValue.choice(reader.word("ste or cd"), [("ste", false), ("cd", true)], "a structure")
+            let device = try existing(reader.word("a device"), in: devices, "device")
+            var pasid: PASIDReference?
+            if structure {
+                guard let argument = reader.key("pasid") else { throw FixtureError(reader.location, "'inject corrupt cd' needs pasid=PROCESS|NUMBER (0 for a domain's CD)") }
+                pasid = try pasidReference(argument)
+            }
+            let fieldArgument = try reader.word("a field name as the spec spells it (Config, S1CDMax, ASID...)")
+            let fields = structure ? CDField.all : STEField.all
+            guard let field = fields.first(where: { $0.name == fieldArgument.value })?.field else {
+                throw FixtureError(fieldArgument.location, "no \(structure ? "CD" : "STE") field '\(fieldArgument.value)'; expected one of: \(fields.map(\.name).joined(separator: ", "))")
+            }
+            let valueArgument = try reader.word("a value")
+            let value = try FixtureValue.number(valueArgument, "a value")
+            guard value <= field.bits.maxValue else {
+                throw FixtureError(valueArgument.valueLocation, "\(value) does not fit in \(fieldArgument.value) (\(field.bits.width) bits)")
+            }
+            return .corrupt(device: device, cd: pasid, field: fieldArgument.value, value: value)
+        case "duplicate-response", "hold-response":
+            let device = try existing(reader.word("a device"), in: devices, "device")
+            let count = try count(&reader) ?? 1
+            return what.value == "hold-response" ? .holdResponses(device: device, count: count) : .duplicateResponses(device: device, count: count)
         default:
-            throw FixtureError(what.location, "unknown fault '\(what.value)'; expected abort, drop-msi, alloc-fail, lose or atc-inv")
+            throw FixtureError(what.location, "unknown fault '\(what.value)'; expected abort, drop-msi, alloc-fail, lose, atc-inv, corrupt, duplicate-response or hold-response")
         }
     }
 }

@@ -101,6 +101,8 @@ final class FixtureWorld {
     var namedDMAs: [String: (PCIeFunction, DMAHandle)] = [:]
     var lastDMA: [String: (PCIeFunction, DMAHandle)] = [:]
     var lose: [String: (stopMarkers: Int, last: Int)] = [:]
+    /// STAGs resumed, by device.
+    var resumed: [String: Set<UInt16>] = [:]
     var events = BoundedLog<EventRecord>(capacity: 65_536)
     var lastOutcome = KernelScheduler.Outcome.completed
     var checks: [FixtureCheck] = []
@@ -206,10 +208,10 @@ final class FixtureWorld {
             let (passed, detail) = evaluate(expectation)
             record(FixtureCheck(location: step.location, text: step.text, passed: passed, detail: detail))
         case .inject(let injection):
-            let note = inject(injection)
-            if let note, note.hasSuffix("(probe first)") {
-                record(FixtureCheck(location: step.location, text: step.text, passed: false, detail: note))
-            } else {
+            switch inject(injection) {
+            case .failed(let why):
+                record(FixtureCheck(location: step.location, text: step.text, passed: false, detail: why))
+            case .applied(let note):
                 transcript.append("\(step.location.line): \(step.text)\(note.map { " -> \($0)" } ?? "")")
             }
         }
@@ -427,7 +429,7 @@ final class FixtureWorld {
                 await mm.exit()
                 pending.done = true
             }
-        case .dma(let deviceName, let write, let address, let length, let data, let reference, let dmaName):
+        case .dma(let deviceName, let write, let first, let length, let data, let reference, let dmaName, let count):
             guard let function = functions[deviceName] else { break }
             var pasid: UInt32?
             if let reference {
@@ -435,12 +437,15 @@ final class FixtureWorld {
                 pasid = value
             }
             spawn("dev/\(deviceName)") { [self] in
-                mark(deviceName, write ? "DMA write" : "DMA read", [("address", "0x" + String(address, radix: 16)), ("length", "\(write ? data.count : length)"), ("pasid", pasid.map { "\($0)" } ?? "none")])
-                let handle = write ? function.write(address, bytes: data, pasid: pasid) : function.read(address, length: length, pasid: pasid)
-                lastDMA[deviceName] = (function, handle)
-                if let dmaName { namedDMAs[dmaName] = (function, handle) }
+                for index in 0..<count {
+                    let address = first &+ UInt64(index) << 12
+                    mark(deviceName, write ? "DMA write" : "DMA read", [("address", "0x" + String(address, radix: 16)), ("length", "\(write ? data.count : length)"), ("pasid", pasid.map { "\($0)" } ?? "none")])
+                    let handle = write ? function.write(address, bytes: data, pasid: pasid) : function.read(address, length: length, pasid: pasid)
+                    lastDMA[deviceName] = (function, handle)
+                    if let dmaName, index == 0 { namedDMAs[dmaName] = (function, handle) }
+                }
                 pending.done = true
-                pending.result = "issued"
+                pending.result = count == 1 ? "issued" : "issued x\(count)"
             }
         case .pageRequest(let deviceName, let address, let prgIndex, let reference, let last, let read, let write, let count):
             guard let function = functions[deviceName] else { break }
@@ -491,6 +496,37 @@ final class FixtureWorld {
         case .settle:
             pending.done = true
             pending.result = "settled"
+        case .resume(let deviceName, let retry):
+            guard let smmu = driver else { pending.failure = "no SMMU driver (probe first)"; break }
+            guard let function = functions[deviceName] else { break }
+            let stalled = events.elements.filter { $0.isStall && $0.streamID == function.streamID }
+            let fresh = stalled.filter { !(resumed[deviceName]?.contains($0.stag) ?? false) }
+            for record in fresh { resumed[deviceName, default: []].insert(record.stag) }
+            spawn(context) {
+                for record in fresh {
+                    var command = Command(.resume)
+                    command.streamID = record.streamID
+                    command.stag = record.stag
+                    command.action = retry ? .retry : .abort
+                    await smmu.cmdq.lock.lock()
+                    await arm_smmu_cmdq_insert_cmd(smmu, (command.entry.dw0, command.entry.dw1))
+                    smmu.cmdq.lock.unlock()
+                }
+                let ret = await arm_smmu_cmdq_issue_sync(smmu)
+                pending.done = true
+                if ret != 0 {
+                    pending.failure = "CMD_SYNC after CMD_RESUME returned \(ret)"
+                } else {
+                    pending.result = "resumed \(fresh.count) stalled transaction(s)"
+                }
+            }
+        case .releaseResponses(let deviceName):
+            guard let function = functions[deviceName] else { break }
+            spawn("dev/\(deviceName)") {
+                let released = function.releaseHeldResponses()
+                pending.done = true
+                pending.result = "released \(released) late response(s)"
+            }
         }
         if !spawned && !pending.done && pending.failure == nil {
             pending.failure = "its device, domain or process is not available"
@@ -628,6 +664,20 @@ final class FixtureWorld {
         case .cmdq: return driver.flatMap { queue($0.cmdq.q) }
         case .evtq: return driver.flatMap { queue($0.evtq.q) }
         case .priq: return driver.flatMap { queue($0.priq.q) }
+        case .ste(let device):
+            guard let function = functions[device], let address = system.model.inspectStructures(streamID: function.streamID, substreamID: nil).steAddress else { return nil }
+            return address...(address + 63)
+        case .cd(let device, let reference):
+            guard let function = functions[device], let pasid = pasid(reference),
+                  let address = system.model.inspectStructures(streamID: function.streamID, substreamID: pasid).cdAddress else { return nil }
+            return address...(address + 63)
+        case .pageTable(let owner):
+            if let mm = processes[owner] {
+                let base = mm.table.base
+                return base...(base + 4095)
+            }
+            guard let table = domains[owner]?.pgtbl_ops, let pgd = table.pgd else { return nil }
+            return pgd.address...(pgd.address + max(table.pgd_size, 8) - 1)
         case .strtab:
             guard let smmu = driver, smmu.strtab_cfg.strtab_dma != 0 else { return nil }
             let cfg = smmu.strtab_cfg
@@ -637,34 +687,70 @@ final class FixtureWorld {
     }
 
     /// Arms an injection; a description of what it hit, or nil.
-    @discardableResult
-    private func inject(_ injection: FixtureInjection) -> String? {
+    /// What an injection did.
+    enum InjectionOutcome {
+        /// Armed or applied, with a note on what it hit.
+        case applied(String?)
+        /// It could not be applied (a failed check).
+        case failed(String)
+    }
+
+    private func inject(_ injection: FixtureInjection) -> InjectionOutcome {
         switch injection {
         case .abort(let target, let reads, let writes, let count):
             var kinds: AccessKinds = []
             if reads { kinds.insert(.read) }
             if writes { kinds.insert(.write) }
-            guard let range = resolve(target) else { return "\(target) is not allocated (probe first)" }
+            guard let range = resolve(target) else { return .failed("\(target) is not allocated yet (probe first)") }
             system.bus.faults.injectAbort(range, on: kinds, count: count)
-            return "0x\(String(range.lowerBound, radix: 16))..0x\(String(range.upperBound, radix: 16))"
+            return .applied("0x\(String(range.lowerBound, radix: 16))..0x\(String(range.upperBound, radix: 16))")
         case .dropMSI(let range, let count):
             system.bus.faults.dropMSIs(to: range, count: count)
-            return nil
+            return .applied(nil)
         case .allocationFailure(let after):
             system.faults.failAttempt(system.faults.attempts + after)
-            return nil
+            return .applied(nil)
         case .lose(let device, let stopMarkers, let count):
             var budget = lose[device] ?? (0, 0)
             if stopMarkers { budget.stopMarkers += count } else { budget.last += count }
             lose[device] = budget
-            return nil
+            return .applied(nil)
         case .atcInvalidation(let device, let response):
             functions[device]?.invalidationResponse = response
-            return nil
+            return .applied(nil)
         case .clearEvents:
             events.removeAll()
             eventsSeen = 0
-            return nil
+            return .applied(nil)
+        case .corrupt(let device, let cd, let name, let value):
+            guard let function = functions[device] else { return .failed("no device '\(device)'") }
+            var substream: UInt32?
+            if let cd {
+                guard let value = pasid(cd) else { return .failed("no PASID for '\(cd)' (bind it first)") }
+                substream = value
+            }
+            let found = system.model.inspectStructures(streamID: function.streamID, substreamID: substream)
+            let address: UInt64?
+            let field: StructureField?
+            if substream != nil {
+                address = found.cdAddress
+                field = CDField.all.first { $0.name == name }?.field
+            } else {
+                address = found.steAddress
+                field = STEField.all.first { $0.name == name }?.field
+            }
+            guard let address, let field else { return .failed("no \(substream == nil ? "STE" : "CD") to corrupt (\(found.stoppedAt ?? "not located"))") }
+            let memory = system.bus.memory
+            let at = address &+ UInt64(field.doubleword) * 8
+            let old = memory.read64(at: at)
+            memory.write64(field.bits.inserting(value, into: old), at: at)
+            return .applied("\(name) of the \(substream == nil ? "STE" : "CD") at 0x\(String(address, radix: 16)) was 0x\(String(field.bits.extract(old), radix: 16))")
+        case .duplicateResponses(let device, let count):
+            functions[device]?.responsesToDuplicate += count
+            return .applied(nil)
+        case .holdResponses(let device, let count):
+            functions[device]?.responsesToHold += count
+            return .applied(nil)
         }
     }
 
@@ -672,10 +758,10 @@ final class FixtureWorld {
 
     private func evaluate(_ expectation: FixtureExpectation) -> (Bool, String) {
         switch expectation {
-        case .event(let type, let streamID, let substreamID, let address, let count):
+        case .event(let type, let streamID, let substreamID, let address, let stall, let count):
             let all = events.elements
             let matching = all.filter { record in
-                record.type?.specName == type
+                record.type?.specName == type && (!stall || record.isStall)
                     && (streamID.map { record.streamID == $0 } ?? true)
                     && (substreamID.map { record.substreamID == $0 } ?? true)
                     && (address.map { record.inputAddress == $0 } ?? true)
@@ -759,6 +845,22 @@ final class FixtureWorld {
         case .outcome(let deadlock):
             let isDeadlock = if case .deadlock = lastOutcome { true } else { false }
             return (isDeadlock == deadlock, "\(lastOutcome)")
+        case .page(let name, let address, let present):
+            guard let mm = processes[name] else { return (false, "no process") }
+            let found = mm.translate(address) != nil
+            return (found == present, "0x\(String(address, radix: 16)) is \(found ? "present" : "absent") in \(name)")
+        case .queue(let queue, let prod, let cons, let overflow, let slot, let contains):
+            let ring = QueueView(model: system.model, memory: system.bus.memory, queue: queue)
+            var problems: [String] = []
+            if let prod, UInt64(ring.prod) != prod { problems.append("PROD is 0x\(String(ring.prod, radix: 16))") }
+            if let cons, UInt64(ring.cons) != cons { problems.append("CONS is 0x\(String(ring.cons, radix: 16))") }
+            if let overflow, ring.overflowed != overflow { problems.append(ring.overflowed ? "an overflow is unacknowledged" : "no overflow is unacknowledged") }
+            if let slot, let contains {
+                let text = ring.entry(slot)
+                if !text.contains(contains) { problems.append("slot \(slot) holds \(text)") }
+            }
+            let summary = "PROD 0x\(String(ring.prod, radix: 16)), CONS 0x\(String(ring.cons, radix: 16))\(ring.overflowed ? ", overflowed" : "")"
+            return (problems.isEmpty, problems.isEmpty ? summary : problems.joined(separator: "; "))
         case .diagnostics(let count):
             let diagnostics = system.model.diagnostics
             return (diagnostics.count == count, diagnostics.isEmpty ? "none" : diagnostics.map(\.description).joined(separator: "; "))

@@ -311,77 +311,39 @@ public final class FixtureStepper {
         }
     }
 
-    /// One queue as a ring (§3.5): geometry, PROD and CONS with wrap bits and flags, then every
+    /// One queue as a ring (§3.5): geometry, PROD and CONS with wrap bits and flags, then
     /// the last three entries consumed and the first 16 waiting between CONS and PROD, decoded.
     private func queue(_ name: String) -> [String] {
-        let model = world.system.model
-        let (baseRegister, prodRegister, consRegister, entryBytes, title): (SMMURegister, SMMURegister, SMMURegister, UInt64, String)
-        switch name {
-        case "cmdq": (baseRegister, prodRegister, consRegister, entryBytes, title) = (.cmdqBase, .cmdqProd, .cmdqCons, 16, "CMDQ")
-        case "evtq": (baseRegister, prodRegister, consRegister, entryBytes, title) = (.eventqBase, .eventqProd, .eventqCons, 32, "EVTQ")
-        case "priq": (baseRegister, prodRegister, consRegister, entryBytes, title) = (.priqBase, .priqProd, .priqCons, 16, "PRIQ")
-        default: return ["error: no queue '\(name)' (cmdq, evtq, priq)"]
-        }
-        let base = model.peek(baseRegister)
-        guard base != 0 else { return ["\(title): not programmed (\(baseRegister.name) is 0)"] }
-        let log2 = min(Int(Reg.Queue.log2Size.extract(base)), 19)
-        let address = Reg.Queue.address.extract(base)
-        let prod = UInt32(truncatingIfNeeded: model.peek(prodRegister))
-        let cons = UInt32(truncatingIfNeeded: model.peek(consRegister))
-        let size = UInt32(1) << UInt32(log2)
-        let indexMask = size - 1
-        let wrapBit = size
-        func pointer(_ value: UInt32) -> String { "index \(value & indexMask), wrap \(value & wrapBit != 0 ? 1 : 0)" }
-        let prodIndex = prod & (indexMask | wrapBit)
-        let consIndex = cons & (indexMask | wrapBit)
-        let waiting = (prodIndex &- consIndex) & (2 * size - 1)
-        var lines = ["\(title) at 0x\(String(address, radix: 16)), 2^\(log2) = \(size) slots of \(entryBytes) bytes"]
+        guard let queue = FixtureQueue(rawValue: name) else { return ["error: no queue '\(name)' (cmdq, evtq, priq)"] }
+        let ring = QueueView(model: world.system.model, memory: world.system.bus.memory, queue: queue)
+        let title = name.uppercased()
+        guard ring.base != 0 else { return ["\(title): not programmed (\(queue.registers.base.name) is 0)"] }
+        var lines = ["\(title) at 0x\(String(ring.address, radix: 16)), 2^\(ring.log2) = \(ring.size) slots of \(ring.entryBytes) bytes"]
         var flags: [String] = []
-        if name == "cmdq" {
-            let error = Reg.Queue.consErr.extract(UInt64(cons))
-            if error != 0 { flags.append("CONS.ERR = \(error)") }
-        } else {
-            let overflow = Reg.Queue.overflowFlag.isSet(UInt64(prod))
-            let acknowledged = Reg.Queue.overflowFlag.isSet(UInt64(cons))
-            if overflow != acknowledged { flags.append("OVERFLOWED (PROD.OVFLG != CONS.OVACKFLG)") }
-        }
-        lines.append("  PROD 0x\(String(prod, radix: 16)) (\(pointer(prod)))  CONS 0x\(String(cons, radix: 16)) (\(pointer(cons)))  \(waiting) \(name == "cmdq" ? "waiting" : "unread")\(waiting > size ? " (inconsistent)" : "")\(flags.isEmpty ? "" : "  " + flags.joined(separator: ", "))")
-        let memory = world.system.bus.memory
-        func words(_ slot: UInt32) -> [UInt64] {
-            let at = address &+ UInt64(slot) * entryBytes
-            return (0..<Int(entryBytes / 8)).map { memory.read64(at: at &+ UInt64($0) * 8) }
-        }
+        if ring.commandError != 0 { flags.append("CONS.ERR = \(ring.commandError)") }
+        if ring.overflowed { flags.append("OVERFLOWED (PROD.OVFLG != CONS.OVACKFLG)") }
+        let waiting = ring.waiting
+        let size = ring.size
+        lines.append("  PROD 0x\(String(ring.prod, radix: 16)) (\(ring.describe(ring.prod)))  CONS 0x\(String(ring.cons, radix: 16)) (\(ring.describe(ring.cons)))  \(waiting) \(queue == .cmdq ? "waiting" : "unread")\(waiting > size ? " (inconsistent)" : "")\(flags.isEmpty ? "" : "  " + flags.joined(separator: ", "))")
+        let consIndex = ring.consPointer
         // The last entries consumed (at most three, and only slots the ring has passed).
-        let passed = consIndex & wrapBit != 0 ? size : consIndex & indexMask
+        let passed = consIndex & ring.wrapBit != 0 ? size : consIndex & ring.indexMask
         let free = waiting > size ? 0 : size - waiting
         let digits = String(size - 1).count
         func label(_ slot: UInt32) -> String { "[" + String(slot) + "]" + String(repeating: " ", count: digits - String(slot).count) }
         for back in stride(from: min(passed, free, 3), to: 0, by: -1) {
-            let slot = (consIndex &- back) & indexMask
-            lines.append("  \(label(slot)) consumed \(entry(name, words(slot)))")
+            let slot = (consIndex &- back) & ring.indexMask
+            lines.append("  \(label(slot)) consumed \(ring.entry(Int(slot)))")
         }
         let shown = min(waiting > size ? 0 : waiting, 16)
         for offset in 0..<shown {
-            let slot = (consIndex &+ offset) & indexMask
-            let mark = offset == 0 ? "<- CONS" : "        "
-            lines.append("  \(label(slot)) \(mark) \(entry(name, words(slot)))")
+            let slot = (consIndex &+ offset) & ring.indexMask
+            let mark = offset == 0 ? "<- CONS" : "       "
+            lines.append("  \(label(slot)) \(mark) \(ring.entry(Int(slot)))")
         }
         if waiting > shown && waiting <= size { lines.append("  ... \(waiting - shown) more") }
-        lines.append("  \(label(prodIndex & indexMask)) <- PROD  (the next \(name == "cmdq" ? "command" : "record") goes here)")
+        lines.append("  \(label(ring.prodPointer & ring.indexMask)) <- PROD  (the next \(queue == .cmdq ? "command" : "record") goes here)")
         return lines
-    }
-
-    private func entry(_ queue: String, _ words: [UInt64]) -> String {
-        let text: String = switch queue {
-        case "cmdq":
-            switch Command.decode(CommandEntry(dw0: words[0], dw1: words[1]), features: world.system.model.commandFeatures) {
-            case .success(let command): command.description
-            case .failure(let illegal): "\(CommandEntry(dw0: words[0], dw1: words[1])) ILLEGAL: \(illegal)"
-            }
-        case "evtq": "\(EventRecord(dw0: words[0], dw1: words[1], dw2: words[2], dw3: words[3]))"
-        default: "\(PRIQEntry(dw0: words[0], dw1: words[1]))"
-        }
-        return text.split(separator: "\n").joined(separator: "; ")
     }
 
     private func structures(_ verb: String, _ arguments: [String]) -> [String] {
