@@ -408,11 +408,17 @@ public final class PCIeFunction {
         for response in batch { handle(response) }
     }
 
+    /// PRG responses that answered no outstanding page request group (ignored).
+    public private(set) var unexpectedResponses = 0
+
     /// PRG responses received but not yet handled.
     public var pendingResponses: Int { inbox.count }
 
     private func handle(_ response: PRGResponse) {
-        guard let group = groups.removeValue(forKey: response.prgIndex) else { return }
+        guard let group = groups.removeValue(forKey: response.prgIndex) else {
+            unexpectedResponses &+= 1
+            return
+        }
         creditsInUse -= 1
         if !group.stale {
             for id in group.waiting {

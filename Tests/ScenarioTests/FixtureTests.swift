@@ -69,6 +69,51 @@ import Scenario
         #expect(!result.traceAtFailure.isEmpty)
     }
 
+    @Test func aViolatedInvariantFailsAtItsDeclarationNamingTheStepAndLine() throws {
+        let result = try Self.run("""
+        invariant no-spurious-response
+        invariant context-released-once
+        device gpu sid=0x10 ats pri
+        process app
+        area app 0x400000 size=1M
+        probe
+        domain d0
+        add-device gpu
+        attach gpu d0
+        sva-init gpu
+        bind gpu app
+        inject duplicate-response gpu
+        dma gpu write 0x400000 data="x" pasid=app as=first
+        expect dma first completed
+        """)
+        let failures = result.checks.filter { !$0.passed }
+        #expect(failures.count == 1)
+        #expect(failures.first?.location.line == 1)
+        #expect(failures.first?.text == "invariant no-spurious-response")
+        #expect(failures.first?.detail.contains("during line 13 (dma gpu write 0x400000") == true, "\(failures)")
+        #expect(failures.first?.detail.hasSuffix("gpu received a PRG response for no outstanding group") == true)
+        // The invariant that held is reported as a passed check.
+        #expect(result.checks.contains { $0.passed && $0.text == "invariant context-released-once" && $0.detail.hasPrefix("held at each of ") })
+    }
+
+    @Test func staleConfigurationUseBreaksTheNoDiagnosticsInvariant() throws {
+        let result = try Self.run("""
+        invariant no-diagnostics
+        device nic sid=0x20
+        probe
+        domain d0
+        add-device nic
+        attach nic d0
+        map d0 0x10000 0x90000000 4K
+        dma nic read 0x10000 as=cached
+        inject corrupt ste nic S1DSS 0
+        dma nic read 0x10000 as=stale
+        """)
+        let failure = try #require(result.firstFailure)
+        #expect(failure.location.line == 1)
+        #expect(failure.detail.contains("during line 10") && failure.detail.contains("without CMD_CFGI_STE"), "\(failure.detail)")
+    }
+
     @Test func mistakesAreNamedByLineAndColumn() {
         let cases: [(String, Int, Int, String)] = [
             ("smmu evtq=7\nfrobnicate\n", 2, 1, "unknown statement 'frobnicate'"),
@@ -92,6 +137,9 @@ import Scenario
             ("expect queue cmdq overflow\n", 1, 1, "the command queue has no overflow flag"),
             ("device gpu sid=1\nresume gpu later\n", 2, 12, "expected a resume action"),
             ("inject abort pgtable nowhere\n", 1, 22, "no domain or process named 'nowhere'"),
+            ("invariant always-right\n", 1, 11, "expected an invariant"),
+            ("invariant no-diagnostics\ninvariant no-diagnostics\n", 2, 11, "is already declared"),
+            ("device gpu sid=1 stop=never\n", 1, 23, "expected a stop mode"),
         ]
         for (text, line, column, message) in cases {
             switch Self.compile(text) {

@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3
+import Endpoints
 import Kernel
 
 /// A compiled fixture (Fixtures/README.md): the platform it describes, the seeds it runs
@@ -25,6 +26,8 @@ public struct Fixture: Sendable {
     public var strategy = KernelScheduler.Strategy.uniform
     /// The steps, in order.
     public var steps: [FixtureStep] = []
+    /// Invariants checked after every scheduling step, with the line declaring each.
+    public var invariants: [(FixtureInvariant, FixtureLocation)] = []
 
     /// An empty fixture of `file`.
     public init(file: String) {
@@ -65,6 +68,8 @@ public struct Fixture: Sendable {
         public let pri: Bool
         /// Outstanding page request credits.
         public let credits: Int
+        /// How it stops using a PASID (`stop-pasid`).
+        public let stopMode: PASIDStopMode
         /// Where it was declared.
         public let location: FixtureLocation
     }
@@ -174,6 +179,8 @@ public enum FixtureAction: Sendable {
     /// device reported so far (its STAG from the event record, §4.7.1): retry or abort. The
     /// driver port of the seeds handles no stalls (they use PRI), so the fixture does.
     case resume(device: String, retry: Bool)
+    /// The device stops using the PASID as its stop mode says (PCIe Stop PASID; seed 001).
+    case stopPASID(device: String, pasid: PASIDReference)
     /// The PRG responses held back from the device (``FixtureInjection/holdResponses``) arrive
     /// now: late.
     case releaseResponses(device: String)
@@ -216,6 +223,8 @@ public enum FixtureExpectation: Sendable {
     case outcome(deadlock: Bool)
     /// Model diagnostics (checked mode's stale entries among them): exactly `count`.
     case diagnostics(count: Int)
+    /// The device's own view of a PASID: `active`, `stopping` or `stopped`.
+    case devicePASID(device: String, pasid: PASIDReference, state: String)
     /// Whether a page of a process's address space is present in its CPU page tables.
     case page(process: String, address: UInt64, present: Bool)
     /// A queue's registers and contents (§3.5): PROD and CONS values (wrap and flag bits
@@ -267,4 +276,16 @@ public enum FixtureInjection: Sendable {
 /// A queue named in a fixture.
 public enum FixtureQueue: String, Sendable, CaseIterable {
     case cmdq, evtq, priq
+}
+
+/// A property checked after every scheduling step of a run (`invariant NAME`).
+public enum FixtureInvariant: String, Sendable, CaseIterable {
+    /// Every PRG response a device receives answers a page request group it has outstanding.
+    case noSpuriousResponse = "no-spurious-response"
+    /// A PASID context (seed 001) is released at most once, and once released it is no longer
+    /// in its device's context table (its PASID can then be reused safely).
+    case contextReleasedOnce = "context-released-once"
+    /// The model never reports a diagnostic (stale cache use in checked mode, CONSTRAINED
+    /// UNPREDICTABLE choices, inconsistent queues).
+    case noDiagnostics = "no-diagnostics"
 }

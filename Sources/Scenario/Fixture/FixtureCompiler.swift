@@ -1,5 +1,6 @@
 import Platform
 import SMMUv3
+import Endpoints
 import SMMUv3Layout
 import Kernel
 import IOMMU
@@ -24,11 +25,11 @@ public enum FixtureCompiler {
     }
 
     /// Every statement keyword, for the README and error hints.
-    public static let configurationKeywords = ["smmu", "policy", "device", "process", "area", "seed", "seeds", "strategy", "checked"]
+    public static let configurationKeywords = ["smmu", "policy", "device", "process", "area", "seed", "seeds", "strategy", "checked", "invariant"]
     /// Step keywords.
     public static let stepKeywords = ["probe", "remove-smmu", "add-device", "remove-device", "domain", "attach", "detach", "map", "unmap",
                                       "sva-init", "sva-shutdown", "fault-handler", "unregister-handler", "bind-driver", "relay-respond",
-                                      "bind", "unbind", "exit", "raw-command", "dma", "page-request", "stop-marker", "settle", "resume", "release-responses", "together", "end",
+                                      "bind", "unbind", "exit", "raw-command", "dma", "page-request", "stop-marker", "settle", "resume", "stop-pasid", "release-responses", "together", "end",
                                       "expect", "inject", "clear-events"]
 }
 
@@ -307,6 +308,11 @@ private struct Builder {
             fixture.configuration = configuration
         case "checked":
             fixture.checked = try FixtureValue.bool(reader.word("on or off"))
+        case "invariant":
+            let name = try reader.word("an invariant: \(FixtureInvariant.allCases.map(\.rawValue).joined(separator: ", "))")
+            let invariant = try FixtureValue.choice(name, FixtureInvariant.allCases.map { ($0.rawValue, $0) }, "an invariant")
+            guard !fixture.invariants.contains(where: { $0.0 == invariant }) else { throw FixtureError(name.location, "invariant '\(name.value)' is already declared") }
+            fixture.invariants.append((invariant, reader.location))
         case "policy":
             let word = try reader.word("a policy")
             fixture.policy = try FixtureValue.choice(word, Fixture.Policy.allCases.map { ($0.rawValue, $0) }, "a policy")
@@ -317,11 +323,14 @@ private struct Builder {
             let credits = try reader.key("credits").map { argument throws(FixtureError) in try FixtureValue.int(argument, "page request credits", max: 1 << 16) } ?? 32
             let ats = reader.flag("ats")
             let pri = reader.flag("pri")
+            let stopMode = try reader.key("stop").map { argument throws(FixtureError) in
+                try FixtureValue.choice(argument, [("marker", PASIDStopMode.markStaleAndSendStopMarker), ("wait", .waitForCompletion)], "a stop mode")
+            } ?? .markStaleAndSendStopMarker
             if fixture.devices.contains(where: { $0.streamID == UInt32(sid) }) {
                 throw FixtureError(sidArgument.valueLocation, "StreamID \(sid) is already used by another device")
             }
             devices.insert(name.value)
-            fixture.devices.append(Fixture.DeviceSpec(name: name.value, streamID: UInt32(sid), ats: ats, pri: pri, credits: credits, location: reader.location))
+            fixture.devices.append(Fixture.DeviceSpec(name: name.value, streamID: UInt32(sid), ats: ats, pri: pri, credits: credits, stopMode: stopMode, location: reader.location))
         case "process":
             let name = try newName(reader.word("a process name"), in: processes, "process")
             let asid = try reader.key("asid").map { argument throws(FixtureError) in try FixtureValue.int(argument, "an ASID", max: 0xFFFF) } ?? (7 + fixture.processes.count)
@@ -510,6 +519,10 @@ private struct Builder {
             let device = try existing(reader.word("a device"), in: devices, "device")
             let retry = try FixtureValue.choice(reader.word("retry or abort"), [("retry", true), ("abort", false)], "a resume action")
             return .resume(device: device, retry: retry)
+        case "stop-pasid":
+            let device = try existing(reader.word("a device"), in: devices, "device")
+            guard let argument = reader.key("pasid") else { throw FixtureError(reader.location, "'stop-pasid' needs pasid=PROCESS|NUMBER") }
+            return .stopPASID(device: device, pasid: try pasidReference(argument))
         case "release-responses":
             return .releaseResponses(device: try existing(reader.word("a device"), in: devices, "device"))
         default: return nil
@@ -517,7 +530,7 @@ private struct Builder {
     }
 
     mutating func expectation(_ reader: inout ArgumentReader) throws(FixtureError) -> FixtureExpectation {
-        let what = try reader.word("what to expect (event, no-events, response, dma, memory, process-memory, page, log, no-log, register, queue, pasid, context, mm-exits, partial-faults, relayed, outcome, diagnostics)")
+        let what = try reader.word("what to expect (event, no-events, response, dma, memory, process-memory, page, device-pasid, log, no-log, register, queue, pasid, context, mm-exits, partial-faults, relayed, outcome, diagnostics)")
         func count(_ reader: inout ArgumentReader) throws(FixtureError) -> Int? {
             try reader.key("count").map { argument throws(FixtureError) in try FixtureValue.int(argument, "a count") }
         }
@@ -596,6 +609,14 @@ private struct Builder {
             return .outcome(deadlock: try FixtureValue.choice(word, [("completed", false), ("deadlock", true)], "an outcome"))
         case "diagnostics":
             return .diagnostics(count: try FixtureValue.int(reader.word("a count"), "a count"))
+        case "device-pasid":
+            let device = try existing(reader.word("a device"), in: devices, "device")
+            let reference = try pasidReference(reader.word("a process or PASID"))
+            let state = try reader.word("active, stopping or stopped")
+            guard ["active", "stopping", "stopped"].contains(state.value) else {
+                throw FixtureError(state.location, "expected active, stopping or stopped, found '\(state.value)'")
+            }
+            return .devicePASID(device: device, pasid: reference, state: state.value)
         case "page":
             let process = try existing(reader.word("a process"), in: processes, "process")
             let address = try FixtureValue.number(reader.word("an address"), "an address")
@@ -622,7 +643,7 @@ private struct Builder {
             }
             return .queue(queue, prod: prod, cons: cons, overflow: overflow, slot: slot, contains: contains?.value)
         default:
-            throw FixtureError(what.location, "unknown expectation '\(what.value)'; expected event, no-events, response, dma, memory, process-memory, page, log, no-log, register, queue, pasid, context, mm-exits, partial-faults, relayed, outcome or diagnostics")
+            throw FixtureError(what.location, "unknown expectation '\(what.value)'; expected event, no-events, response, dma, memory, process-memory, page, device-pasid, log, no-log, register, queue, pasid, context, mm-exits, partial-faults, relayed, outcome or diagnostics")
         }
     }
 

@@ -126,6 +126,13 @@ final class FixtureWorld {
         system.model.checkedMode = fixture.checked
         rootComplex = RootComplex(smmu: system.model)
         system.model.onEvent { [weak self] record, _ in self?.events.append(record) }
+        if !fixture.invariants.isEmpty {
+            let previous = system.scheduler.afterEachStep
+            system.scheduler.afterEachStep = { [weak self] in
+                previous?()
+                self?.checkInvariants()
+            }
+        }
         if traceCategories.contains(.function) {
             let trace = system.bus.trace
             system.scheduler.onFunctionEntry = { function, context in trace.record(.function, "\(context.name): \(function)") }
@@ -163,6 +170,7 @@ final class FixtureWorld {
         case finished
     }
 
+    private var finished = false
     /// The index of the next step to start.
     private(set) var nextStep = 0
     /// The step whose contexts are running, and the checks it leaves for when it settles.
@@ -193,7 +201,13 @@ final class FixtureWorld {
             for (check, inner) in flight.pending { finish(check, inner) }
             return .stepped(flight.step)
         }
-        guard nextStep < fixture.steps.count else { return .finished }
+        guard nextStep < fixture.steps.count else {
+            if !finished {
+                finished = true
+                recordInvariantsHeld()
+            }
+            return .finished
+        }
         let step = fixture.steps[nextStep]
         nextStep += 1
         switch step.kind {
@@ -415,7 +429,11 @@ final class FixtureWorld {
             guard let registry else { pending.failure = "no SMMU driver (probe first)"; break }
             spawn(context) { [self] in
                 let (ret, pasid) = await iommu_sva_bind_device(dev, mm, nil, registry)
-                if ret == 0 { pasids[processName] = pasid }
+                if ret == 0 {
+                    pasids[processName] = pasid
+                    // The device driver programs the PASID into its device.
+                    functions[deviceName]?.resumePASID(pasid)
+                }
                 expectReturn(ret, expected, ret == 0 ? ", PASID \(pasid)" : "")
             }
         case .unbind(let deviceName, let processName, let flags, let expected):
@@ -520,6 +538,14 @@ final class FixtureWorld {
                     pending.result = "resumed \(fresh.count) stalled transaction(s)"
                 }
             }
+        case .stopPASID(let deviceName, let reference):
+            guard let function = functions[deviceName], let spec = fixture.devices.first(where: { $0.name == deviceName }) else { break }
+            guard let value = pasid(reference) else { pending.failure = "no PASID for '\(reference)' (bind it first)"; break }
+            spawn("dev/\(deviceName)") {
+                function.stopPASID(value, mode: spec.stopMode)
+                pending.done = true
+                pending.result = "\(function.state(ofPASID: value))"
+            }
         case .releaseResponses(let deviceName):
             guard let function = functions[deviceName] else { break }
             spawn("dev/\(deviceName)") {
@@ -553,6 +579,61 @@ final class FixtureWorld {
             let queue = globalQueue ?? iopf_queue_alloc("global", { _, _ in 0 }, nil, on: system.scheduler, pasids: smmu.pasids)
             globalQueue = queue
             if let queue { smmu.iopf_policy = .global(queue) }
+        }
+    }
+
+    // MARK: Invariants
+
+    /// Invariants already violated (each is reported once).
+    private var violated: Set<FixtureInvariant> = []
+    /// Every PASID context seen, for `context-released-once`.
+    private var contextsSeen: [ObjectIdentifier: (context: arm_smmu_context, streamID: UInt32, pasid: UInt32)] = [:]
+
+    /// Checks the fixture's invariants after a scheduling step; the first violation of each
+    /// becomes a failed check at the line declaring it.
+    private func checkInvariants() {
+        for (invariant, location) in fixture.invariants where !violated.contains(invariant) {
+            guard let problem = violation(of: invariant) else { continue }
+            violated.insert(invariant)
+            let line = inFlight.map { " during line \($0.step.location.line) (\($0.step.text))" } ?? ""
+            record(FixtureCheck(location: location, text: "invariant \(invariant.rawValue)", passed: false,
+                                detail: "violated at scheduling step \(system.scheduler.switches)\(line): \(problem)"))
+        }
+    }
+
+    private func violation(of invariant: FixtureInvariant) -> String? {
+        switch invariant {
+        case .noSpuriousResponse:
+            for spec in fixture.devices {
+                if let function = functions[spec.name], function.unexpectedResponses > 0 {
+                    return "\(spec.name) received a PRG response for no outstanding group"
+                }
+            }
+        case .contextReleasedOnce:
+            guard let smmu = driver else { return nil }
+            for spec in fixture.devices {
+                guard let function = functions[spec.name], let stream = smmu.streams[function.streamID] else { continue }
+                for (pasid, context) in stream.contexts where contextsSeen[ObjectIdentifier(context)] == nil {
+                    contextsSeen[ObjectIdentifier(context)] = (context, function.streamID, pasid)
+                }
+            }
+            for (context, streamID, pasid) in contextsSeen.values {
+                if context.releases > 1 { return "the context for PASID \(pasid) of SID \(streamID) was released \(context.releases) times" }
+                if context.releases == 1, smmu.streams[streamID]?.contexts[pasid] === context {
+                    return "the context for PASID \(pasid) of SID \(streamID) was released but is still in its device's table"
+                }
+            }
+        case .noDiagnostics:
+            if let first = system.model.diagnostics.first { return "\(first)" }
+        }
+        return nil
+    }
+
+    /// The invariants that held for the whole run, as passed checks.
+    private func recordInvariantsHeld() {
+        for (invariant, location) in fixture.invariants where !violated.contains(invariant) {
+            checks.append(FixtureCheck(location: location, text: "invariant \(invariant.rawValue)", passed: true,
+                                       detail: "held at each of \(system.scheduler.switches) scheduling steps"))
         }
     }
 
@@ -845,6 +926,15 @@ final class FixtureWorld {
         case .outcome(let deadlock):
             let isDeadlock = if case .deadlock = lastOutcome { true } else { false }
             return (isDeadlock == deadlock, "\(lastOutcome)")
+        case .devicePASID(let device, let reference, let wanted):
+            guard let function = functions[device] else { return (false, "no device") }
+            guard let value = pasid(reference) else { return (false, "no PASID for '\(reference)' (never bound)") }
+            let state: String = switch function.state(ofPASID: value) {
+            case .active: "active"
+            case .stopping(let outstanding): "stopping (\(outstanding) outstanding)"
+            case .stopped: "stopped"
+            }
+            return (state.hasPrefix(wanted), "\(device) has PASID \(value) \(state)")
         case .page(let name, let address, let present):
             guard let mm = processes[name] else { return (false, "no process") }
             let found = mm.translate(address) != nil
