@@ -138,6 +138,11 @@ import Scenario
             ("device gpu sid=1\nresume gpu later\n", 2, 12, "expected a resume action"),
             ("inject abort pgtable nowhere\n", 1, 22, "no domain or process named 'nowhere'"),
             ("invariant always-right\n", 1, 11, "expected an invariant"),
+            ("repeat 2\nsettle\n", 1, 1, "'repeat' has no matching 'end'"),
+            ("repeat 2\nrepeat 3\nend\nend\n", 2, 1, "'repeat' blocks do not nest"),
+            ("repeat 65536\nrepeat 0\n", 2, 1, "'repeat' blocks do not nest"),
+            ("repeat 65536\nsettle\nsettle\nsettle\nsettle\nsettle\nsettle\nsettle\nsettle\nsettle\nsettle\nsettle\nsettle\nsettle\nsettle\nsettle\nsettle\nsettle\nend\n", 1, 1, "longer than 1048576 statements"),
+            ("repeat many\nend\n", 1, 8, "expected a repeat count"),
             ("invariant no-diagnostics\ninvariant no-diagnostics\n", 2, 11, "is already declared"),
             ("device gpu sid=1 stop=never\n", 1, 23, "expected a stop mode"),
         ]

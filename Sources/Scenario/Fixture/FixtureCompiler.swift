@@ -29,7 +29,7 @@ public enum FixtureCompiler {
     /// Step keywords.
     public static let stepKeywords = ["probe", "remove-smmu", "add-device", "remove-device", "domain", "attach", "detach", "map", "unmap",
                                       "sva-init", "sva-shutdown", "fault-handler", "unregister-handler", "bind-driver", "relay-respond",
-                                      "bind", "unbind", "exit", "raw-command", "dma", "page-request", "stop-marker", "settle", "resume", "stop-pasid", "release-responses", "together", "end",
+                                      "bind", "unbind", "exit", "raw-command", "dma", "page-request", "stop-marker", "settle", "resume", "stop-pasid", "release-responses", "together", "repeat", "end",
                                       "expect", "inject", "clear-events"]
 }
 
@@ -218,7 +218,53 @@ private struct Builder {
         fixture.configuration.priQueueMaxLog2 = 7
     }
 
-    mutating func build(_ statements: [FixtureStatement]) throws(FixtureError) -> Fixture {
+    /// The most statements `repeat` blocks may expand a fixture to.
+    static let maximumExpandedStatements = 1 << 20
+
+    /// Expands each `repeat N ... end` block into N copies of its statements (blocks do not
+    /// nest; `together` blocks may sit inside).
+    static func expandRepeats(_ statements: [FixtureStatement]) throws(FixtureError) -> [FixtureStatement] {
+        var result: [FixtureStatement] = []
+        var index = 0
+        while index < statements.count {
+            let statement = statements[index]
+            index += 1
+            guard statement.keyword == "repeat" else {
+                result.append(statement)
+                continue
+            }
+            var reader = try ArgumentReader(statement)
+            let times = try FixtureValue.int(reader.word("a repeat count"), "a repeat count", max: 1 << 16)
+            try reader.finish()
+            var body: [FixtureStatement] = []
+            var depth = 0
+            var closed = false
+            while index < statements.count {
+                let inner = statements[index]
+                index += 1
+                if inner.keyword == "repeat" { throw FixtureError(inner.location, "'repeat' blocks do not nest") }
+                if inner.keyword == "together" { depth += 1 }
+                if inner.keyword == "end" {
+                    if depth == 0 {
+                        try ArgumentReader(inner).finish()
+                        closed = true
+                        break
+                    }
+                    depth -= 1
+                }
+                body.append(inner)
+            }
+            guard closed else { throw FixtureError(statement.location, "'repeat' has no matching 'end'") }
+            guard result.count + body.count * times <= maximumExpandedStatements else {
+                throw FixtureError(statement.location, "repeating \(body.count) statements \(times) times makes the fixture longer than \(maximumExpandedStatements) statements")
+            }
+            for _ in 0..<times { result += body }
+        }
+        return result
+    }
+
+    mutating func build(_ input: [FixtureStatement]) throws(FixtureError) -> Fixture {
+        let statements = try Self.expandRepeats(input)
         var index = 0
         while index < statements.count {
             let statement = statements[index]
@@ -249,7 +295,7 @@ private struct Builder {
                 fixture.steps.append(FixtureStep(location: statement.location, text: statement.text, kind: .together(group)))
                 continue
             }
-            if statement.keyword == "end" { throw FixtureError(statement.location, "'end' without 'together'") }
+            if statement.keyword == "end" { throw FixtureError(statement.location, "'end' without 'together' or 'repeat'") }
             try handle(statement)
         }
         return fixture
