@@ -170,6 +170,9 @@ public enum FixtureAction: Sendable {
     case dma(device: String, write: Bool, address: UInt64, length: Int, data: [UInt8], pasid: PASIDReference?, name: String?, count: Int)
     /// Page requests straight onto the link (`count` of them, PRG indexes counting up).
     case pageRequest(device: String, address: UInt64, prgIndex: UInt16, pasid: PASIDReference?, last: Bool, read: Bool, write: Bool, count: Int)
+    /// An ATS Translation Request straight from the device (§3.9.1), checked against the
+    /// completion status expected (nil: any).
+    case atsRequest(device: String, address: UInt64, pasid: PASIDReference?, write: Bool, status: ATSCompletionStatus?)
     /// A Stop Marker for the PASID.
     case stopMarker(device: String, pasid: PASIDReference)
     /// Raw command words put on the command queue under its lock (as a buggy driver path

@@ -29,7 +29,7 @@ public enum FixtureCompiler {
     /// Step keywords.
     public static let stepKeywords = ["probe", "remove-smmu", "add-device", "remove-device", "domain", "attach", "detach", "map", "unmap",
                                       "sva-init", "sva-shutdown", "fault-handler", "unregister-handler", "bind-driver", "relay-respond",
-                                      "bind", "unbind", "exit", "raw-command", "dma", "page-request", "stop-marker", "settle", "resume", "stop-pasid", "release-responses", "together", "repeat", "end",
+                                      "bind", "unbind", "exit", "raw-command", "dma", "page-request", "ats-request", "stop-marker", "settle", "resume", "stop-pasid", "release-responses", "together", "repeat", "end",
                                       "expect", "inject", "clear-events"]
 }
 
@@ -552,6 +552,15 @@ private struct Builder {
             let write = reader.flag("write")
             if !read && !write { read = true }
             return .pageRequest(device: device, address: address, prgIndex: UInt16(prg), pasid: pasid, last: last, read: read, write: write, count: max(count, 1))
+        case "ats-request":
+            let device = try existing(reader.word("a device"), in: devices, "device")
+            let address = try FixtureValue.number(reader.word("an address"), "an address")
+            let pasid = try reader.key("pasid").map { argument throws(FixtureError) in try pasidReference(argument) }
+            let write = reader.flag("write")
+            let status = try reader.key("status").map { argument throws(FixtureError) in
+                try FixtureValue.choice(argument, [("success", ATSCompletionStatus.success), ("ur", .unsupportedRequest), ("ca", .completerAbort)], "a completion status")
+            }
+            return .atsRequest(device: device, address: address, pasid: pasid, write: write, status: status)
         case "stop-marker":
             let device = try existing(reader.word("a device"), in: devices, "device")
             guard let argument = reader.key("pasid") else { throw FixtureError(reader.location, "'stop-marker' needs pasid=PROCESS|NUMBER") }

@@ -489,6 +489,25 @@ final class FixtureWorld {
                 pending.done = true
                 pending.result = Self.summarise(outcomes)
             }
+        case .atsRequest(let deviceName, let address, let reference, let write, let status):
+            guard let function = functions[deviceName] else { break }
+            var substream: UInt32?
+            if let reference {
+                guard let value = self.pasid(reference) else { pending.failure = "no PASID for '\(reference)' (bind it first)"; break }
+                substream = value
+            }
+            let model = system.model
+            spawn("dev/\(deviceName)") { [self] in
+                let request = ATSTranslationRequest(streamID: function.streamID, substreamID: substream, address: address, noWrite: !write)
+                mark(deviceName, "ATS translation request", [("address", "0x" + String(address, radix: 16))])
+                let completion = model.translationRequest(request)
+                pending.done = true
+                if let status, completion.status != status {
+                    pending.failure = "completed \(completion), expected \(status)"
+                } else {
+                    pending.result = "\(completion)"
+                }
+            }
         case .stopMarker(let deviceName, let reference):
             guard let function = functions[deviceName] else { break }
             guard let value = pasid(reference) else { pending.failure = "no PASID for '\(reference)' (bind it first)"; break }
