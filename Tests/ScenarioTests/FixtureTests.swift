@@ -170,7 +170,7 @@ import Scenario
         }
         let sources = try Self.bundled.map { try Array(String(contentsOf: $0, encoding: .utf8).utf8) }
         let alphabet = Array("abcdefxyz0123456789 =\"#.\\\n\t-_KMG,;xX\u{0}\u{7F}".utf8)
-        let words = ["smmu", "device", "probe", "expect", "inject", "together", "end", "bind", "dma", "=", "\"", "..", "0x", "sid=", "pasid=", "#", "\n"]
+        let words = ["smmu", "device", "probe", "expect", "inject", "together", "repeat", "end", "bind", "dma", "=", "\"", "..", "0x", "sid=", "pasid=", "#", "\n"]
         var compiled = 0
         for iteration in 0..<3000 {
             var bytes: [UInt8]

@@ -138,4 +138,32 @@ import Scenario
         _ = stepper.execute("quit")
         #expect(stepper.hasQuit)
     }
+
+    @Test func noCommandLineTrapsTheStepper() throws {
+        // Seeded random command lines from the stepper's vocabulary and junk, over a run of the
+        // SVA demo: every line gets an answer (or ends the session) and the run stays usable.
+        var state: UInt64 = 0xC0FF_EE11
+        func next() -> UInt64 {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return state
+        }
+        let url = FixtureTests.fixturesDirectory.appendingPathComponent("sva-demo.fixture")
+        let fixture = try FixtureCompiler.compile(String(contentsOf: url, encoding: .utf8), file: url.lastPathComponent).get()
+        let stepper = try FixtureStepper(fixture: fixture, seed: 7)
+        let words = ["next", "n", "step", "continue", "c", "break", "delete", "breakpoints", "registers", "queues", "queue", "cmdq", "evtq",
+                     "priq", "ste", "cd", "pasids", "contexts", "where", "log", "trace", "help", "sid", "CMD_SYNC", "CMD_PRI_RESP",
+                     "F_TRANSLATION", "arm_smmu_handle_ppr", "0", "1", "16", "0x10", "0xFFFFFFFFFFFFFFFF", "99999999999999999999",
+                     "-1", "\u{0}", "\"", "é", "", " "]
+        for _ in 0..<1500 {
+            let count = Int(next() % 4)
+            let line = (0..<count).map { _ in words[Int(next() % UInt64(words.count))] }.joined(separator: " ")
+            let output = stepper.execute(line)
+            if line.split(separator: " ").isEmpty { #expect(output.isEmpty) }
+        }
+        #expect(!stepper.execute("where").isEmpty)
+        _ = stepper.execute("continue")
+        #expect(stepper.isFinished)
+    }
 }
