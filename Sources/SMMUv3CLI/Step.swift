@@ -6,7 +6,7 @@ import Scenario
 /// standard input.
 enum Step {
     static let usage = """
-    usage: smmuv3 step FIXTURE [--seed N]
+    usage: smmuv3 step FIXTURE [--seed N] [--trace CATEGORIES]
 
     Steps through one run of FIXTURE (under seed N, or the fixture's first seed), reading
     commands from standard input: a terminal, a here-document or a script. Nothing runs until
@@ -18,6 +18,7 @@ enum Step {
 
     options:
       --seed N       the seed of the interleaving (the fixture's first seed otherwise)
+      --trace CATS   what the `trace` command keeps (as for run; default standard)
       -h, --help     this text
 
     exit status: 0 every check run so far passed; 1 a check failed; 2 bad usage or a fixture
@@ -27,6 +28,7 @@ enum Step {
     static func run(_ arguments: [String]) throws -> Int32 {
         var file: String?
         var seed: UInt64?
+        var trace = TraceCategory.standard
         var remaining = arguments[...]
         while let argument = remaining.popFirst() {
             switch argument {
@@ -36,6 +38,9 @@ enum Step {
             case "--seed":
                 guard let text = remaining.popFirst(), let value = Decode.parseNumber(text) else { throw UsageError("--seed needs a number") }
                 seed = value
+            case "--trace":
+                guard let names = remaining.popFirst(), let parsed = TraceCategory(names: names) else { throw UsageError("--trace needs a category list") }
+                trace = parsed
             default:
                 if argument.hasPrefix("-") { throw UsageError("step: unknown option '\(argument)'") }
                 guard file == nil else { throw UsageError("step takes one fixture file") }
@@ -45,7 +50,7 @@ enum Step {
         guard let file else { throw UsageError("step needs a fixture file") }
         guard let fixture = Run.load(file) else { return 2 }
         let chosen = seed ?? fixture.seeds?.lowerBound
-        let stepper = try FixtureStepper(fixture: fixture, seed: chosen)
+        let stepper = try FixtureStepper(fixture: fixture, seed: chosen, traceCategories: trace)
         let interactive = isatty(0) != 0
         print("stepping \(file)\(chosen.map { " under seed \($0)" } ?? " (unseeded)"): \(fixture.steps.count) steps; help lists the commands")
         while !stepper.hasQuit {
