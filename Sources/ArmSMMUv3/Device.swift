@@ -159,8 +159,10 @@ public final class arm_smmu_device {
     public var strtab_cfg = arm_smmu_strtab_cfg()
     /// Masters by StreamID (`smmu->streams`, for the fault handlers).
     public var streams: [UInt32: arm_smmu_master_data] = [:]
-    /// The PASID table SVA shares with device drivers (Linux's is global).
-    public let pasids = iommu_pasid_idr()
+    /// The PASID table SVA shares with device drivers: one for the whole kernel world, as
+    /// Linux's is global, so that every SMMU of a platform draws from the same PASID space
+    /// (a fresh one outside a kernel context).
+    public let pasids: iommu_pasid_idr
     /// Which IOPF queue a device's page faults go to (seed 000: a driver chooses).
     public var iopf_policy = iopf_queue_policy.perFaultQueue
     /// Every IOPF queue the PRI queue feeds (the per-fault-queue one, per-domain ones, a
@@ -210,6 +212,7 @@ public final class arm_smmu_device {
     public init(pdev: platform_device) {
         self.pdev = pdev
         base = devm_ioremap_resource(pdev)
+        pasids = KernelScheduler.current?.global(iommu_pasid_idr.self) { iommu_pasid_idr() } ?? iommu_pasid_idr()
     }
 }
 
@@ -272,10 +275,7 @@ public func arm_smmu_init_queues(_ smmu: arm_smmu_device) -> Int32 {
     guard smmu.features & ARM_SMMU_FEAT_PRI != 0 else { return 0 }
     // Page requests go to an IOPF queue (the SVA tree), flushed through the PRIQ thread.
     if let scheduler = KernelScheduler.current {
-        smmu.priq.iopf = iopf_queue_alloc(smmu.dev.name, { [weak smmu] _, _ in
-            guard let smmu else { return -ENODEV }
-            return await arm_smmu_flush_priq(smmu)
-        }, nil, on: scheduler, pasids: smmu.pasids, faults: smmu.pdev.faults)
+        smmu.priq.iopf = iopf_queue_alloc(smmu.dev.name, arm_smmu_iopf_queue_flush, nil, on: scheduler, pasids: smmu.pasids, faults: smmu.pdev.faults)
         if smmu.priq.iopf == nil { return -ENOMEM }
     }
     return arm_smmu_init_one_queue(smmu, smmu.priq.q, ARM_SMMU_PRIQ_PROD, ARM_SMMU_PRIQ_CONS, PRIQ_ENT_DWORDS, "priq")

@@ -228,6 +228,16 @@ public func arm_smmu_flush_priq(_ smmu: arm_smmu_device) async -> Int32 {
     return ret
 }
 
+/// The flush of every IOPF queue the driver uses (`iopf_queue_flush_dev` calls it): drains
+/// the PRI queue of the SMMU `dev` is behind, so that a queue shared by several SMMUs (the
+/// global policy) flushes the right one. With no device, the SMMU passed as `cookie`.
+public func arm_smmu_iopf_queue_flush(_ cookie: AnyObject?, _ dev: device?) async -> Int32 {
+    ftrace("arm_smmu_iopf_queue_flush")
+    let owner = dev?.iommu_fwspec?.iommu_fwnode.drvdata ?? cookie
+    guard let smmu = owner as? arm_smmu_device else { return -ENODEV }
+    return await arm_smmu_flush_priq(smmu)
+}
+
 /// `arm_smmu_gerror_handler`: reports every active global error (GERROR ^ GERRORN), disables
 /// the SMMU on service failure mode, recovers a command queue error with
 /// `arm_smmu_cmdq_skip_err`, and acknowledges by writing GERROR's value to GERRORN.

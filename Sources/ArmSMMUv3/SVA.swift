@@ -91,10 +91,8 @@ func arm_smmu_iopf_queue(_ smmu: arm_smmu_device, _ smmu_domain: arm_smmu_domain
     case .perDomain:
         if let queue = smmu_domain.iopf { return queue }
         guard let scheduler = KernelScheduler.current,
-              let queue = iopf_queue_alloc("\(smmu.dev.name)-domain\(smmu.domain_iopf_queues.count)", { [weak smmu] _, _ in
-                  guard let smmu else { return -ENODEV }
-                  return await arm_smmu_flush_priq(smmu)
-              }, nil, on: scheduler, pasids: smmu.pasids, faults: smmu.pdev.faults) else { return nil }
+              let queue = iopf_queue_alloc("\(smmu.dev.name)-domain\(smmu.domain_iopf_queues.count)", arm_smmu_iopf_queue_flush, nil,
+                                           on: scheduler, pasids: smmu.pasids, faults: smmu.pdev.faults) else { return nil }
         smmu_domain.iopf = queue
         smmu.domain_iopf_queues.append(queue)
         return queue

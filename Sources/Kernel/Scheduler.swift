@@ -103,6 +103,19 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
         KernelTracing.listener(was: onContextStateChange != nil, is: false)
     }
 
+    /// Kernel-wide objects of this world, one per type (see ``global(_:_:)``).
+    private var globals: [ObjectIdentifier: AnyObject] = [:]
+
+    /// The kernel-wide object of type `T` in this world (what Linux keeps in a static
+    /// variable, such as the PASID idr every IOMMU shares), made by `make` on first use. Each
+    /// scheduler is its own world, so tests running in parallel share nothing.
+    public func global<T: AnyObject>(_ type: T.Type, _ make: () -> T) -> T {
+        if let existing = globals[ObjectIdentifier(type)] as? T { return existing }
+        let made = make()
+        globals[ObjectIdentifier(type)] = made
+        return made
+    }
+
     /// The hardware agents, kicked by register writes.
     @exclusivity(unchecked) private(set) var hardwareAgents: [HardwareAgent] = []
 

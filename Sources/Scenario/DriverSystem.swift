@@ -5,12 +5,16 @@ import ArmSMMUv3
 
 /// A platform device for the SMMU at `base` on `bus`: the log on `scheduler`'s clock, coherent
 /// memory at 2 GB (16 MB), the interrupt subsystem with its MSI doorbell at 0x0800_0040, and
-/// a 128 KB register resource (page 0 and page 1).
-public func makePlatformDevice(bus: Bus, base: UInt64 = 0x0900_0000, scheduler: KernelScheduler = KernelScheduler(), faults: AllocationFaults = AllocationFaults()) -> (platform_device, KernelLog) {
-    let log = KernelLog(clock: scheduler.clock)
-    let irqs = KernelIRQs(bus: bus, scheduler: scheduler, msiDoorbell: 0x0800_0040)
-    let dma = CoherentMemory(memory: bus.memory, range: 0x8000_0000...0x80FF_FFFF, faults: faults)
-    let pdev = platform_device(driver: "arm-smmu-v3", name: "arm-smmu-v3.0.auto", log: log, resource: KernelResource(start: base, size: 2 * SZ_64K), bus: bus, irqs: irqs, dma: dma)
+/// a 128 KB register resource (page 0 and page 1). The `index`-th SMMU of a platform
+/// (`arm-smmu-v3.N.auto`) takes the 16 MB of coherent memory after the previous one's and
+/// shares the first one's `log` and interrupt subsystem (`irqs`) when given.
+public func makePlatformDevice(bus: Bus, base: UInt64 = 0x0900_0000, scheduler: KernelScheduler = KernelScheduler(), faults: AllocationFaults = AllocationFaults(),
+                               index: Int = 0, log sharedLog: KernelLog? = nil, irqs sharedIRQs: KernelIRQs? = nil) -> (platform_device, KernelLog) {
+    let log = sharedLog ?? KernelLog(clock: scheduler.clock)
+    let irqs = sharedIRQs ?? KernelIRQs(bus: bus, scheduler: scheduler, msiDoorbell: 0x0800_0040)
+    let dmaBase = 0x8000_0000 + UInt64(index) * 0x0100_0000
+    let dma = CoherentMemory(memory: bus.memory, range: dmaBase...(dmaBase + 0x00FF_FFFF), faults: faults)
+    let pdev = platform_device(driver: "arm-smmu-v3", name: "arm-smmu-v3.\(index).auto", log: log, resource: KernelResource(start: base, size: 2 * SZ_64K), bus: bus, irqs: irqs, dma: dma)
     return (pdev, log)
 }
 
@@ -32,6 +36,9 @@ public final class DriverSystem {
     /// Allocation fault injection for the whole kernel.
     public let faults: AllocationFaults
     private let agent: HardwareAgent
+    /// The SMMUs added after the first (``addSMMU(configuration:)``), with their agents.
+    public private(set) var others: [(model: SMMU, pdev: platform_device)] = []
+    private var otherAgents: [HardwareAgent] = []
 
     /// A system with an SMMU of `configuration`; `seed` picks the interleaving. Without `msi`
     /// the platform has no MSI domain and the wired lines are used, ORed into one "combined"
@@ -62,9 +69,37 @@ public final class DriverSystem {
     deinit {
         pdev.irqs.freeAll()
         driver?.destroyOwnIOPFQueues()
+        for (_, other) in others { (other.drvdata as? arm_smmu_device)?.destroyOwnIOPFQueues() }
         agent.stop()
+        for other in otherAgents { other.stop() }
         scheduler.run()
         pdev.drvdata = nil
+        for (_, other) in others { other.drvdata = nil }
+    }
+
+    /// Another SMMU on the same platform, for systems with several IOMMUs (a global IOPF
+    /// queue across them, seed 000): its register frame in the next 128 KB slot after the
+    /// last SMMU's, its own 16 MB of coherent memory, its own hardware agent on the same
+    /// scheduler, and the same kernel log and interrupt controller (so it needs MSIs or wired
+    /// lines distinct from the other SMMUs'). Probe it with `driver_probe_device` on the
+    /// returned platform device; its driver shares the kernel's PASID space with the others.
+    @discardableResult
+    public func addSMMU(configuration: SMMUConfiguration = .default) throws -> (model: SMMU, pdev: platform_device) {
+        let index = others.count + 1
+        let base = 0x0900_0000 + UInt64(index) * 0x2_0000
+        let model = try SMMU(configuration: configuration, bus: bus, base: base)
+        model.commandProcessing = .stepped
+        let (other, _) = makePlatformDevice(bus: bus, base: base, scheduler: scheduler, faults: faults, index: index, log: log, irqs: pdev.irqs)
+        other.hasMSIDomain = pdev.hasMSIDomain
+        other.dmaCoherent = configuration.coherentAccess
+        if let lines = configuration.interruptLines {
+            other.namedIRQs["eventq"] = other.irqs.irq(forWiredLine: lines.eventQueue)
+            other.namedIRQs["priq"] = other.irqs.irq(forWiredLine: lines.priQueue)
+            other.namedIRQs["gerror"] = other.irqs.irq(forWiredLine: lines.globalError)
+        }
+        otherAgents.append(HardwareAgent("smmu\(index)", on: scheduler) { [model] in model.stepCommand() != nil })
+        others.append((model, other))
+        return (model, other)
     }
 
     /// Runs `body` in a kernel context named `name` until every context is done or blocked.

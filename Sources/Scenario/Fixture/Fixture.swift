@@ -10,6 +10,9 @@ public struct Fixture: Sendable {
     public let file: String
     /// The SMMU's configuration (the `smmu` statement).
     public var configuration = SMMUConfiguration.default
+    /// How many SMMUs the platform has (`smmu count=N`), all of `configuration`, each with its
+    /// own root complex; devices name theirs with `smmu=I`.
+    public var smmuCount = 1
     /// How the SMMU's interrupts reach the kernel.
     public var interrupts = InterruptMode.msi
     /// Whether the model checks for stale TLB/configuration cache entries (checked mode).
@@ -70,6 +73,8 @@ public struct Fixture: Sendable {
         public let credits: Int
         /// How it stops using a PASID (`stop-pasid`).
         public let stopMode: PASIDStopMode
+        /// The SMMU it is behind (0-based).
+        public let smmu: Int
         /// Where it was declared.
         public let location: FixtureLocation
     }
@@ -209,7 +214,7 @@ public enum FixtureExpectation: Sendable {
     /// A kernel log line containing the text (`present` false: none).
     case log(String, present: Bool)
     /// A register's value (under `mask`).
-    case register(SMMURegister, value: UInt64, mask: UInt64)
+    case register(SMMURegister, value: UInt64, mask: UInt64, smmu: Int)
     /// The PASID of a process is allocated or free.
     case pasid(PASIDReference, allocated: Bool)
     /// The SMMU driver's context for the device's PASID (seed 001): `used`, `stale`,
@@ -233,7 +238,7 @@ public enum FixtureExpectation: Sendable {
     /// A queue's registers and contents (§3.5): PROD and CONS values (wrap and flag bits
     /// included), whether an overflow is unacknowledged, and text within the decoded entry of
     /// a slot.
-    case queue(FixtureQueue, prod: UInt64?, cons: UInt64?, overflow: Bool?, slot: Int?, contains: String?)
+    case queue(FixtureQueue, prod: UInt64?, cons: UInt64?, overflow: Bool?, slot: Int?, contains: String?, smmu: Int)
 }
 
 /// Where an injected external abort hits: an address range, or a structure the driver

@@ -298,6 +298,9 @@ private struct Builder {
             if statement.keyword == "end" { throw FixtureError(statement.location, "'end' without 'together' or 'repeat'") }
             try handle(statement)
         }
+        if let device = fixture.devices.first(where: { $0.smmu >= fixture.smmuCount }) {
+            throw FixtureError(device.location, "device '\(device.name)' is behind SMMU \(device.smmu), but the platform has \(fixture.smmuCount) (smmu count=N)")
+        }
         return fixture
     }
 
@@ -343,6 +346,10 @@ private struct Builder {
             if let value = reader.key("stall") {
                 configuration.stallModel = try FixtureValue.choice(value, [("stall", SMMUConfiguration.StallModel.stallAndTerminate), ("force", .stallForced), ("none", .terminateOnly)], "a stall model")
             }
+            if let value = reader.key("count") {
+                fixture.smmuCount = try FixtureValue.int(value, "a number of SMMUs", max: 4)
+                guard fixture.smmuCount >= 1 else { throw FixtureError(value.valueLocation, "a platform has at least one SMMU") }
+            }
             if let value = reader.key("irq") {
                 fixture.interrupts = try FixtureValue.choice(value, Fixture.InterruptMode.allCases.map { ($0.rawValue, $0) }, "an interrupt mode")
             }
@@ -369,14 +376,15 @@ private struct Builder {
             let credits = try reader.key("credits").map { argument throws(FixtureError) in try FixtureValue.int(argument, "page request credits", max: 1 << 16) } ?? 32
             let ats = reader.flag("ats")
             let pri = reader.flag("pri")
+            let behind = try reader.key("smmu").map { argument throws(FixtureError) in try FixtureValue.int(argument, "an SMMU index", max: 3) } ?? 0
             let stopMode = try reader.key("stop").map { argument throws(FixtureError) in
                 try FixtureValue.choice(argument, [("marker", PASIDStopMode.markStaleAndSendStopMarker), ("wait", .waitForCompletion)], "a stop mode")
             } ?? .markStaleAndSendStopMarker
-            if fixture.devices.contains(where: { $0.streamID == UInt32(sid) }) {
-                throw FixtureError(sidArgument.valueLocation, "StreamID \(sid) is already used by another device")
+            if fixture.devices.contains(where: { $0.streamID == UInt32(sid) && $0.smmu == behind }) {
+                throw FixtureError(sidArgument.valueLocation, "StreamID \(sid) is already used by another device behind SMMU \(behind)")
             }
             devices.insert(name.value)
-            fixture.devices.append(Fixture.DeviceSpec(name: name.value, streamID: UInt32(sid), ats: ats, pri: pri, credits: credits, stopMode: stopMode, location: reader.location))
+            fixture.devices.append(Fixture.DeviceSpec(name: name.value, streamID: UInt32(sid), ats: ats, pri: pri, credits: credits, stopMode: stopMode, smmu: behind, location: reader.location))
         case "process":
             let name = try newName(reader.word("a process name"), in: processes, "process")
             let asid = try reader.key("asid").map { argument throws(FixtureError) in try FixtureValue.int(argument, "an ASID", max: 0xFFFF) } ?? (7 + fixture.processes.count)
@@ -584,6 +592,14 @@ private struct Builder {
         }
     }
 
+    /// `smmu=I` (default 0), checked against `smmu count=N`.
+    func smmuIndex(_ reader: inout ArgumentReader) throws(FixtureError) -> Int {
+        guard let argument = reader.key("smmu") else { return 0 }
+        let index = try FixtureValue.int(argument, "an SMMU index", max: 3)
+        guard index < fixture.smmuCount else { throw FixtureError(argument.valueLocation, "SMMU \(index) does not exist (smmu count=\(fixture.smmuCount))") }
+        return index
+    }
+
     mutating func expectation(_ reader: inout ArgumentReader) throws(FixtureError) -> FixtureExpectation {
         let what = try reader.word("what to expect (event, no-events, response, dma, memory, process-memory, page, device-pasid, log, no-log, register, queue, pasid, context, mm-exits, partial-faults, relayed, outcome, diagnostics)")
         func count(_ reader: inout ArgumentReader) throws(FixtureError) -> Int? {
@@ -637,7 +653,7 @@ private struct Builder {
             }
             let value = try FixtureValue.number(reader.word("a value"), "a value")
             let mask = try reader.key("mask").map { argument throws(FixtureError) in try FixtureValue.number(argument, "a mask") } ?? UInt64.max
-            return .register(register, value: value, mask: mask)
+            return .register(register, value: value, mask: mask, smmu: try smmuIndex(&reader))
         case "pasid":
             let reference = try pasidReference(reader.word("a process or PASID"))
             let state = try FixtureValue.choice(reader.word("allocated or free"), [("allocated", true), ("free", false)], "a PASID state")
@@ -696,7 +712,7 @@ private struct Builder {
             guard prod != nil || cons != nil || overflow != nil || slot != nil else {
                 throw FixtureError(reader.location, "'expect queue' needs prod=, cons=, overflow, no-overflow or slot= with contains=")
             }
-            return .queue(queue, prod: prod, cons: cons, overflow: overflow, slot: slot, contains: contains?.value)
+            return .queue(queue, prod: prod, cons: cons, overflow: overflow, slot: slot, contains: contains?.value, smmu: try smmuIndex(&reader))
         default:
             throw FixtureError(what.location, "unknown expectation '\(what.value)'; expected event, no-events, response, dma, memory, process-memory, page, device-pasid, log, no-log, register, queue, pasid, context, mm-exits, partial-faults, relayed, outcome or diagnostics")
         }

@@ -85,7 +85,10 @@ final class FixtureWorld {
     let fixture: Fixture
     let seed: UInt64?
     let system: DriverSystem
-    let rootComplex: RootComplex
+    /// One root complex per SMMU.
+    let rootComplexes: [RootComplex]
+    /// Every SMMU model and its platform device, the first one first.
+    let smmus: [(model: SMMU, pdev: platform_device)]
     var functions: [String: PCIeFunction] = [:]
     var devices: [String: device] = [:]
     var processes: [String: MMStruct] = [:]
@@ -101,6 +104,8 @@ final class FixtureWorld {
     var namedDMAs: [String: (PCIeFunction, DMAHandle)] = [:]
     var lastDMA: [String: (PCIeFunction, DMAHandle)] = [:]
     var lose: [String: (stopMarkers: Int, last: Int)] = [:]
+    /// Stall records, with the SMMU that produced each (at most 65,536 kept).
+    var stalls = BoundedLog<(smmu: Int, record: EventRecord)>(capacity: 65_536)
     /// STAGs resumed, by device.
     var resumed: [String: Set<UInt16>] = [:]
     var events = BoundedLog<EventRecord>(capacity: 65_536)
@@ -123,9 +128,26 @@ final class FixtureWorld {
         system.bus.trace.lineCapacity = max(traceLinesAtFailure, 1)
         system.bus.trace.sink = traceSink
         system.bus.interrupts.recordCapacity = 0
-        system.model.checkedMode = fixture.checked
-        rootComplex = RootComplex(smmu: system.model)
-        system.model.onEvent { [weak self] record, _ in self?.events.append(record) }
+        var smmus: [(model: SMMU, pdev: platform_device)] = [(system.model, system.pdev)]
+        for index in 1..<max(fixture.smmuCount, 1) {
+            var configuration = fixture.configuration
+            // Each SMMU's wired lines after the previous one's.
+            if let lines = configuration.interruptLines {
+                let offset = 4 * index
+                configuration.interruptLines = SMMUConfiguration.InterruptLines(eventQueue: lines.eventQueue + offset, priQueue: lines.priQueue + offset,
+                                                                                commandSync: lines.commandSync + offset, globalError: lines.globalError + offset)
+            }
+            smmus.append(try system.addSMMU(configuration: configuration))
+        }
+        self.smmus = smmus
+        rootComplexes = smmus.map { RootComplex(smmu: $0.model) }
+        for (index, (model, _)) in smmus.enumerated() {
+            model.checkedMode = fixture.checked
+            model.onEvent { [weak self] record, _ in
+                self?.events.append(record)
+                if record.isStall { self?.stalls.append((index, record)) }
+            }
+        }
         if !fixture.invariants.isEmpty {
             let previous = system.scheduler.afterEachStep
             system.scheduler.afterEachStep = { [weak self] in
@@ -139,11 +161,11 @@ final class FixtureWorld {
         }
         let pages = CoherentMemory(memory: system.bus.memory, range: 0x9000_0000...0x93FF_FFFF)
         for spec in fixture.devices {
-            let function = rootComplex.attach(requesterID: UInt16(truncatingIfNeeded: spec.streamID), ats: spec.ats, pri: spec.pri, pageRequestCredits: spec.credits)
+            let function = rootComplexes[spec.smmu].attach(requesterID: UInt16(truncatingIfNeeded: spec.streamID), ats: spec.ats, pri: spec.pri, pageRequestCredits: spec.credits)
             let pci = pci_dev(name: spec.name, ats_cap: spec.ats)
             pci.onATSControl = { enabled, _ in function.atsEnabled = enabled }
             functions[spec.name] = function
-            devices[spec.name] = device(name: spec.name, log: system.log, smmu_pdev: system.pdev, ids: [function.streamID], pci: pci)
+            devices[spec.name] = device(name: spec.name, log: system.log, smmu_pdev: smmus[spec.smmu].pdev, ids: [function.streamID], pci: pci)
         }
         for spec in fixture.processes {
             guard let mm = MMStruct(asid: spec.asid, memory: system.bus.memory, pages: pages) else { throw FixtureError(spec.location, "no memory for process '\(spec.name)'") }
@@ -156,7 +178,21 @@ final class FixtureWorld {
         if let globalQueue { _ = iopf_queue_free(globalQueue) }
     }
 
+    /// The first SMMU's driver.
     var driver: arm_smmu_device? { system.driver }
+
+    /// The SMMU model a device is behind.
+    func model(of device: String) -> SMMU {
+        smmus[fixture.devices.first { $0.name == device }?.smmu ?? 0].model
+    }
+
+    /// The driver of the SMMU a device is behind.
+    func driver(of device: String) -> arm_smmu_device? {
+        smmus[fixture.devices.first { $0.name == device }?.smmu ?? 0].pdev.drvdata as? arm_smmu_device
+    }
+
+    /// Every probed SMMU driver.
+    var drivers: [arm_smmu_device] { smmus.compactMap { $0.pdev.drvdata as? arm_smmu_device } }
 
     // MARK: Steps
 
@@ -312,16 +348,19 @@ final class FixtureWorld {
         let context = "fixture:\(step.location.line)"
         switch action {
         case .probe(let expected):
-            let pdev = system.pdev
+            let pdevs = smmus.map(\.pdev)
             spawn(context) { [self] in
-                let ret = await driver_probe_device(pdev, arm_smmu_device_probe)
-                if ret == 0, let smmu = driver { configureAfterProbe(smmu) }
+                var ret: Int32 = 0
+                for pdev in pdevs where ret == 0 {
+                    ret = await driver_probe_device(pdev, arm_smmu_device_probe)
+                    if ret == 0, let smmu = pdev.drvdata as? arm_smmu_device { configureAfterProbe(smmu) }
+                }
                 expectReturn(ret, expected)
             }
         case .removeSMMU:
-            let pdev = system.pdev
+            let pdevs = smmus.map(\.pdev)
             spawn(context) {
-                await device_release_driver(pdev, arm_smmu_device_remove)
+                for pdev in pdevs.reversed() { await device_release_driver(pdev, arm_smmu_device_remove) }
                 pending.done = true
             }
         case .addDevice(let name, let expected):
@@ -388,7 +427,7 @@ final class FixtureWorld {
                     expectReturn(ret, expected)
                 }
             } else {
-                guard let queue = driver?.priq.iopf ?? globalQueue else { pending.failure = "the SMMU has no IOPF queue (probe first; PRI needed)"; break }
+                guard let queue = driver(of: name)?.priq.iopf ?? globalQueue else { pending.failure = "the SMMU has no IOPF queue (probe first; PRI needed)"; break }
                 spawn(context) {
                     var ret = await iopf_queue_add_device(queue, dev)
                     if ret == 0 { ret = await iommu_register_device_fault_handler(dev, iommu_queue_iopf, dev) }
@@ -472,7 +511,7 @@ final class FixtureWorld {
                 guard let value = self.pasid(reference) else { pending.failure = "no PASID for '\(reference)' (bind it first)"; break }
                 substream = value
             }
-            let model = system.model
+            let model = self.model(of: deviceName)
             spawn("dev/\(deviceName)") { [self] in
                 var outcomes: [String] = []
                 for index in 0..<count {
@@ -496,7 +535,7 @@ final class FixtureWorld {
                 guard let value = self.pasid(reference) else { pending.failure = "no PASID for '\(reference)' (bind it first)"; break }
                 substream = value
             }
-            let model = system.model
+            let model = self.model(of: deviceName)
             spawn("dev/\(deviceName)") { [self] in
                 let request = ATSTranslationRequest(streamID: function.streamID, substreamID: substream, address: address, noWrite: !write)
                 mark(deviceName, "ATS translation request", [("address", "0x" + String(address, radix: 16))])
@@ -511,7 +550,7 @@ final class FixtureWorld {
         case .stopMarker(let deviceName, let reference):
             guard let function = functions[deviceName] else { break }
             guard let value = pasid(reference) else { pending.failure = "no PASID for '\(reference)' (bind it first)"; break }
-            let model = system.model
+            let model = self.model(of: deviceName)
             spawn("dev/\(deviceName)") { [self] in
                 pending.done = true
                 mark(deviceName, "stop marker", [("pasid", "\(value)")])
@@ -534,9 +573,9 @@ final class FixtureWorld {
             pending.done = true
             pending.result = "settled"
         case .resume(let deviceName, let retry):
-            guard let smmu = driver else { pending.failure = "no SMMU driver (probe first)"; break }
-            guard let function = functions[deviceName] else { break }
-            let stalled = events.elements.filter { $0.isStall && $0.streamID == function.streamID }
+            guard let smmu = driver(of: deviceName) else { pending.failure = "no SMMU driver (probe first)"; break }
+            guard let function = functions[deviceName], let index = fixture.devices.first(where: { $0.name == deviceName })?.smmu else { break }
+            let stalled = stalls.elements.filter { $0.smmu == index && $0.record.streamID == function.streamID }.map { $0.record }
             let fresh = stalled.filter { !(resumed[deviceName]?.contains($0.stag) ?? false) }
             for record in fresh { resumed[deviceName, default: []].insert(record.stag) }
             spawn(context) {
@@ -590,12 +629,13 @@ final class FixtureWorld {
     }
 
     private func configureAfterProbe(_ smmu: arm_smmu_device) {
-        registry = iommu_sva_registry(pasids: smmu.pasids)
+        // One registry for the kernel: every SMMU shares the kernel's PASID space.
+        if registry == nil { registry = iommu_sva_registry(pasids: smmu.pasids) }
         switch fixture.policy {
         case .perFaultQueue, .perIOMMU: smmu.iopf_policy = .perFaultQueue
         case .perDomain: smmu.iopf_policy = .perDomain
         case .global:
-            let queue = globalQueue ?? iopf_queue_alloc("global", { _, _ in 0 }, nil, on: system.scheduler, pasids: smmu.pasids)
+            let queue = globalQueue ?? iopf_queue_alloc("global", arm_smmu_iopf_queue_flush, nil, on: system.scheduler, pasids: smmu.pasids)
             globalQueue = queue
             if let queue { smmu.iopf_policy = .global(queue) }
         }
@@ -606,7 +646,7 @@ final class FixtureWorld {
     /// Invariants already violated (each is reported once).
     private var violated: Set<FixtureInvariant> = []
     /// Every PASID context seen, for `context-released-once`.
-    private var contextsSeen: [ObjectIdentifier: (context: arm_smmu_context, streamID: UInt32, pasid: UInt32)] = [:]
+    private var contextsSeen: [ObjectIdentifier: (context: arm_smmu_context, device: String, pasid: UInt32)] = [:]
 
     /// Checks the fixture's invariants after a scheduling step; the first violation of each
     /// becomes a failed check at the line declaring it.
@@ -629,21 +669,22 @@ final class FixtureWorld {
                 }
             }
         case .contextReleasedOnce:
-            guard let smmu = driver else { return nil }
             for spec in fixture.devices {
-                guard let function = functions[spec.name], let stream = smmu.streams[function.streamID] else { continue }
+                guard let function = functions[spec.name], let stream = driver(of: spec.name)?.streams[function.streamID] else { continue }
                 for (pasid, context) in stream.contexts where contextsSeen[ObjectIdentifier(context)] == nil {
-                    contextsSeen[ObjectIdentifier(context)] = (context, function.streamID, pasid)
+                    contextsSeen[ObjectIdentifier(context)] = (context, spec.name, pasid)
                 }
             }
-            for (context, streamID, pasid) in contextsSeen.values {
-                if context.releases > 1 { return "the context for PASID \(pasid) of SID \(streamID) was released \(context.releases) times" }
-                if context.releases == 1, smmu.streams[streamID]?.contexts[pasid] === context {
-                    return "the context for PASID \(pasid) of SID \(streamID) was released but is still in its device's table"
+            for (context, name, pasid) in contextsSeen.values {
+                if context.releases > 1 { return "the context for PASID \(pasid) of \(name) was released \(context.releases) times" }
+                if context.releases == 1, let function = functions[name], driver(of: name)?.streams[function.streamID]?.contexts[pasid] === context {
+                    return "the context for PASID \(pasid) of \(name) was released but is still in its device's table"
                 }
             }
         case .noDiagnostics:
-            if let first = system.model.diagnostics.first { return "\(first)" }
+            for (model, _) in smmus {
+                if let first = model.diagnostics.first { return "\(first)" }
+            }
         }
         return nil
     }
@@ -685,21 +726,24 @@ final class FixtureWorld {
             tracer?(function, context)
             trace.instant(.kernel, track: context.name, "\(function)", at: UInt64(scheduler.switches))
         }
-        let model = system.model
-        model.onCommand { [unowned scheduler] step in
-            let name = step.command?.name ?? (step.entry == nil ? "fetch abort" : "ILLEGAL")
-            trace.complete(.smmu, track: "command processor", name, at: UInt64(scheduler.switches),
-                           args: [("entry", step.description)])
-        }
-        model.onEvent { [unowned scheduler] record, outcome in
-            trace.instant(.smmu, track: "event records", record.type?.specName ?? "event 0x" + String(record.number, radix: 16),
-                          at: UInt64(scheduler.switches), args: [("record", "\(record)"), ("outcome", "\(outcome)")])
-        }
-        var names: [UInt32: String] = [:]
-        for (name, function) in functions { names[function.streamID] = name }
-        model.onPRGResponse { [unowned scheduler] response in
-            trace.instant(.endpoints, track: names[response.streamID] ?? "sid \(response.streamID)", "PRG response \(response.code)",
-                          at: UInt64(scheduler.switches), args: [("response", "\(response)")])
+        for (index, (model, _)) in smmus.enumerated() {
+            // The first SMMU's tracks keep their plain names; the others' carry their index.
+            let prefix = index == 0 ? "" : "smmu\(index) "
+            model.onCommand { [unowned scheduler] step in
+                let name = step.command?.name ?? (step.entry == nil ? "fetch abort" : "ILLEGAL")
+                trace.complete(.smmu, track: prefix + "command processor", name, at: UInt64(scheduler.switches),
+                               args: [("entry", step.description)])
+            }
+            model.onEvent { [unowned scheduler] record, outcome in
+                trace.instant(.smmu, track: prefix + "event records", record.type?.specName ?? "event 0x" + String(record.number, radix: 16),
+                              at: UInt64(scheduler.switches), args: [("record", "\(record)"), ("outcome", "\(outcome)")])
+            }
+            var names: [UInt32: String] = [:]
+            for spec in fixture.devices where spec.smmu == index { names[spec.streamID] = spec.name }
+            model.onPRGResponse { [unowned scheduler] response in
+                trace.instant(.endpoints, track: names[response.streamID] ?? "sid \(response.streamID)", "PRG response \(response.code)",
+                              at: UInt64(scheduler.switches), args: [("response", "\(response)")])
+            }
         }
         let previous = scheduler.afterEachStep
         scheduler.afterEachStep = { [weak self] in
@@ -715,16 +759,19 @@ final class FixtureWorld {
     private func sampleTimeline() {
         guard let trace = perfetto else { return }
         let at = now
-        let model = system.model
-        for (name, base, prod, cons) in [("CMDQ waiting", SMMURegister.cmdqBase, SMMURegister.cmdqProd, SMMURegister.cmdqCons),
-                                         ("EVTQ unread", .eventqBase, .eventqProd, .eventqCons),
-                                         ("PRIQ unread", .priqBase, .priqProd, .priqCons)] {
-            let log2 = min(Int(Reg.Queue.log2Size.extract(model.peek(base))), 19)
-            let mask = (UInt64(2) << UInt64(log2)) - 1
-            let value = Int((model.peek(prod) &- model.peek(cons)) & mask)
-            if occupancy[name] != value {
-                occupancy[name] = value
-                trace.counter(.smmu, name, value, at: at)
+        for (index, (model, _)) in smmus.enumerated() {
+            let prefix = index == 0 ? "" : "smmu\(index) "
+            for (queue, base, prod, cons) in [("CMDQ waiting", SMMURegister.cmdqBase, SMMURegister.cmdqProd, SMMURegister.cmdqCons),
+                                             ("EVTQ unread", .eventqBase, .eventqProd, .eventqCons),
+                                             ("PRIQ unread", .priqBase, .priqProd, .priqCons)] {
+                let name = prefix + queue
+                let log2 = min(Int(Reg.Queue.log2Size.extract(model.peek(base))), 19)
+                let mask = (UInt64(2) << UInt64(log2)) - 1
+                let value = Int((model.peek(prod) &- model.peek(cons)) & mask)
+                if occupancy[name] != value {
+                    occupancy[name] = value
+                    trace.counter(.smmu, name, value, at: at)
+                }
             }
         }
         guard let smmu = driver else { return }
@@ -736,7 +783,7 @@ final class FixtureWorld {
             current["PASID \(id)"] = "allocated (\(owner ?? "released"))"
         }
         for spec in fixture.devices {
-            guard let function = functions[spec.name], let stream = smmu.streams[function.streamID] else { continue }
+            guard let function = functions[spec.name], let stream = driver(of: spec.name)?.streams[function.streamID] else { continue }
             for (pasid, context) in stream.contexts {
                 current["PASID \(pasid) \(spec.name)"] = Self.contextState(context.state.snapshot)
             }
@@ -765,11 +812,11 @@ final class FixtureWorld {
         case .evtq: return driver.flatMap { queue($0.evtq.q) }
         case .priq: return driver.flatMap { queue($0.priq.q) }
         case .ste(let device):
-            guard let function = functions[device], let address = system.model.inspectStructures(streamID: function.streamID, substreamID: nil).steAddress else { return nil }
+            guard let function = functions[device], let address = model(of: device).inspectStructures(streamID: function.streamID, substreamID: nil).steAddress else { return nil }
             return address...(address + 63)
         case .cd(let device, let reference):
             guard let function = functions[device], let pasid = pasid(reference),
-                  let address = system.model.inspectStructures(streamID: function.streamID, substreamID: pasid).cdAddress else { return nil }
+                  let address = model(of: device).inspectStructures(streamID: function.streamID, substreamID: pasid).cdAddress else { return nil }
             return address...(address + 63)
         case .pageTable(let owner):
             if let mm = processes[owner] {
@@ -829,7 +876,7 @@ final class FixtureWorld {
                 guard let value = pasid(cd) else { return .failed("no PASID for '\(cd)' (bind it first)") }
                 substream = value
             }
-            let found = system.model.inspectStructures(streamID: function.streamID, substreamID: substream)
+            let found = model(of: device).inspectStructures(streamID: function.streamID, substreamID: substream)
             let address: UInt64?
             let field: StructureField?
             if substream != nil {
@@ -915,8 +962,8 @@ final class FixtureWorld {
             let match = system.log.lines.first { $0.text.contains(text) }
             if present { return (match != nil, match.map(\.text) ?? "no kernel log line contains it") }
             return (match == nil, match.map { "found: \($0.text)" } ?? "absent")
-        case .register(let register, let value, let mask):
-            let found = system.model.peek(register)
+        case .register(let register, let value, let mask, let index):
+            let found = smmus[index].model.peek(register)
             return (found & mask == value & mask, "\(register.name) = 0x\(String(found, radix: 16))")
         case .pasid(let reference, let allocated):
             guard let value = pasid(reference) else { return (false, "no PASID for '\(reference)' (never bound)") }
@@ -925,7 +972,7 @@ final class FixtureWorld {
             return (isAllocated == allocated, "PASID \(value) is \(isAllocated ? "allocated" : "free")")
         case .context(let device, let reference, let wanted):
             guard let value = pasid(reference) else { return (false, "no PASID for '\(reference)' (never bound)") }
-            guard let smmu = driver, let function = functions[device] else { return (false, "no SMMU driver") }
+            guard let smmu = driver(of: device), let function = functions[device] else { return (false, "no SMMU driver") }
             let state: String
             if let context = smmu.streams[function.streamID]?.contexts[value] {
                 state = Self.contextState(context.state.snapshot)
@@ -958,8 +1005,8 @@ final class FixtureWorld {
             guard let mm = processes[name] else { return (false, "no process") }
             let found = mm.translate(address) != nil
             return (found == present, "0x\(String(address, radix: 16)) is \(found ? "present" : "absent") in \(name)")
-        case .queue(let queue, let prod, let cons, let overflow, let slot, let contains):
-            let ring = QueueView(model: system.model, memory: system.bus.memory, queue: queue)
+        case .queue(let queue, let prod, let cons, let overflow, let slot, let contains, let index):
+            let ring = QueueView(model: smmus[index].model, memory: system.bus.memory, queue: queue)
             var problems: [String] = []
             if let prod, UInt64(ring.prod) != prod { problems.append("PROD is 0x\(String(ring.prod, radix: 16))") }
             if let cons, UInt64(ring.cons) != cons { problems.append("CONS is 0x\(String(ring.cons, radix: 16))") }
@@ -971,7 +1018,7 @@ final class FixtureWorld {
             let summary = "PROD 0x\(String(ring.prod, radix: 16)), CONS 0x\(String(ring.cons, radix: 16))\(ring.overflowed ? ", overflowed" : "")"
             return (problems.isEmpty, problems.isEmpty ? summary : problems.joined(separator: "; "))
         case .diagnostics(let count):
-            let diagnostics = system.model.diagnostics
+            let diagnostics = smmus.flatMap(\.model.diagnostics)
             return (diagnostics.count == count, diagnostics.isEmpty ? "none" : diagnostics.map(\.description).joined(separator: "; "))
         }
     }

@@ -86,7 +86,7 @@ public final class FixtureStepper {
     private var target: Target?
     private var stop: Stop?
     private var printedTranscript = 0
-    private var registrations: [SMMUHandlerRegistration] = []
+    private var registrations: [(SMMU, SMMUHandlerRegistration)] = []
     /// Every step done.
     public private(set) var isFinished = false
     /// `quit` was given.
@@ -96,35 +96,36 @@ public final class FixtureStepper {
     public init(fixture: Fixture, seed: UInt64?, traceCategories: TraceCategory = .standard) throws {
         world = try FixtureWorld(fixture: fixture, seed: seed, traceCategories: traceCategories, traceSink: nil, traceLinesAtFailure: 40)
         let scheduler = world.system.scheduler
-        let model = world.system.model
-        registrations.append(model.onCommand { [weak self] step in
-            guard let self else { return }
-            guard let command = step.command else {
-                // An entry that could not be fetched or decoded stops any command target.
-                if target == .anyCommand { halt(.command(step, context: Self.contextName)) }
-                return
-            }
-            let hit = { (candidate: Target) -> Bool in
-                switch candidate {
-                case .anyCommand: true
-                case .opcode(let name): command.name == name
-                case .streamID(let sid): command.format.fields.contains(.streamID) && command.streamID == sid
-                case .event, .function: false
+        for (model, _) in world.smmus {
+            registrations.append((model, model.onCommand { [weak self] step in
+                guard let self else { return }
+                guard let command = step.command else {
+                    // An entry that could not be fetched or decoded stops any command target.
+                    if target == .anyCommand { halt(.command(step, context: Self.contextName)) }
+                    return
                 }
-            }
-            if target.map(hit) == true || breakpoints.contains(where: hit) { halt(.command(step, context: Self.contextName)) }
-        })
-        registrations.append(model.onEvent { [weak self] record, outcome in
-            guard let self else { return }
-            let hit = { (candidate: Target) -> Bool in
-                switch candidate {
-                case .event(let name): record.type?.specName == name
-                case .streamID(let sid): record.streamID == sid
-                case .anyCommand, .opcode, .function: false
+                let hit = { (candidate: Target) -> Bool in
+                    switch candidate {
+                    case .anyCommand: true
+                    case .opcode(let name): command.name == name
+                    case .streamID(let sid): command.format.fields.contains(.streamID) && command.streamID == sid
+                    case .event, .function: false
+                    }
                 }
-            }
-            if target.map(hit) == true || breakpoints.contains(where: hit) { halt(.event(record, outcome, context: Self.contextName)) }
-        })
+                if target.map(hit) == true || breakpoints.contains(where: hit) { halt(.command(step, context: Self.contextName)) }
+            }))
+            registrations.append((model, model.onEvent { [weak self] record, outcome in
+                guard let self else { return }
+                let hit = { (candidate: Target) -> Bool in
+                    switch candidate {
+                    case .event(let name): record.type?.specName == name
+                    case .streamID(let sid): record.streamID == sid
+                    case .anyCommand, .opcode, .function: false
+                    }
+                }
+                if target.map(hit) == true || breakpoints.contains(where: hit) { halt(.event(record, outcome, context: Self.contextName)) }
+            }))
+        }
         let tracer = scheduler.onFunctionEntry
         scheduler.onFunctionEntry = { [weak self] function, context in
             tracer?(function, context)
@@ -136,7 +137,7 @@ public final class FixtureStepper {
     }
 
     deinit {
-        for registration in registrations { world.system.model.removeHandler(registration) }
+        for (model, registration) in registrations { model.removeHandler(registration) }
         world.system.scheduler.onFunctionEntry = nil
     }
 
@@ -386,7 +387,7 @@ public final class FixtureStepper {
         }
         if lines.isEmpty { lines.append("no PASID allocated") }
         for spec in world.fixture.devices {
-            guard let function = world.functions[spec.name], let stream = smmu.streams[function.streamID] else { continue }
+            guard let function = world.functions[spec.name], let stream = world.driver(of: spec.name)?.streams[function.streamID] else { continue }
             for (pasid, context) in stream.contexts.sorted(by: { $0.key < $1.key }) {
                 lines.append("  \(spec.name) (sid \(function.streamID)) PASID \(pasid): context \(FixtureWorld.contextState(context.state.snapshot))")
             }
