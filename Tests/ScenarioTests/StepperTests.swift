@@ -166,4 +166,23 @@ import Scenario
         _ = stepper.execute("continue")
         #expect(stepper.isFinished)
     }
+
+    @Test func viewsTakeTheSMMUOnAPlatformWithSeveral() throws {
+        let url = FixtureTests.fixturesDirectory.appendingPathComponent("global-iopf-queue.fixture")
+        let fixture = try FixtureCompiler.compile(String(contentsOf: url, encoding: .utf8), file: url.lastPathComponent).get()
+        let stepper = try FixtureStepper(fixture: fixture, seed: 1)
+        _ = stepper.execute("break arm_smmu_handle_ppr")
+        let stop = stepper.execute("continue")
+        #expect(stop.contains { $0.hasPrefix("stopped: irq/") && $0.hasSuffix("entered arm_smmu_handle_ppr; it is now runnable") }, "\(stop)")
+        // Each SMMU has its own stream table and PRI queue, in its own coherent memory.
+        let first = stepper.execute("ste 16")
+        let second = stepper.execute("ste 16 smmu=1")
+        #expect(first.first?.hasPrefix("STE for SID 16 at 0x8000") == true, "\(first)")
+        #expect(second.first?.hasPrefix("STE for SID 16 at 0x8100") == true, "\(second)")
+        #expect(stepper.execute("queue priq smmu=1").first?.hasPrefix("PRIQ at 0x8100") == true)
+        #expect(stepper.execute("registers smmu=2") == ["error: no SMMU 2 (the platform has 2)"])
+        #expect(stepper.execute("delete") == ["every breakpoint deleted"])
+        #expect(stepper.execute("continue").last?.hasPrefix("the run is finished") == true)
+        #expect(stepper.run.passed)
+    }
 }

@@ -167,6 +167,7 @@ public final class FixtureStepper {
         "contexts             every kernel context and where it waits",
         "where                the fixture line running and the next one",
         "log [N] | trace [N]  the last N kernel log or model trace lines (10)",
+        "                     (registers, queues, ste and cd show SMMU 0; add smmu=I for another)",
         "help | quit",
     ]
 
@@ -174,7 +175,16 @@ public final class FixtureStepper {
     public func execute(_ line: String) -> [String] {
         let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         guard let verb = words.first else { return [] }
-        let arguments = words.dropFirst()
+        var arguments = words.dropFirst()
+        // `smmu=I` picks the SMMU a view shows (default 0) on platforms with several.
+        var smmu = 0
+        if let option = arguments.firstIndex(where: { $0.hasPrefix("smmu=") }) {
+            guard let value = Self.number(String(arguments[option].dropFirst(5))), value < UInt64(world.smmus.count) else {
+                return ["error: no SMMU \(arguments[option].dropFirst(5)) (the platform has \(world.smmus.count))"]
+            }
+            smmu = Int(value)
+            arguments.remove(at: option)
+        }
         switch verb {
         case "next", "n":
             var times = 1
@@ -220,14 +230,14 @@ public final class FixtureStepper {
             let removed = breakpoints.remove(at: Int(value) - 1)
             return ["deleted breakpoint \(value): \(removed)"]
         case "registers", "regs":
-            return registers()
+            return registers(smmu)
         case "queues":
-            return ["cmdq", "evtq", "priq"].flatMap { queue($0) }
+            return ["cmdq", "evtq", "priq"].flatMap { queue($0, smmu) }
         case "queue":
             guard arguments.count == 1 else { return ["error: queue takes cmdq, evtq or priq"] }
-            return queue(arguments[arguments.startIndex])
+            return queue(arguments[arguments.startIndex], smmu)
         case "ste", "cd":
-            return structures(verb, Array(arguments))
+            return structures(verb, Array(arguments), smmu)
         case "pasids":
             return pasidStates()
         case "contexts", "ps":
@@ -303,8 +313,8 @@ public final class FixtureStepper {
 
     // MARK: Views
 
-    private func registers() -> [String] {
-        let model = world.system.model
+    private func registers(_ index: Int) -> [String] {
+        let model = world.smmus[index].model
         return SMMURegister.allCases.map { register in
             let value = model.peek(register)
             let offset = "0x" + String(register.rawValue, radix: 16).leftPadded(to: 5)
@@ -315,9 +325,9 @@ public final class FixtureStepper {
 
     /// One queue as a ring (§3.5): geometry, PROD and CONS with wrap bits and flags, then
     /// the last three entries consumed and the first 16 waiting between CONS and PROD, decoded.
-    private func queue(_ name: String) -> [String] {
+    private func queue(_ name: String, _ index: Int) -> [String] {
         guard let queue = FixtureQueue(rawValue: name) else { return ["error: no queue '\(name)' (cmdq, evtq, priq)"] }
-        let ring = QueueView(model: world.system.model, memory: world.system.bus.memory, queue: queue)
+        let ring = QueueView(model: world.smmus[index].model, memory: world.system.bus.memory, queue: queue)
         let title = name.uppercased()
         guard ring.base != 0 else { return ["\(title): not programmed (\(queue.registers.base.name) is 0)"] }
         var lines = ["\(title) at 0x\(String(ring.address, radix: 16)), 2^\(ring.log2) = \(ring.size) slots of \(ring.entryBytes) bytes"]
@@ -348,7 +358,7 @@ public final class FixtureStepper {
         return lines
     }
 
-    private func structures(_ verb: String, _ arguments: [String]) -> [String] {
+    private func structures(_ verb: String, _ arguments: [String], _ index: Int) -> [String] {
         let usage = verb == "ste" ? "ste takes a StreamID" : "cd takes a StreamID and an optional SubstreamID"
         guard !arguments.isEmpty, arguments.count <= (verb == "ste" ? 1 : 2) else { return ["error: \(usage)"] }
         let values = arguments.map(Self.number)
@@ -358,7 +368,7 @@ public final class FixtureStepper {
             guard let value = values[1], value <= 0xF_FFFF else { return ["error: a SubstreamID is at most 0xfffff"] }
             ssid = UInt32(value)
         }
-        let model = world.system.model
+        let model = world.smmus[index].model
         guard model.peek(.strtabBase) != 0 || model.peek(.strtabBaseCfg) != 0 else { return ["no stream table programmed yet (STRTAB_BASE is 0)"] }
         let found = model.inspectStructures(streamID: UInt32(sid), substreamID: ssid)
         var lines: [String] = []
