@@ -116,6 +116,14 @@ public final class KernelScheduler: TaskExecutor, @unchecked Sendable {
         return made
     }
 
+    /// Forgets every kernel-wide object: the world is being torn down. A kernel-wide table can
+    /// close a reference cycle through this scheduler (the PASID idr holds bonds, which hold
+    /// devices, whose platform device holds the interrupt controller, which holds the
+    /// scheduler), so whoever ends a world calls this.
+    public func dropGlobals() {
+        globals.removeAll()
+    }
+
     /// The hardware agents, kicked by register writes.
     @exclusivity(unchecked) private(set) var hardwareAgents: [HardwareAgent] = []
 

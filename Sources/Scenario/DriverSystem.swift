@@ -73,8 +73,13 @@ public final class DriverSystem {
         agent.stop()
         for other in otherAgents { other.stop() }
         scheduler.run()
+        // A master and its SMMU hold each other (smmu->streams, master->smmu) until
+        // remove_device, which a test need not call: the world ends here, so break it.
+        let drivers = ([pdev] + others.map(\.pdev)).compactMap { $0.drvdata as? arm_smmu_device }
+        for smmu in drivers { smmu.streams.removeAll() }
         pdev.drvdata = nil
         for (_, other) in others { other.drvdata = nil }
+        scheduler.dropGlobals()
     }
 
     /// Another SMMU on the same platform, for systems with several IOMMUs (a global IOPF
