@@ -114,6 +114,26 @@ import Scenario
         #expect(failure.detail.contains("during line 10") && failure.detail.contains("without CMD_CFGI_STE"), "\(failure.detail)")
     }
 
+    @Test func everyStatementExpectationAndFaultIsDocumented() throws {
+        let readme = try String(contentsOf: Self.fixturesDirectory.appendingPathComponent("README.md"), encoding: .utf8)
+        for keyword in FixtureCompiler.configurationKeywords + FixtureCompiler.stepKeywords where keyword != "end" {
+            #expect(readme.contains("`\(keyword)"), "statement '\(keyword)' is not in Fixtures/README.md")
+        }
+        for kind in FixtureCompiler.expectationKinds {
+            #expect(readme.contains("`expect \(kind)"), "'expect \(kind)' is not in Fixtures/README.md")
+        }
+        for kind in FixtureCompiler.injectionKinds {
+            #expect(readme.contains("`inject \(kind)"), "'inject \(kind)' is not in Fixtures/README.md")
+        }
+        for invariant in FixtureInvariant.allCases {
+            #expect(readme.contains(invariant.rawValue), "invariant '\(invariant.rawValue)' is not in Fixtures/README.md")
+        }
+        // Every bundled fixture has its row.
+        for url in Self.bundled {
+            #expect(readme.contains("`\(url.lastPathComponent)`"), "\(url.lastPathComponent) is not in the table of Fixtures/README.md")
+        }
+    }
+
     @Test func mistakesAreNamedByLineAndColumn() {
         let cases: [(String, Int, Int, String)] = [
             ("smmu evtq=7\nfrobnicate\n", 2, 1, "unknown statement 'frobnicate'"),

@@ -281,9 +281,14 @@ public enum FixtureInjection: Sendable {
     case holdResponses(device: String, count: Int)
 }
 
-/// A queue named in a fixture.
+/// A queue named in a fixture (§3.5).
 public enum FixtureQueue: String, Sendable, CaseIterable {
-    case cmdq, evtq, priq
+    /// The command queue (SMMU_CMDQ_*).
+    case cmdq
+    /// The event queue (SMMU_EVENTQ_*).
+    case evtq
+    /// The PRI queue (SMMU_PRIQ_*).
+    case priq
 }
 
 /// A property checked after every scheduling step of a run (`invariant NAME`).

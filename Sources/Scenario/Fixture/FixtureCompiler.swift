@@ -26,6 +26,11 @@ public enum FixtureCompiler {
 
     /// Every statement keyword, for the README and error hints.
     public static let configurationKeywords = ["smmu", "policy", "device", "process", "area", "seed", "seeds", "strategy", "checked", "invariant"]
+    /// What `expect` can check (the word after it).
+    public static let expectationKinds = ["event", "no-events", "response", "dma", "memory", "process-memory", "page", "device-pasid", "log", "no-log",
+                                          "register", "queue", "pasid", "context", "mm-exits", "partial-faults", "relayed", "outcome", "diagnostics"]
+    /// What `inject` can arm (the word after it).
+    public static let injectionKinds = ["abort", "drop-msi", "alloc-fail", "lose", "atc-inv", "corrupt", "duplicate-response", "hold-response"]
     /// Step keywords.
     public static let stepKeywords = ["probe", "remove-smmu", "add-device", "remove-device", "domain", "attach", "detach", "map", "unmap",
                                       "sva-init", "sva-shutdown", "fault-handler", "unregister-handler", "bind-driver", "relay-respond",
@@ -601,7 +606,7 @@ private struct Builder {
     }
 
     mutating func expectation(_ reader: inout ArgumentReader) throws(FixtureError) -> FixtureExpectation {
-        let what = try reader.word("what to expect (event, no-events, response, dma, memory, process-memory, page, device-pasid, log, no-log, register, queue, pasid, context, mm-exits, partial-faults, relayed, outcome, diagnostics)")
+        let what = try reader.word("what to expect (\(FixtureCompiler.expectationKinds.joined(separator: ", ")))")
         func count(_ reader: inout ArgumentReader) throws(FixtureError) -> Int? {
             try reader.key("count").map { argument throws(FixtureError) in try FixtureValue.int(argument, "a count") }
         }
@@ -714,12 +719,12 @@ private struct Builder {
             }
             return .queue(queue, prod: prod, cons: cons, overflow: overflow, slot: slot, contains: contains?.value, smmu: try smmuIndex(&reader))
         default:
-            throw FixtureError(what.location, "unknown expectation '\(what.value)'; expected event, no-events, response, dma, memory, process-memory, page, device-pasid, log, no-log, register, queue, pasid, context, mm-exits, partial-faults, relayed, outcome or diagnostics")
+            throw FixtureError(what.location, "unknown expectation '\(what.value)'; expected one of: \(FixtureCompiler.expectationKinds.joined(separator: ", "))")
         }
     }
 
     mutating func injection(_ reader: inout ArgumentReader) throws(FixtureError) -> FixtureInjection {
-        let what = try reader.word("a fault (abort, drop-msi, alloc-fail, lose, atc-inv, corrupt, duplicate-response, hold-response)")
+        let what = try reader.word("a fault (\(FixtureCompiler.injectionKinds.joined(separator: ", ")))")
         func count(_ reader: inout ArgumentReader) throws(FixtureError) -> Int? {
             try reader.key("count").map { argument throws(FixtureError) in try FixtureValue.int(argument, "a count") }
         }
@@ -787,7 +792,7 @@ private struct Builder {
             let count = try count(&reader) ?? 1
             return what.value == "hold-response" ? .holdResponses(device: device, count: count) : .duplicateResponses(device: device, count: count)
         default:
-            throw FixtureError(what.location, "unknown fault '\(what.value)'; expected abort, drop-msi, alloc-fail, lose, atc-inv, corrupt, duplicate-response or hold-response")
+            throw FixtureError(what.location, "unknown fault '\(what.value)'; expected one of: \(FixtureCompiler.injectionKinds.joined(separator: ", "))")
         }
     }
 }
