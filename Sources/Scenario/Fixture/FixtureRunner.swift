@@ -713,18 +713,21 @@ final class FixtureWorld {
     func record(into trace: PerfettoTrace) {
         perfetto = trace
         let scheduler = system.scheduler
+        let tracks = ContextTracks()
         scheduler.onContextStateChange = { [unowned scheduler] context in
             let at = UInt64(scheduler.switches)
+            let track = tracks.name(for: context)
             switch context.state {
-            case .blocked(let point): trace.begin(.kernel, track: context.name, point, at: at)
+            case .blocked(let point): trace.begin(.kernel, track: track, point, at: at)
             case .runnable, .finished:
-                if trace.isOpen(.kernel, track: context.name) { trace.end(.kernel, track: context.name, at: at) }
+                if trace.isOpen(.kernel, track: track) { trace.end(.kernel, track: track, at: at) }
             }
+            if context.state == .finished { tracks.finished(context) }
         }
         let tracer = scheduler.onFunctionEntry
         scheduler.onFunctionEntry = { [unowned scheduler] function, context in
             tracer?(function, context)
-            trace.instant(.kernel, track: context.name, "\(function)", at: UInt64(scheduler.switches))
+            trace.instant(.kernel, track: tracks.name(for: context), "\(function)", at: UInt64(scheduler.switches))
         }
         for (index, (model, _)) in smmus.enumerated() {
             // The first SMMU's tracks keep their plain names; the others' carry their index.
@@ -749,6 +752,31 @@ final class FixtureWorld {
         scheduler.afterEachStep = { [weak self] in
             previous?()
             self?.sampleTimeline()
+        }
+    }
+
+    /// Track names for kernel contexts: a context's own name, or `name (2)`, `name (3)`...
+    /// while another live context has it (two device contexts at once, say), so that each
+    /// track's slices nest.
+    final class ContextTracks {
+        private var names: [ObjectIdentifier: String] = [:]
+        private var taken: Set<String> = []
+
+        func name(for context: KernelContext) -> String {
+            if let name = names[ObjectIdentifier(context)] { return name }
+            var name = context.name
+            var copy = 1
+            while taken.contains(name) {
+                copy += 1
+                name = "\(context.name) (\(copy))"
+            }
+            names[ObjectIdentifier(context)] = name
+            taken.insert(name)
+            return name
+        }
+
+        func finished(_ context: KernelContext) {
+            if let name = names.removeValue(forKey: ObjectIdentifier(context)) { taken.remove(name) }
         }
     }
 
