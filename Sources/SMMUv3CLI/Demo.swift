@@ -28,9 +28,7 @@ enum Demo {
                 """)
                 return 0
             case "--trace":
-                guard let names = remaining.popFirst() else { throw UsageError("--trace needs a category list") }
-                guard let parsed = TraceCategory(names: names) else { throw UsageError("unknown trace category in '\(names)'") }
-                categories = parsed
+                categories = try traceOption(&remaining)
             default:
                 throw UsageError("demo: unknown option '\(argument)'")
             }

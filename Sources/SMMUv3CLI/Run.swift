@@ -44,7 +44,7 @@ enum Run {
                 print(usage)
                 return 0
             case "--seed":
-                guard let text = remaining.popFirst(), let seed = Decode.parseNumber(text) else { throw UsageError("--seed needs a number") }
+                let seed = try seedOption(&remaining)
                 seeds = seed...seed
             case "--seeds":
                 guard let text = remaining.popFirst() else { throw UsageError("--seeds needs A..B") }
@@ -54,8 +54,7 @@ enum Run {
                 }
                 seeds = low...high
             case "--trace":
-                guard let names = remaining.popFirst(), let parsed = TraceCategory(names: names) else { throw UsageError("--trace needs a category list") }
-                trace = parsed
+                trace = try traceOption(&remaining)
             case "--perfetto":
                 guard let file = remaining.popFirst(), !file.hasPrefix("-") else { throw UsageError("--perfetto needs a file name") }
                 perfettoFile = file

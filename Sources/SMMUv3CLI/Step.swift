@@ -36,11 +36,9 @@ enum Step {
                 print(usage)
                 return 0
             case "--seed":
-                guard let text = remaining.popFirst(), let value = Decode.parseNumber(text) else { throw UsageError("--seed needs a number") }
-                seed = value
+                seed = try seedOption(&remaining)
             case "--trace":
-                guard let names = remaining.popFirst(), let parsed = TraceCategory(names: names) else { throw UsageError("--trace needs a category list") }
-                trace = parsed
+                trace = try traceOption(&remaining)
             default:
                 if argument.hasPrefix("-") { throw UsageError("step: unknown option '\(argument)'") }
                 guard file == nil else { throw UsageError("step takes one fixture file") }

@@ -59,6 +59,19 @@ enum CLI {
     }
 }
 
+/// The value after `--seed`.
+func seedOption(_ remaining: inout ArraySlice<String>) throws -> UInt64 {
+    guard let text = remaining.popFirst(), let seed = Decode.parseNumber(text) else { throw UsageError("--seed needs a number") }
+    return seed
+}
+
+/// The categories after `--trace` (as `TraceCategory(names:)` reads them).
+func traceOption(_ remaining: inout ArraySlice<String>) throws -> TraceCategory {
+    guard let names = remaining.popFirst() else { throw UsageError("--trace needs a category list") }
+    guard let parsed = TraceCategory(names: names) else { throw UsageError("unknown trace category in '\(names)'") }
+    return parsed
+}
+
 /// A command-line mistake: reported with the usage hint and exit status 2.
 struct UsageError: Error {
     let message: String

@@ -36,6 +36,16 @@ public final class DriverSystem {
     /// Allocation fault injection for the whole kernel.
     public let faults: AllocationFaults
     private let agent: HardwareAgent
+    /// The most SMMUs a system holds.
+    public static let maximumSMMUs = 8
+
+    /// ``addSMMU(configuration:)`` past ``maximumSMMUs``.
+    public struct TooManySMMUs: Error, Equatable, CustomStringConvertible {
+        /// The limit.
+        public let limit: Int
+        public var description: String { "a driver system holds at most \(limit) SMMUs" }
+    }
+
     /// The SMMUs added after the first (``addSMMU(configuration:)``), with their agents.
     public private(set) var others: [(model: SMMU, pdev: platform_device)] = []
     private var otherAgents: [HardwareAgent] = []
@@ -91,6 +101,8 @@ public final class DriverSystem {
     @discardableResult
     public func addSMMU(configuration: SMMUConfiguration = .default) throws -> (model: SMMU, pdev: platform_device) {
         let index = others.count + 1
+        // Coherent memory for SMMU N is 2 GB + N x 16 MB: eight stay below the processes' pages.
+        guard index < Self.maximumSMMUs else { throw TooManySMMUs(limit: Self.maximumSMMUs) }
         let base = 0x0900_0000 + UInt64(index) * 0x2_0000
         let model = try SMMU(configuration: configuration, bus: bus, base: base)
         model.commandProcessing = .stepped

@@ -60,14 +60,25 @@ public final class PerfettoTrace {
     /// Events kept.
     public var count: Int { events.count }
 
+    /// The most tracks a trace names (their events are dropped beyond: a run that recycles
+    /// PASIDs or contexts without end cannot grow the metadata without bound either).
+    public static let maximumTracks = 4096
+    private var trackCount = 0
+
     /// The track named `name` in `group`, created (with its name metadata) on first use.
-    private func track(_ group: Group, _ name: String) -> Int {
+    private func track(_ group: Group, _ name: String) -> Int? {
         if let tid = tracks[group]?[name] { return tid }
+        guard trackCount < Self.maximumTracks else { return nil }
+        trackCount += 1
         let tid = (tracks[group]?.count ?? 0) + 1
         tracks[group, default: [:]][name] = tid
         metadata.append(#"{"name":"thread_name","ph":"M","pid":\#(group.rawValue),"tid":\#(tid),"args":{"name":\#(Self.quote(name))}}"#)
         metadata.append(#"{"name":"thread_sort_index","ph":"M","pid":\#(group.rawValue),"tid":\#(tid),"args":{"sort_index":\#(tid)}}"#)
         return tid
+    }
+
+    private func drop() {
+        dropped += 1
     }
 
     private func append(_ event: String, at timestamp: UInt64) {
@@ -86,20 +97,20 @@ public final class PerfettoTrace {
 
     /// A point in time on a track (`ph: i`).
     public func instant(_ group: Group, track name: String, _ event: String, at timestamp: UInt64, args: [(String, String)] = []) {
-        let tid = track(group, name)
+        guard let tid = track(group, name) else { return drop() }
         append(#"{"name":\#(Self.quote(event)),"ph":"i","s":"t","ts":\#(timestamp),"pid":\#(group.rawValue),"tid":\#(tid)\#(Self.arguments(args))}"#, at: timestamp)
     }
 
     /// A slice of known length (`ph: X`).
     public func complete(_ group: Group, track name: String, _ event: String, at timestamp: UInt64, duration: UInt64 = 1, args: [(String, String)] = []) {
-        let tid = track(group, name)
+        guard let tid = track(group, name) else { return drop() }
         append(#"{"name":\#(Self.quote(event)),"ph":"X","ts":\#(timestamp),"dur":\#(duration),"pid":\#(group.rawValue),"tid":\#(tid)\#(Self.arguments(args))}"#, at: timestamp)
     }
 
     /// Opens a slice on a track (`ph: B`), closed by ``end(_:track:at:)``; slices on one track
     /// nest.
     public func begin(_ group: Group, track name: String, _ event: String, at timestamp: UInt64, args: [(String, String)] = []) {
-        let tid = track(group, name)
+        guard let tid = track(group, name) else { return drop() }
         guard events.count < capacity else {
             // Remembered as dropped, so that its end is dropped too.
             open[TrackKey(group: group, tid: tid), default: []].append(nil)
@@ -113,7 +124,7 @@ public final class PerfettoTrace {
     /// Closes the innermost open slice of a track (`ph: E`); nothing when none is open (the
     /// begin was dropped).
     public func end(_ group: Group, track name: String, at timestamp: UInt64) {
-        let tid = track(group, name)
+        guard let tid = tracks[group]?[name] else { return }
         let key = TrackKey(group: group, tid: tid)
         guard let popped = open[key]?.popLast(), popped != nil else { return }
         // An end is always kept when its begin was, so that every kept slice is closed.

@@ -137,4 +137,14 @@ import Scenario
         #expect(world.devices.allSatisfy { $0.iommu_param?.iopf_param?.partial.isEmpty == true })
         withExtendedLifetime(world.devices) {}
     }
+
+    @Test func aSystemHoldsAtMostEightSMMUs() throws {
+        let system = try DriverSystem()
+        for _ in 1..<DriverSystem.maximumSMMUs { try system.addSMMU() }
+        let error = #expect(throws: DriverSystem.TooManySMMUs.self) { try system.addSMMU() }
+        #expect(error?.limit == 8)
+        // Each has its own register frame, in the 128 KB slots after the first.
+        #expect(Set(system.others.map(\.pdev.resource.start)).count == 7)
+        #expect(system.others.allSatisfy { $0.pdev.resource.start > 0x0900_0000 && $0.pdev.resource.start < 0x0910_0000 })
+    }
 }

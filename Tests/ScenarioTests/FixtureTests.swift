@@ -12,6 +12,12 @@ import Scenario
         return names.filter { $0.hasSuffix(".fixture") }.sorted().map { fixturesDirectory.appendingPathComponent($0) }
     }
 
+    /// A bundled fixture, compiled.
+    static func bundled(_ name: String) throws -> Fixture {
+        let url = fixturesDirectory.appendingPathComponent(name)
+        return try FixtureCompiler.compile(String(contentsOf: url, encoding: .utf8), file: url.lastPathComponent).get()
+    }
+
     static func compile(_ text: String, file: String = "test.fixture") -> Result<Fixture, FixtureError> {
         FixtureCompiler.compile(text, file: file)
     }
@@ -132,6 +138,18 @@ import Scenario
         for url in Self.bundled {
             #expect(readme.contains("`\(url.lastPathComponent)`"), "\(url.lastPathComponent) is not in the table of Fixtures/README.md")
         }
+    }
+
+    @Test func theFunctionTraceNamesEachDriverFunctionAContextEnters() throws {
+        var lines: [String] = []
+        let fixture = try Self.compile("device gpu sid=0x10\nprobe\nadd-device gpu\n").get()
+        _ = FixtureRunner(fixture: fixture, traceCategories: .function, traceSink: { lines.append($0.description) }).run(seed: nil)
+        #expect(lines.first?.hasSuffix("fixture:2: arm_smmu_device_probe") == true, "\(lines.prefix(3))")
+        #expect(lines.contains { $0.hasSuffix("fixture:3: arm_smmu_add_device") })
+        // Off in the standard categories.
+        var standard: [String] = []
+        _ = FixtureRunner(fixture: fixture, traceSink: { standard.append($0.description) }).run(seed: nil)
+        #expect(!standard.isEmpty && !standard.contains { $0.contains("arm_smmu_device_probe") })
     }
 
     @Test func mistakesAreNamedByLineAndColumn() {

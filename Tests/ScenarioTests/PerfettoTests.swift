@@ -6,8 +6,7 @@ import Scenario
 /// kernel context, the SMMU and each endpoint, balanced slices, queue counters and PASID spans.
 @Suite struct PerfettoTests {
     static func demoTimeline(capacity: Int = 1_000_000) throws -> (PerfettoTrace, FixtureRun) {
-        let url = FixtureTests.fixturesDirectory.appendingPathComponent("sva-demo.fixture")
-        let fixture = try FixtureCompiler.compile(String(contentsOf: url, encoding: .utf8), file: url.lastPathComponent).get()
+        let fixture = try FixtureTests.bundled("sva-demo.fixture")
         let trace = PerfettoTrace(capacity: capacity)
         let run = FixtureRunner(fixture: fixture).run(seed: fixture.seeds?.lowerBound, perfetto: trace)
         return (trace, run)
@@ -95,6 +94,18 @@ import Scenario
         let begins = events.filter { $0["ph"] as? String == "B" }.count
         let ends = events.filter { $0["ph"] as? String == "E" }.count
         #expect(begins == ends)
+    }
+
+    @Test func tracksAreBoundedAndTheirEventsCountedAsDropped() throws {
+        let trace = PerfettoTrace()
+        for index in 0..<(PerfettoTrace.maximumTracks + 10) {
+            trace.begin(.pasids, track: "PASID \(index)", "used", at: UInt64(index))
+            trace.end(.pasids, track: "PASID \(index)", at: UInt64(index) + 1)
+        }
+        #expect(trace.dropped == 10)
+        let (events, tracks) = try Self.parse(trace.json)
+        #expect(tracks.count == PerfettoTrace.maximumTracks)
+        #expect(events.filter { $0["ph"] as? String == "B" }.count == events.filter { $0["ph"] as? String == "E" }.count)
     }
 
     @Test func quotingEscapesWhatJSONForbids() throws {

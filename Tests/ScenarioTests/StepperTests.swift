@@ -105,8 +105,7 @@ import Scenario
     }
 
     @Test func steppingDoesNotChangeTheRun() throws {
-        let url = FixtureTests.fixturesDirectory.appendingPathComponent("unbind-vs-stop-marker.fixture")
-        let fixture = try FixtureCompiler.compile(String(contentsOf: url, encoding: .utf8), file: url.lastPathComponent).get()
+        let fixture = try FixtureTests.bundled("unbind-vs-stop-marker.fixture")
         for seed: UInt64 in [3, 17] {
             let whole = FixtureRunner(fixture: fixture).run(seed: seed)
             let stepper = try FixtureStepper(fixture: fixture, seed: seed)
@@ -149,8 +148,7 @@ import Scenario
             state ^= state << 17
             return state
         }
-        let url = FixtureTests.fixturesDirectory.appendingPathComponent("sva-demo.fixture")
-        let fixture = try FixtureCompiler.compile(String(contentsOf: url, encoding: .utf8), file: url.lastPathComponent).get()
+        let fixture = try FixtureTests.bundled("sva-demo.fixture")
         let stepper = try FixtureStepper(fixture: fixture, seed: 7)
         let words = ["next", "n", "step", "continue", "c", "break", "delete", "breakpoints", "registers", "queues", "queue", "cmdq", "evtq",
                      "priq", "ste", "cd", "pasids", "contexts", "where", "log", "trace", "help", "sid", "CMD_SYNC", "CMD_PRI_RESP",
@@ -168,8 +166,7 @@ import Scenario
     }
 
     @Test func viewsTakeTheSMMUOnAPlatformWithSeveral() throws {
-        let url = FixtureTests.fixturesDirectory.appendingPathComponent("global-iopf-queue.fixture")
-        let fixture = try FixtureCompiler.compile(String(contentsOf: url, encoding: .utf8), file: url.lastPathComponent).get()
+        let fixture = try FixtureTests.bundled("global-iopf-queue.fixture")
         let stepper = try FixtureStepper(fixture: fixture, seed: 1)
         _ = stepper.execute("break arm_smmu_handle_ppr")
         let stop = stepper.execute("continue")

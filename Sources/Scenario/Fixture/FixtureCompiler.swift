@@ -597,6 +597,11 @@ private struct Builder {
         }
     }
 
+    /// `count=N`, when given.
+    func count(_ reader: inout ArgumentReader) throws(FixtureError) -> Int? {
+        try reader.key("count").map { argument throws(FixtureError) in try FixtureValue.int(argument, "a count") }
+    }
+
     /// `smmu=I` (default 0), checked against `smmu count=N`.
     func smmuIndex(_ reader: inout ArgumentReader) throws(FixtureError) -> Int {
         guard let argument = reader.key("smmu") else { return 0 }
@@ -607,9 +612,6 @@ private struct Builder {
 
     mutating func expectation(_ reader: inout ArgumentReader) throws(FixtureError) -> FixtureExpectation {
         let what = try reader.word("what to expect (\(FixtureCompiler.expectationKinds.joined(separator: ", ")))")
-        func count(_ reader: inout ArgumentReader) throws(FixtureError) -> Int? {
-            try reader.key("count").map { argument throws(FixtureError) in try FixtureValue.int(argument, "a count") }
-        }
         switch what.value {
         case "event":
             let type = try reader.word("an event type (F_TRANSLATION, C_BAD_STE...)")
@@ -725,9 +727,6 @@ private struct Builder {
 
     mutating func injection(_ reader: inout ArgumentReader) throws(FixtureError) -> FixtureInjection {
         let what = try reader.word("a fault (\(FixtureCompiler.injectionKinds.joined(separator: ", ")))")
-        func count(_ reader: inout ArgumentReader) throws(FixtureError) -> Int? {
-            try reader.key("count").map { argument throws(FixtureError) in try FixtureValue.int(argument, "a count") }
-        }
         switch what.value {
         case "abort":
             let targetArgument = try reader.word("a target: FIRST..LAST, cmdq, evtq, priq, strtab, ste DEVICE, cd DEVICE pasid=P or pgtable DOMAIN|PROCESS")

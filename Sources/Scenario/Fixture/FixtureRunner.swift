@@ -318,6 +318,17 @@ final class FixtureWorld {
         }
     }
 
+    /// The PASID an optional reference names for a device stimulus: `.some(nil)` without one,
+    /// nil (with the step failed) when the process was never bound.
+    private func resolve(_ reference: PASIDReference?, _ pending: PendingCheck) -> UInt32?? {
+        guard let reference else { return .some(nil) }
+        guard let value = pasid(reference) else {
+            pending.failure = "no PASID for '\(reference)' (bind it first)"
+            return nil
+        }
+        return .some(value)
+    }
+
     private func pasid(_ reference: PASIDReference) -> UInt32? {
         switch reference {
         case .number(let value): value
@@ -488,11 +499,7 @@ final class FixtureWorld {
             }
         case .dma(let deviceName, let write, let first, let length, let data, let reference, let dmaName, let count):
             guard let function = functions[deviceName] else { break }
-            var pasid: UInt32?
-            if let reference {
-                guard let value = self.pasid(reference) else { pending.failure = "no PASID for '\(reference)' (bind it first)"; break }
-                pasid = value
-            }
+            guard let pasid = resolve(reference, pending) else { break }
             spawn("dev/\(deviceName)") { [self] in
                 for index in 0..<count {
                     let address = first &+ UInt64(index) << 12
@@ -506,11 +513,7 @@ final class FixtureWorld {
             }
         case .pageRequest(let deviceName, let address, let prgIndex, let reference, let last, let read, let write, let count):
             guard let function = functions[deviceName] else { break }
-            var substream: UInt32?
-            if let reference {
-                guard let value = self.pasid(reference) else { pending.failure = "no PASID for '\(reference)' (bind it first)"; break }
-                substream = value
-            }
+            guard let substream = resolve(reference, pending) else { break }
             let model = self.model(of: deviceName)
             spawn("dev/\(deviceName)") { [self] in
                 var outcomes: [String] = []
@@ -530,11 +533,7 @@ final class FixtureWorld {
             }
         case .atsRequest(let deviceName, let address, let reference, let write, let status):
             guard let function = functions[deviceName] else { break }
-            var substream: UInt32?
-            if let reference {
-                guard let value = self.pasid(reference) else { pending.failure = "no PASID for '\(reference)' (bind it first)"; break }
-                substream = value
-            }
+            guard let substream = resolve(reference, pending) else { break }
             let model = self.model(of: deviceName)
             spawn("dev/\(deviceName)") { [self] in
                 let request = ATSTranslationRequest(streamID: function.streamID, substreamID: substream, address: address, noWrite: !write)
@@ -645,8 +644,15 @@ final class FixtureWorld {
 
     /// Invariants already violated (each is reported once).
     private var violated: Set<FixtureInvariant> = []
-    /// Every PASID context seen, for `context-released-once`.
-    private var contextsSeen: [ObjectIdentifier: (context: arm_smmu_context, device: String, pasid: UInt32)] = [:]
+    /// A PASID context seen by `context-released-once`, held weakly: once nothing else keeps it
+    /// it can never be released again, and it leaves the list (so that recycling PASIDs without
+    /// end keeps the list at the number of live contexts).
+    private struct SeenContext {
+        weak var context: arm_smmu_context?
+        let device: String
+        let pasid: UInt32
+    }
+    private var contextsSeen: [ObjectIdentifier: SeenContext] = [:]
 
     /// Checks the fixture's invariants after a scheduling step; the first violation of each
     /// becomes a failed check at the line declaring it.
@@ -671,11 +677,14 @@ final class FixtureWorld {
         case .contextReleasedOnce:
             for spec in fixture.devices {
                 guard let function = functions[spec.name], let stream = driver(of: spec.name)?.streams[function.streamID] else { continue }
-                for (pasid, context) in stream.contexts where contextsSeen[ObjectIdentifier(context)] == nil {
-                    contextsSeen[ObjectIdentifier(context)] = (context, spec.name, pasid)
+                for (pasid, context) in stream.contexts where contextsSeen[ObjectIdentifier(context)]?.context !== context {
+                    contextsSeen[ObjectIdentifier(context)] = SeenContext(context: context, device: spec.name, pasid: pasid)
                 }
             }
-            for (context, name, pasid) in contextsSeen.values {
+            contextsSeen = contextsSeen.filter { $0.value.context != nil }
+            for seen in contextsSeen.values {
+                guard let context = seen.context else { continue }
+                let (name, pasid) = (seen.device, seen.pasid)
                 if context.releases > 1 { return "the context for PASID \(pasid) of \(name) was released \(context.releases) times" }
                 if context.releases == 1, let function = functions[name], driver(of: name)?.streams[function.streamID]?.contexts[pasid] === context {
                     return "the context for PASID \(pasid) of \(name) was released but is still in its device's table"

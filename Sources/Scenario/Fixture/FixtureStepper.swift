@@ -42,7 +42,7 @@ public final class FixtureStepper {
         static func parse(_ words: ArraySlice<String>) -> Result<Target, StepperError> {
             guard let first = words.first else { return .failure(StepperError("a target: CMD_NAME, an event type, sid N or a driver function")) }
             if first == "sid" {
-                guard words.count == 2, let value = FixtureStepper.number(words[words.startIndex + 1]), value <= UInt64(UInt32.max) else {
+                guard words.count == 2, let value = FixtureValue.parseNumber(words[words.startIndex + 1]), value <= UInt64(UInt32.max) else {
                     return .failure(StepperError("sid takes one StreamID"))
                 }
                 return .success(.streamID(UInt32(value)))
@@ -179,7 +179,7 @@ public final class FixtureStepper {
         // `smmu=I` picks the SMMU a view shows (default 0) on platforms with several.
         var smmu = 0
         if let option = arguments.firstIndex(where: { $0.hasPrefix("smmu=") }) {
-            guard let value = Self.number(String(arguments[option].dropFirst(5))), value < UInt64(world.smmus.count) else {
+            guard let value = FixtureValue.parseNumber(String(arguments[option].dropFirst(5))), value < UInt64(world.smmus.count) else {
                 return ["error: no SMMU \(arguments[option].dropFirst(5)) (the platform has \(world.smmus.count))"]
             }
             smmu = Int(value)
@@ -189,7 +189,7 @@ public final class FixtureStepper {
         case "next", "n":
             var times = 1
             if let text = arguments.first {
-                guard arguments.count == 1, let value = Self.number(text), value >= 1, value <= 1_000_000 else { return ["error: next takes a count from 1 to 1000000"] }
+                guard arguments.count == 1, let value = FixtureValue.parseNumber(text), value >= 1, value <= 1_000_000 else { return ["error: next takes a count from 1 to 1000000"] }
                 times = Int(value)
             }
             var output: [String] = []
@@ -224,7 +224,7 @@ public final class FixtureStepper {
                 breakpoints.removeAll()
                 return ["every breakpoint deleted"]
             }
-            guard arguments.count == 1, let value = Self.number(arguments[arguments.startIndex]), value >= 1, value <= UInt64(breakpoints.count) else {
+            guard arguments.count == 1, let value = FixtureValue.parseNumber(arguments[arguments.startIndex]), value >= 1, value <= UInt64(breakpoints.count) else {
                 return ["error: no breakpoint \(arguments.joined(separator: " "))"]
             }
             let removed = breakpoints.remove(at: Int(value) - 1)
@@ -247,7 +247,7 @@ public final class FixtureStepper {
         case "log", "trace":
             var count = 10
             if let text = arguments.first {
-                guard arguments.count == 1, let value = Self.number(text), value <= 10_000 else { return ["error: \(verb) takes a line count up to 10000"] }
+                guard arguments.count == 1, let value = FixtureValue.parseNumber(text), value <= 10_000 else { return ["error: \(verb) takes a line count up to 10000"] }
                 count = Int(value)
             }
             if verb == "log" { return world.system.log.lines.suffix(count).map { "kernel: \($0)" } }
@@ -361,7 +361,7 @@ public final class FixtureStepper {
     private func structures(_ verb: String, _ arguments: [String], _ index: Int) -> [String] {
         let usage = verb == "ste" ? "ste takes a StreamID" : "cd takes a StreamID and an optional SubstreamID"
         guard !arguments.isEmpty, arguments.count <= (verb == "ste" ? 1 : 2) else { return ["error: \(usage)"] }
-        let values = arguments.map(Self.number)
+        let values = arguments.map(FixtureValue.parseNumber)
         guard let sid = values[0], sid <= UInt64(UInt32.max) else { return ["error: \(usage)"] }
         var ssid: UInt32?
         if values.count == 2 {
@@ -432,10 +432,5 @@ public final class FixtureStepper {
             lines.append(isFinished ? "the run is finished" : "no step left")
         }
         return lines
-    }
-
-    static func number(_ text: String) -> UInt64? {
-        if text.hasPrefix("0x") { return UInt64(text.dropFirst(2), radix: 16) }
-        return UInt64(text)
     }
 }
